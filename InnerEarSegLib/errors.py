@@ -1,0 +1,36 @@
+"""Exceptions with messages a user can act on: each names the file and the problem."""
+
+
+class InnerEarSegError(Exception):
+    """Base class for every error the library raises on purpose."""
+
+
+class InputError(InnerEarSegError):
+    """A scan that cannot be segmented: missing, unreadable, wrong dimension, bad values."""
+
+    def __init__(self, path, problem):
+        self.path = str(path) if path is not None else "<in-memory image>"
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ModelError(InnerEarSegError):
+    """Weights or model card that cannot be used: missing, corrupt, wrong architecture."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class OutputError(InnerEarSegError):
+    """An output folder or file that cannot be written."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class Cancelled(InnerEarSegError):
+    """Raised at the next stage boundary after the user pressed Cancel."""
