@@ -1,0 +1,58 @@
+"""Model space: LPS-aligned (identity direction) isotropic grids, and resampling into them.
+
+Every network input is resampled onto such a grid, whatever the scan's orientation,
+so the networks always see the anatomy the same way up (axial, coronal, oblique and
+flipped scans alike). Arrays follow SimpleITK's order (z, y, x) = (S, P, L) axes.
+"""
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear,
+                 "bspline": sitk.sitkBSpline}
+
+
+def canonical_reference(center_lps: Sequence[float], size_xyz: Sequence[int], spacing: float) -> sitk.Image:
+    """An empty identity-direction grid of ``size_xyz`` voxels centred on ``center_lps``."""
+    size = [int(s) for s in size_xyz]
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing([float(spacing)] * 3)
+    origin = np.asarray(center_lps, float) - (np.asarray(size) - 1) / 2.0 * spacing
+    ref.SetOrigin(origin.tolist())
+    return ref
+
+
+def physical_bounds(image: sitk.Image):
+    """(min_lps, max_lps) of the image's voxel centres, for any direction cosines."""
+    size = np.array(image.GetSize())
+    corners = np.array([[i, j, k] for i in (0, size[0] - 1) for j in (0, size[1] - 1) for k in (0, size[2] - 1)],
+                       float)
+    pts = np.array([image.TransformContinuousIndexToPhysicalPoint(c.tolist()) for c in corners])
+    return pts.min(0), pts.max(0)
+
+
+def covering_reference(image: sitk.Image, spacing: float, multiple: int = 1) -> sitk.Image:
+    """An identity-direction grid at ``spacing`` covering the whole image, size a multiple of ``multiple``."""
+    lo, hi = physical_bounds(image)
+    size = np.ceil((hi - lo) / spacing).astype(int) + 1
+    size = (np.ceil(size / multiple) * multiple).astype(int)
+    return canonical_reference((lo + hi) / 2.0, size, spacing)
+
+
+def resample(image: sitk.Image, reference: sitk.Image, interpolation: str = "linear",
+             default: float = 0.0, pixel_type=sitk.sitkFloat32) -> sitk.Image:
+    """Resample ``image`` onto ``reference``'s grid (physical space preserved)."""
+    return sitk.Resample(image, reference, sitk.Transform(), INTERPOLATORS[interpolation], float(default),
+                         pixel_type)
+
+
+def normalise(array: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None) -> np.ndarray:
+    """Robust min-max: map the low/high percentiles to 0/1 and clip; constant input gives zeros."""
+    values = array[mask] if mask is not None else array
+    if values.size == 0:
+        return np.zeros_like(array, dtype=np.float32)
+    lo, hi = np.percentile(values, [low, high])
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-8 * max(1.0, abs(hi)):
+        return np.zeros_like(array, dtype=np.float32)
+    return np.clip((array.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
