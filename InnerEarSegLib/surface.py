@@ -75,13 +75,14 @@ def _smooth(poly: vtkPolyData, smoothing: float) -> vtkPolyData:
     return _apply(smoother, poly)
 
 
-def _decimate(poly: vtkPolyData, reduction: float) -> vtkPolyData:
+def decimate(poly: vtkPolyData, reduction: float) -> vtkPolyData:
+    """Remove about ``reduction`` (0..1) of the triangles, preserving volume (quadric decimation)."""
     if reduction <= 0:
         return poly
-    decimate = vtkQuadricDecimation()
-    decimate.SetTargetReduction(reduction)
-    decimate.VolumePreservationOn()
-    return _apply(decimate, _apply(vtkTriangleFilter(), poly))
+    decimator = vtkQuadricDecimation()
+    decimator.SetTargetReduction(reduction)
+    decimator.VolumePreservationOn()
+    return _apply(decimator, _apply(vtkTriangleFilter(), poly))
 
 
 def _to_lps(poly: vtkPolyData, matrix: np.ndarray) -> vtkPolyData:
@@ -112,7 +113,7 @@ def surface_from_mask(mask_zyx: np.ndarray, reference: sitk.Image, smoothing: fl
     hi = [int(a.max()) + 1 for a in nonzero]
     crop = mask_zyx[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     poly = _contour(crop, (lo[2], lo[1], lo[0]))
-    poly = _decimate(_smooth(poly, smoothing), decimation)
+    poly = decimate(_smooth(poly, smoothing), decimation)
     return _to_lps(poly, index_to_lps(reference))
 
 

@@ -1,0 +1,132 @@
+"""A PNG to check a result at a glance: per ear, three planes through its centre plus a 3D view.
+
+Planes are resampled onto LPS-aligned grids (``grid.canonical_reference``), so axial, coronal,
+oblique and flipped scans all look the same way up. Radiological convention: the patient's right
+is on the image's left in the axial and coronal planes, anterior is up in axial and on the left in
+sagittal; each panel is lettered. Structures are outlined in their ``labels`` colours.
+Uses matplotlib's object API (no pyplot), so it never touches a GUI or the global backend.
+"""
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+from . import grid
+from . import labels as L
+
+FIELD_MM = 24.0  # side of each plane around an ear's centre
+MAX_TRIANGLES = 3000  # per surface in the 3D view
+# plane: (reference size as a function of n, how to take the 2D array, image origin, edge letters l/r/t/b)
+PLANES = {
+    "axial": (lambda n: [n, n, 1], lambda a: a[0], "upper", "RLAP"),
+    "coronal": (lambda n: [n, 1, n], lambda a: a[:, 0, :], "lower", "RLSI"),
+    "sagittal": (lambda n: [1, n, n], lambda a: a[:, :, 0], "lower", "APSI"),
+}
+
+
+def ear_centres(result) -> dict:
+    """Side -> centroid (LPS mm) of that side's labelled voxels."""
+    mask = sitk.Cast(result.labels > 0, sitk.sitkUInt8) * sitk.Cast(result.sides, sitk.sitkUInt8)
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(mask)
+    return {side: np.array(shape.GetCentroid(code)) for code, side in ((1, "right"), (2, "left"))
+            if shape.HasLabel(code)}
+
+
+def plane(image, centre, name, spacing, interpolation, pixel_type):
+    size, take, _, _ = PLANES[name]
+    n = int(round(FIELD_MM / spacing))
+    ref = grid.canonical_reference(centre, size(n), spacing)
+    return take(sitk.GetArrayFromImage(grid.resample(image, ref, interpolation, 0, pixel_type)))
+
+
+def draw_plane(ax, input_image, labels, centre, name, spacing):
+    _, _, origin, letters = PLANES[name]
+    if input_image is not None:
+        pixels = plane(input_image, centre, name, spacing, "linear", sitk.sitkFloat32)
+        lo, hi = np.percentile(pixels, [1, 99])
+        ax.imshow(pixels, cmap="gray", origin=origin, vmin=lo, vmax=hi if hi > lo else lo + 1)
+    label_plane = plane(labels, centre, name, spacing, "nearest", sitk.sitkUInt8)
+    if input_image is None:
+        ax.imshow(np.zeros_like(label_plane), cmap="gray", origin=origin)
+    for s in L.STRUCTURES:
+        mask = label_plane == s.value
+        if mask.any():
+            ax.contour(mask.astype(float), levels=[0.5], colors=[s.color], linewidths=1.2)
+    for text, xy, align in zip(letters, [(0.02, 0.5), (0.98, 0.5), (0.5, 0.98), (0.5, 0.02)],
+                               [("left", "center"), ("right", "center"), ("center", "top"), ("center", "bottom")]):
+        ax.text(*xy, text, color="yellow", transform=ax.transAxes, ha=align[0], va=align[1], fontsize=9)
+    ax.set_title(name, fontsize=9)
+    ax.set_axis_off()
+
+
+def draw_surfaces(ax, surfaces, side, centre):
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from .surface import decimate
+    for s in L.STRUCTURES:
+        poly = surfaces.get(L.segment_id(s.key, side))
+        if poly is None or poly.GetNumberOfCells() == 0:
+            continue
+        if poly.GetNumberOfCells() > MAX_TRIANGLES:
+            poly = decimate(poly, 1.0 - MAX_TRIANGLES / poly.GetNumberOfCells())
+        points = vtk_to_numpy(poly.GetPoints().GetData())
+        triangles = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3)
+        ax.add_collection3d(Poly3DCollection(points[triangles], facecolors=s.color, linewidths=0,
+                                             shade=True))
+    half = FIELD_MM / 4
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] - half, centre[1] + half)
+    ax.set_zlim(centre[2] - half, centre[2] + half)
+    ax.set_box_aspect((1, 1, 1))
+    ax.view_init(elev=15, azim=0 if side == "left" else 180)  # seen from the patient's side
+    ax.set_xlabel("x (L) mm", fontsize=7)
+    ax.set_ylabel("y (P) mm", fontsize=7)
+    ax.set_zlabel("z (S) mm", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.set_title("3D, lateral view", fontsize=9)
+
+
+def render_preview(input_image, result, path) -> Path:
+    """Draw the preview of ``result`` (over ``input_image`` when given) into the PNG ``path``."""
+    centres = ear_centres(result)
+    spacing = float(np.clip(min(result.labels.GetSpacing()), 0.15, 0.5))
+    title = (f"{Path(result.source).name if result.source else 'InnerEarSeg'}: radiological convention "
+             "(patient right on image left), LPS-aligned planes")
+    if not centres:
+        fig = Figure(figsize=(6, 6))
+        ax = fig.add_subplot(1, 1, 1)
+        if input_image is not None:
+            lo, hi = grid.physical_bounds(input_image)
+            field = float(min(np.max(hi - lo), 200.0))
+            step = max(field / 256, spacing)
+            ref = grid.canonical_reference((lo + hi) / 2, [int(field / step) + 1] * 2 + [1], step)
+            pixels = sitk.GetArrayFromImage(grid.resample(input_image, ref))[0]
+            ax.imshow(pixels, cmap="gray")
+        ax.text(0.5, 0.5, "no inner ear found", color="red", fontsize=16, ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        fig.suptitle(title, fontsize=9)
+        fig.savefig(path, format="png", dpi=100)
+        return Path(path)
+
+    surfaces = result.surfaces
+    if not surfaces:
+        from .surface import build_surfaces
+        surfaces = build_surfaces(result.labels, result.sides, 0.5)
+    fig = Figure(figsize=(13, 3.4 * len(centres)))
+    for row, (side, centre) in enumerate(centres.items()):
+        for col, name in enumerate(PLANES):
+            ax = fig.add_subplot(len(centres), 4, 4 * row + col + 1)
+            draw_plane(ax, input_image, result.labels, centre, name, spacing)
+            if col == 0:
+                ax.text(-0.05, 0.5, f"{side} ear", rotation=90, transform=ax.transAxes, ha="right",
+                        va="center", fontsize=10)
+        draw_surfaces(fig.add_subplot(len(centres), 4, 4 * row + 4, projection="3d"), surfaces, side, centre)
+    fig.legend(handles=[Patch(color=s.color, label=s.name) for s in L.STRUCTURES], loc="lower center",
+               ncol=len(L.STRUCTURES), fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, format="png", dpi=90)
+    return Path(path)
