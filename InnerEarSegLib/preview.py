@@ -16,6 +16,7 @@ from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
 from . import grid
 from . import labels as L
+from .surface import SIDE_CODES
 
 FIELD_MM = 24.0  # side of each plane around an ear's centre
 MAX_TRIANGLES = 3000  # per surface in the 3D view
@@ -28,12 +29,21 @@ PLANES = {
 
 
 def ear_centres(result) -> dict:
-    """Side -> centroid (LPS mm) of that side's labelled voxels."""
-    mask = sitk.Cast(result.labels > 0, sitk.sitkUInt8) * sitk.Cast(result.sides, sitk.sitkUInt8)
-    shape = sitk.LabelShapeStatisticsImageFilter()
-    shape.Execute(mask)
-    return {side: np.array(shape.GetCentroid(code)) for code, side in ((1, "right"), (2, "left"))
-            if shape.HasLabel(code)}
+    """Side -> centroid (LPS mm) of that side's labelled voxels. Without a side split the voxels
+    are split at the midline between the two located ears, or kept as one ``both`` group."""
+    from .surface import index_to_lps
+    k, j, i = np.nonzero(sitk.GetArrayViewFromImage(result.labels))
+    if len(i) == 0:
+        return {}
+    matrix = index_to_lps(result.labels)
+    points = np.c_[i, j, k] @ matrix[:3, :3].T + matrix[:3, 3]
+    codes = (sitk.GetArrayViewFromImage(result.sides)[k, j, i] if result.sides is not None
+             else np.zeros(len(i), np.uint8))
+    if not codes.any() and len(result.ears) == 2:
+        midline = np.mean([e.center_lps[0] for e in result.ears])
+        codes = np.array([SIDE_CODES[L.side_of_x(x, midline)] for x in points[:, 0]])
+    groups = {"right": codes == 1, "left": codes == 2} if codes.any() else {"both": codes == 0}
+    return {side: points[mask].mean(axis=0) for side, mask in groups.items() if mask.any()}
 
 
 def plane(image, centre, name, spacing, interpolation, pixel_type):
@@ -66,22 +76,24 @@ def draw_plane(ax, input_image, labels, centre, name, spacing):
 def draw_surfaces(ax, surfaces, side, centre):
     from vtkmodules.util.numpy_support import vtk_to_numpy
     from .surface import decimate
+    half = FIELD_MM / 3
     for s in L.STRUCTURES:
-        poly = surfaces.get(L.segment_id(s.key, side))
+        poly = surfaces.get(L.segment_id(s.key, side), surfaces.get(L.segment_id(s.key, "both")))
         if poly is None or poly.GetNumberOfCells() == 0:
             continue
         if poly.GetNumberOfCells() > MAX_TRIANGLES:
             poly = decimate(poly, 1.0 - MAX_TRIANGLES / poly.GetNumberOfCells())
         points = vtk_to_numpy(poly.GetPoints().GetData())
-        triangles = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3)
-        ax.add_collection3d(Poly3DCollection(points[triangles], facecolors=s.color, linewidths=0,
-                                             shade=True))
-    half = FIELD_MM / 4
+        triangles = points[vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3)]
+        in_view = np.all(np.abs(triangles.mean(axis=1) - centre) < half, axis=1)  # mplot3d does not clip
+        if in_view.any():
+            ax.add_collection3d(Poly3DCollection(triangles[in_view], facecolors=s.color, linewidths=0,
+                                                 shade=True))
     ax.set_xlim(centre[0] - half, centre[0] + half)
     ax.set_ylim(centre[1] - half, centre[1] + half)
     ax.set_zlim(centre[2] - half, centre[2] + half)
     ax.set_box_aspect((1, 1, 1))
-    ax.view_init(elev=15, azim=0 if side == "left" else 180)  # seen from the patient's side
+    ax.view_init(elev=15, azim=180 if side == "right" else 0)  # seen from the patient's side
     ax.set_xlabel("x (L) mm", fontsize=7)
     ax.set_ylabel("y (P) mm", fontsize=7)
     ax.set_zlabel("z (S) mm", fontsize=7)

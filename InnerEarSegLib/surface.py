@@ -9,7 +9,7 @@ Smoothing follows Slicer's binary-labelmap-to-closed-surface rule: a windowed-si
 filter, 20 iterations, passband ``10 ** (-4 * smoothing)``: smoothing 0 means none, 0.25 gives
 passband 0.1, 0.5 gives 0.01 (Slicer's default), 1 gives 0.0001.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -117,22 +117,32 @@ def surface_from_mask(mask_zyx: np.ndarray, reference: sitk.Image, smoothing: fl
     return _to_lps(poly, index_to_lps(reference))
 
 
-def build_surfaces(labels: sitk.Image, sides: sitk.Image, smoothing: float = 0.5,
+def side_groups(labels_zyx: np.ndarray, sides_zyx=None):
+    """(side, mask of its labelled voxels) per side: ``right``/``left`` from the sides array, or a
+    single ``both`` group when there is no side information (the pipeline's ``split_sides=False``)."""
+    found = labels_zyx > 0
+    if sides_zyx is not None:
+        groups = [(side, found & (sides_zyx == code)) for side, code in SIDE_CODES.items()]
+        groups = [(side, mask) for side, mask in groups if mask.any()]
+        if groups:
+            return groups
+    return [("both", found)] if found.any() else []
+
+
+def build_surfaces(labels: sitk.Image, sides: Optional[sitk.Image] = None, smoothing: float = 0.5,
                    decimation: float = 0.0) -> Dict[str, vtkPolyData]:
     """One closed surface per structure and side present: ``segment_id`` -> vtkPolyData in LPS mm.
 
-    ``smoothing`` is Slicer's smoothing factor (0..1, see the module docstring); ``decimation``
-    is the fraction of triangles removed (0 keeps all; quadric decimation preserving volume).
+    Without ``sides`` (or with no side set) the ids end in ``_both``. ``smoothing`` is Slicer's
+    smoothing factor (0..1, see the module docstring); ``decimation`` is the fraction of
+    triangles removed (0 keeps all; quadric decimation preserving volume).
     """
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"smoothing must be in [0, 1], got {smoothing}")
     label_array = sitk.GetArrayViewFromImage(labels)
-    side_array = sitk.GetArrayViewFromImage(sides)
+    side_array = sitk.GetArrayViewFromImage(sides) if sides is not None else None
     surfaces = {}
-    for side, code in SIDE_CODES.items():
-        on_side = side_array == code
-        if not on_side.any():
-            continue
+    for side, on_side in side_groups(label_array, side_array):
         for structure in L.STRUCTURES:
             mask = on_side & (label_array == structure.value)
             if mask.any():

@@ -261,3 +261,23 @@ def test_files_load_in_slicer_core(case, written):
         assert model_storage.ReadData(model) == 1
         centre_ras = vtk_to_numpy(model.GetPolyData().GetPoints().GetData()).mean(axis=0)
         np.testing.assert_allclose(centre_ras, row["centroid_ras"], atol=0.35)
+
+
+def test_without_side_split_one_segment_per_structure(case, tmp_path):
+    """The pipeline's split_sides=False: sides all 0, stats side 'both', surfaces '<structure>_both'."""
+    image, result = case
+    no_sides = sitk.Image(result.sides.GetSize(), sitk.sitkUInt8)
+    no_sides.CopyInformation(result.sides)
+    merged = SegmentationResult(labels=result.labels, sides=no_sides, stats=result.stats,
+                                surfaces=surface.build_surfaces(result.labels, None, 0.5),
+                                ears=[EarRegion("right", (-15.0, -7.0, 11.0), 0.9),
+                                      EarRegion("left", (21.0, -7.0, 11.0), 0.9)])
+    assert set(merged.surfaces) == {f"{s.key}_both" for s in L.STRUCTURES}
+    paths = write.write_outputs(merged, tmp_path, "merged", image)
+    assert {f"merged_{s.key}_both.stl" for s in L.STRUCTURES} <= {p.name for p in paths}
+    seg = slicerio.read_segmentation(str(tmp_path / "merged" / "merged.seg.nrrd"))
+    assert [s["name"] for s in seg["segments"]] == [s.name for s in L.STRUCTURES]
+    labels_ijk = sitk.GetArrayFromImage(result.labels).transpose(2, 1, 0)
+    for s, segment in zip(L.STRUCTURES, seg["segments"]):
+        assert "anatomicRegionModifier" not in segment["terminology"]
+        assert np.array_equal(slicerio.segment_mask(seg, segment), labels_ijk == s.value)
