@@ -55,4 +55,4 @@ def normalise(array: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None
     lo, hi = np.percentile(values, [low, high])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-8 * max(1.0, abs(hi)):
         return np.zeros_like(array, dtype=np.float32)
-    return np.clip((array.astype(np.float32) - lo) / (hi - lo), 0.0, 1.0)
+    return np.clip((array.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)

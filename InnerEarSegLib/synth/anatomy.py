@@ -1,0 +1,290 @@
+"""Procedural temporal-bone anatomy: both labyrinths and their look-alike surroundings.
+
+A :class:`Head` is a list of painted solids (later layers win) in head coordinates
+(LPS millimetres, origin midway between the two vestibules), a random pose
+(rotation, translation, scale) and a smooth elastic displacement. ``labels_at``
+evaluates the tissue label at any physical points, so label maps can be computed
+on any grid. Figures follow shared/ANATOMY.md; each ear is drawn in a local
+frame (lateral, anterior, superior) that is mirrored for the other side.
+"""
+import numpy as np
+
+from .shapes import Balls, Ellipsoid, HalfSpaceCut, Shell, Tube, arc, rotation, unit
+
+# Tissue labels of the full synthetic map; 1..3 are the ground truth, the rest is context.
+TISSUES = {
+    0: "outside air", 1: "cochlea", 2: "vestibule", 3: "semicircular canals",
+    4: "internal auditory canal CSF", 5: "nerves", 6: "cerebellopontine angle cistern",
+    7: "brainstem", 8: "cerebellum", 9: "brain", 10: "petrous bone and otic capsule",
+    11: "mastoid air cells", 12: "middle ear and other air", 13: "carotid artery",
+    14: "sigmoid sinus and jugular bulb", 15: "skin and scalp", 16: "skull and clivus",
+    17: "CSF", 18: "ossified or obliterated labyrinth", 19: "soft-tissue mass",
+    20: "vestibular aqueduct and endolymphatic sac", 21: "soft tissue",
+}
+NUM_TISSUES = 22
+FLUID = (1, 2, 3, 4, 6, 17, 20)
+
+
+def ground_truth(tissue: np.ndarray) -> np.ndarray:
+    """Tissue map -> labels 0 background, 1 cochlea, 2 vestibule, 3 canals."""
+    return np.where(tissue <= 3, tissue, 0).astype(np.uint8)
+
+
+class Ear:
+    """One labyrinth with its neighbours, built in the local frame and placed in the head."""
+
+    def __init__(self, rng, side, vestibule_center):
+        self.side = side
+        lat = np.array([1.0 if side == "left" else -1.0, 0, 0])   # LPS: +x is the patient's left
+        # local axes: lateral, anterior (-y in LPS), superior (+z); small random tilt
+        basis = np.stack([lat, [0, -1.0, 0], [0, 0, 1.0]], axis=1)
+        self.B = rotation(*rng.uniform(-0.12, 0.12, 3)) @ basis
+        self.V = np.asarray(vestibule_center, float)
+        self.rng = rng
+        self.layers = []          # (tissue label, solid) in head coordinates
+        self._build(rng)
+
+    # local -> head coordinates
+    def p(self, local):
+        return self.V + np.asarray(local, float) @ self.B.T
+
+    def d(self, local):
+        return unit(np.asarray(local, float) @ self.B.T)
+
+    def frame(self, *cols):
+        """Rotation (columns) in head coordinates from local column vectors."""
+        return self.B @ np.stack(cols, axis=1)
+
+    def _build(self, rng):
+        u = rng.uniform
+        s = u(0.9, 1.1)                       # overall labyrinth scale
+        self.scale = s
+        L = []                                # surroundings, painted before the labyrinth
+
+        # internal auditory canal from the fundus medially to the porus, with nerves
+        fundus = [-2.4 * s, 1.8 * s, -0.4 * s]
+        iac_dir = unit([-1.0, u(-0.25, 0.05), u(-0.1, 0.1)])
+        iac_len, iac_r = u(8, 10), u(2.0, 2.5)
+        porus = np.asarray(fundus) + iac_dir * iac_len
+        self.porus = self.p(porus)
+        # cerebellopontine angle cistern (CSF) medial to the porus
+        L.append((6, Ellipsoid(self.p(porus + iac_dir * 5.5), [u(5, 8), u(7, 10), u(8, 12)], self.B)))
+        # below the petrous bone: skull base bone over soft tissue (not brain)
+        L.append((21, Ellipsoid(self.p([3, 0, -21]), [u(16, 20), u(18, 22), u(10, 13)], self.B)))
+        L.append((16, Ellipsoid(self.p([-2, 2, -10]), [u(14, 18), u(16, 20), u(5, 7)], self.B)))
+        # petrous bone along the petrous axis (medial-anterior) and the otic capsule
+        pa = unit([-0.75, 0.62, u(-0.05, 0.1)])
+        pb = unit(np.cross(pa, [0, 0, 1.0]))
+        pc = np.cross(pa, pb)
+        L.append((10, Ellipsoid(self.p([-7, 4, -1]), [u(22, 27), u(9, 11), u(8, 10)], self.frame(pa, pb, pc))))
+        L.append((10, Ellipsoid(self.p([0.5, 1.5, 0]), [u(7, 9), u(10, 12), u(8, 10)], self.B)))
+        # mastoid: bone with air cells (pneumatisation varies, sometimes sclerotic)
+        m_center, m_semi = self.p([8, -13, -6]), np.array([u(10, 13), u(11, 14), u(12, 15)])
+        L.append((10, Ellipsoid(m_center, m_semi, self.B)))
+        if u() < 0.85:
+            n = int(u(40, 120))
+            c = rng.normal(size=(n, 3))
+            c = c / np.linalg.norm(c, axis=1, keepdims=True) * (u(0, 1, (n, 1)) ** (1 / 3))
+            L.append((11, Balls(m_center + (c * m_semi * 0.9) @ self.B.T, u(0.8, 3.0, n))))
+        # sigmoid sinus into the jugular bulb, carotid artery in front
+        L.append((14, Tube([self.p(q) for q in ([6, -26, 16], [5, -26, 2], [3, -19, -9], [0, -6, -11], [-2, -4, -24])],
+                           u(3.0, 4.2))))
+        L.append((13, Tube([self.p(q) for q in ([-4, 9, -24], [-4, 9, -9], [-8, 11, -4], [-17, 19, -1])], u(2.4, 3.0))))
+        # middle ear and external auditory canal (air)
+        L.append((12, Ellipsoid(self.p([5.0 * s, 1.5, -1.0]), [u(1.8, 2.5), u(5, 6.5), u(5.5, 7)], self.B)))
+        L.append((12, Tube([self.p(q) for q in ([6, 0, -2], [16, -1, -3], [30, -3, -4])], u(3.0, 4.0))))
+        # internal auditory canal and nerves (dark lines inside bright CSF on T2)
+        L.append((4, Tube([self.p(fundus), self.p(porus)], [iac_r * 0.8, iac_r])))
+        perp1 = unit(np.cross(iac_dir, [0, 0, 1.0]))
+        perp2 = np.cross(iac_dir, perp1)
+        for a, b in ((0.9, 0.8), (-0.9, 0.8), (0.9, -0.8), (-0.9, -0.8)):
+            off = (a * perp1 + b * perp2) * iac_r * 0.45
+            start = np.asarray(fundus) + off * 0.5
+            end = porus + off * 0.3 + iac_dir * u(8, 12)
+            L.append((5, Tube([self.p(start), self.p(end)], u(0.3, 0.5))))
+        if u() < 0.04:   # vestibular schwannoma in the canal
+            t0 = u(0.3, 0.7)
+            cen = np.asarray(fundus) + iac_dir * iac_len * t0
+            L.append((19, Ellipsoid(self.p(cen), [u(3, 6), iac_r * u(0.8, 1.0), iac_r * u(0.8, 1.0)],
+                                    self.frame(iac_dir, perp1, perp2))))
+        # vestibular aqueduct and endolymphatic sac (enlarged in some)
+        eva = u() < 0.06
+        va_r = u(0.9, 1.5) if eva else u(0.25, 0.4)
+        L.append((20, Tube([self.p(q) for q in ([-1.0, -1.5, 0.0], [-3.5, -6.0, -0.8], [-5.5, -10.0, -2.5])], va_r)))
+        if eva:
+            L.append((20, Ellipsoid(self.p([-6.5, -12.0, -3.5]), [1.5, 4.0, 3.0], self.B)))
+        self.layers.extend(L)
+        self._build_labyrinth(rng, s)
+
+    def _build_labyrinth(self, rng, s):
+        u = rng.uniform
+        lab = []
+        # --- cochlea: tapered spiral around the modiolar axis (apex forward, outward, down)
+        C = np.array([-2.4, 5.6, -2.0]) * s + rng.normal(0, 0.3, 3)
+        a = unit(np.array([0.45, 0.75, -0.35]) + rng.normal(0, 0.08, 3))
+        toward_v = -C - a * np.dot(-C, a)
+        e1 = unit(toward_v)
+        e2 = np.cross(a, e1)
+        partition = u() < 0.05            # incomplete partition: fewer turns
+        turns = u(1.25, 1.75) if partition else u(2.5, 2.75)
+        tmax = 2 * np.pi * turns
+        r0, r1 = u(3.4, 3.9) * s, u(0.9, 1.3) * s
+        rho0, rho1 = u(0.95, 1.1) * s, u(0.5, 0.6) * s
+        height = u(2.7, 3.4) * s
+        t = np.linspace(0, tmax, int(turns * 90))
+        f = t / tmax
+        r = r0 * (r1 / r0) ** f
+        pts = C + r[:, None] * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2) + (height * f ** 0.85)[:, None] * a
+        rho = rho0 + (rho1 - rho0) * f
+        self.cochlea_center = self.p(C + a * height * 0.45)
+        cochlea = [Tube([self.p(q) for q in pts], rho)]
+        cochlea.append(Tube([self.p(pts[0]), self.p([-0.4, 1.6, -0.9])], rho0 * 0.9))
+        lab += [(1, c) for c in cochlea]
+        if u() < 0.05:   # partial fluid loss (labyrinthitis ossificans) of the basal or apical turn
+            k = len(pts)
+            i0 = int(u(0, 0.6) * k)
+            lab.append((18, Tube([self.p(q) for q in pts[i0:i0 + int(k * u(0.15, 0.35))]], rho[i0] * 1.05)))
+
+        # --- semicircular canals: arcs of ~240-270 deg whose ends open into the vestibule
+        rho_c = u(0.4, 0.5) * s
+        crus = np.array([-0.3, -2.3, 2.3]) * s
+        jitter = lambda: rotation(*rng.normal(0, 0.06, 3))  # noqa: E731  (~3.5 deg per axis)
+        canals = {   # in-plane vectors (e1, e2), direction away from the vestibule (in e1,e2), radius
+            "superior": (np.array([0, 0, 1.0]), unit([0.7, 0.7, 0]), unit([0.95, -0.3]), u(3.0, 3.4)),
+            "posterior": (np.array([0, 0, 1.0]), unit([0.7, -0.7, 0]), unit([-0.25, 0.97]), u(2.9, 3.3)),
+            "lateral": (np.array([1.0, 0, 0]), unit([0, np.cos(0.52), np.sin(0.52)]), unit([0.85, -0.5]), u(2.1, 2.5)),
+        }
+        lost = rng.choice(list(canals)) if u() < 0.08 else None
+        canal_parts = []
+        for name, (c1, c2, away, R) in canals.items():
+            J = jitter()
+            c1, c2 = J @ c1, J @ c2
+            R *= s
+            dout = away[0] * c1 + away[1] * c2
+            O = dout * (R + u(1.2, 1.7) * s)
+            phi_v = np.arctan2(np.dot(-O, c2), np.dot(-O, c1))
+            gap = np.deg2rad(u(95, 120))
+            ends_angle = (phi_v + gap / 2, phi_v + 2 * np.pi - gap / 2)
+            pts = arc(O, c1, c2, R, *ends_angle, n=80)
+            ends = [pts[0], pts[-1]]
+            parts = [Tube([self.p(q) for q in pts], rho_c)]
+            if name in ("superior", "posterior"):
+                near = int(np.linalg.norm(ends[1] - crus) < np.linalg.norm(ends[0] - crus))
+                parts.append(Tube([self.p(ends[near]), self.p(crus)], rho_c))
+                amp_end = ends[1 - near]
+            else:
+                near = None
+                amp_end = ends[0] if ends[0][1] > ends[1][1] else ends[1]   # anterior end
+                parts.append(Tube([self.p(ends[0] if amp_end is ends[1] else ends[1]), self.p([0.6, -0.8, 0.2])], rho_c))
+            amp_r = u(0.85, 1.05) * s
+            parts.append(Tube([self.p(amp_end), self.p(amp_end * 0.35)], [amp_r, rho_c * 1.3]))
+            canal_parts.append((18 if name == lost else 3, parts))
+        canal_parts.append((3, [Tube([self.p(crus), self.p(crus * 0.2)], rho_c * 1.25)]))
+        for label, parts in canal_parts:
+            lab += [(label, p) for p in parts]
+
+        # --- vestibule: ovoid chamber, painted last so duct and canal ends open into it
+        vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
+            *rotation(*rng.normal(0, 0.1, 3)).T))
+        lab.append((2, vest))
+        if u() < 0.04:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
+            fill = 18 if u() < 0.5 else 19
+            lab = [(fill if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
+        self.layers.extend(lab)
+        self.ear_center = 0.5 * (self.V + self.cochlea_center)
+
+
+class Head:
+    """Both ears in a head, with a random pose and elastic deformation."""
+
+    def __init__(self, seed):
+        rng = np.random.default_rng(seed)
+        self.seed = seed
+        u = rng.uniform
+        half = u(42, 50)  # vestibule distance from the midline, mm
+        hs = u(0.92, 1.08)
+        self.layers = []
+        add = self.layers.append
+        head = Ellipsoid([0, -5, 20], np.array([76, 96, 90]) * hs)
+        skull = Ellipsoid([0, -5, 20], np.array([76, 96, 90]) * hs - u(4, 7))
+        inner = Ellipsoid([0, -5, 20], np.array([76, 96, 90]) * hs - u(10, 13))
+        brain = Ellipsoid([0, -5, 20], np.array([76, 96, 90]) * hs - u(12, 15))
+        add((15, head))
+        add((16, skull))
+        add((17, inner))
+        add((9, brain))
+        add((21, HalfSpaceCut(skull, [0, 0, -u(22, 30)], [0, -0.3, -1.0])))
+        for x in (-1, 1):
+            add((8, Ellipsoid([x * u(24, 30), u(34, 42), -u(16, 24)], [u(26, 32), u(22, 28), u(18, 22)])))
+        add((17, Ellipsoid([0, 12, -8], [u(18, 24), u(14, 18), u(26, 34)])))
+        add((7, Ellipsoid([0, u(20, 24), -10], [u(11, 14), u(11, 14), 40])))
+        add((17, Ellipsoid([0, 32, -12], [u(3, 6), u(3, 5), u(4, 7)])))
+        add((16, Ellipsoid([0, -6, -12], [u(8, 11), u(6, 9), 22])))
+        add((12, Ellipsoid([0, -u(28, 34), u(-4, 4)], [u(9, 14), u(8, 12), u(8, 12)])))
+        self.ears = {}
+        for side, sign in (("right", -1), ("left", 1)):
+            vest = np.array([sign * (half + u(-1.5, 1.5)), u(-1.5, 1.5), u(-1.5, 1.5)])
+            ear = Ear(np.random.default_rng(rng.integers(1 << 62)), side, vest)
+            self.ears[side] = ear
+            self.layers.extend(ear.layers)
+        # pose: small rotation, translation and global scale; elastic field of a few smooth modes
+        self.R = rotation(*rng.normal(0, 0.08, 3))
+        self.t = rng.uniform(-8, 8, 3)
+        self.scale = u(0.94, 1.06)
+        k = 4
+        self.modes_w = rng.normal(size=(k, 3)) * (2 * np.pi / rng.uniform(40, 90, (k, 1)))
+        self.modes_phase = rng.uniform(0, 2 * np.pi, k)
+        self.modes_amp = rng.normal(size=(k, 3)) * rng.uniform(0.2, 0.8)
+
+    # head <-> world (scanner LPS) coordinates
+    def to_world(self, q):
+        return (np.asarray(q, float) * self.scale) @ self.R.T + self.t
+
+    def to_head(self, p):
+        q = (np.asarray(p, float) - self.t) @ self.R / self.scale
+        return q + np.sin(q @ self.modes_w.T + self.modes_phase) @ self.modes_amp
+
+    def ear_center(self, side):
+        """World position of an ear's centre (between vestibule and cochlea), for cropping."""
+        return self.to_world(self.ears[side].ear_center)
+
+    def labels_at(self, points, chunk=32768):
+        """Tissue label (uint8) at world points (N, 3) in LPS mm.
+
+        Works in small chunks: grid points in a chunk are close together, so most
+        solids are skipped by a bounding-box test on the whole chunk.
+        """
+        points = np.asarray(points, float).reshape(-1, 3)
+        out = np.empty(len(points), np.uint8)
+        for i in range(0, len(points), chunk):
+            out[i:i + chunk] = self._paint(self.to_head(points[i:i + chunk]))
+        return out
+
+    def _paint(self, q):
+        lab = np.zeros(len(q), np.uint8)
+        lo, hi = q.min(0), q.max(0)
+        for label, solid in self.layers:
+            if np.any(solid.hi < lo) or np.any(solid.lo > hi):
+                continue
+            box = np.all((q >= solid.lo) & (q <= solid.hi), axis=1)
+            idx = np.flatnonzero(box)
+            if idx.size:
+                lab[idx[solid.contains(q[idx])]] = label
+        return lab
+
+    def ear_target_at(self, points):
+        """Localiser target: 1 within the labyrinth's neighbourhood (balls on vestibule and cochlea)."""
+        q = self.to_head(points)
+        out = np.zeros(len(q), np.uint8)
+        for ear in self.ears.values():
+            for c, r in ((ear.V, 4.5 * ear.scale), (ear.cochlea_center, 4.0 * ear.scale)):
+                out[np.einsum("ij,ij->i", q - c, q - c) <= r * r] = 1
+        return out
+
+
+def grid_points(image):
+    """World (LPS) coordinates of every voxel of a SimpleITK image, in array (z, y, x) order."""
+    size = np.array(image.GetSize())
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij"), -1).reshape(-1, 3)[:, ::-1]
+    D = np.array(image.GetDirection()).reshape(3, 3)
+    return np.asarray(image.GetOrigin()) + (idx * np.array(image.GetSpacing())) @ D.T

@@ -1,0 +1,136 @@
+"""Training samples and whole synthetic scans, deterministic from a seed.
+
+- ``segmenter_sample``: an ear-centred patch on the model grid (LPS-aligned, 0.45 mm),
+  as the pipeline would resample it from a scan of random resolution.
+- ``localizer_sample``: a coarse (2 mm) field of view with the ear-neighbourhood target.
+- ``generate_volume``: a whole scan in acquisition geometry (any spacing, orientation,
+  field of view) with its label map on the same grid, for test sets, samples and benchmarks.
+"""
+from functools import lru_cache
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..grid import canonical_reference, normalise
+from .anatomy import Head, grid_points, ground_truth
+from .appearance import pick_family, random_acquisition, render
+from .shapes import rotation
+
+
+def _tissue_on(head, ref):
+    size = ref.GetSize()
+    return head.labels_at(grid_points(ref)).reshape(size[::-1])
+
+
+@lru_cache(maxsize=4)
+def _ear_tissue(head_seed, size_zyx, spacing):
+    """Tissue map around a random ear of head ``head_seed``; cached so two samples share it."""
+    rng = np.random.default_rng([head_seed, 1])
+    head = Head(int(rng.integers(1 << 62)))
+    side = "left" if rng.uniform() < 0.5 else "right"
+    center = head.ear_center(side) + rng.normal(0, 3.0, 3)
+    if rng.uniform() < 0.12:   # sometimes elsewhere nearby: look-alikes without a labyrinth
+        center = center + rng.uniform(-25, 25, 3)
+    return _tissue_on(head, canonical_reference(center, list(size_zyx)[::-1], spacing))
+
+
+def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None):
+    """(image float32 (z,y,x) in [0,1], label uint8 (z,y,x) 0..3) around a random ear.
+
+    Seeds 2k and 2k+1 share one anatomy (the slowest part) and differ in crop offset
+    (up to 8 voxels) and appearance.
+    """
+    rng = np.random.default_rng([seed, 11])
+    big = _ear_tissue(seed // 2, tuple(int(p) + 8 for p in patch_size), float(spacing))
+    off = rng.integers(0, 9, 3)
+    tissue = big[tuple(slice(o, o + p) for o, p in zip(off, patch_size))]
+    fam = pick_family(rng, family)
+    img = render(tissue, rng, fam, spacing, random_acquisition(rng))
+    label = ground_truth(tissue)
+    image = normalise(img)
+    if rng.uniform() < 0.1:    # the scan's field of view ends inside the patch
+        axis = int(rng.integers(3))
+        cut = int(rng.integers(patch_size[axis] // 4, 3 * patch_size[axis] // 4))
+        sl = [slice(None)] * 3
+        sl[axis] = slice(cut, None) if rng.uniform() < 0.5 else slice(0, cut)
+        image[tuple(sl)] = 0
+        label[tuple(sl)] = 0
+    return image, label
+
+
+def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
+    """(image float32 (z,y,x) in [0,1], target uint8 0/1) for a random field of view at 2 mm."""
+    rng = np.random.default_rng([seed, 2])
+    head = Head(int(rng.integers(1 << 62)))
+    center = head.to_world([0, 0, 0]) + rng.uniform(-20, 20, 3)
+    ref = canonical_reference(center, list(shape)[::-1], spacing)
+    tissue = _tissue_on(head, ref)
+    target = head.ear_target_at(grid_points(ref)).reshape(shape)
+    fam = pick_family(rng, family)
+    img = render(tissue, rng, fam, spacing)
+    inside = np.ones(shape, bool)
+    if rng.uniform() < 0.6:    # limited field of view: a box, possibly a thin slab or one ear
+        lo = [int(rng.integers(0, n // 2)) for n in shape]
+        hi = [int(rng.integers(l + max(6, n // 5), n + 1)) for l, n in zip(lo, shape)]
+        inside[:] = False
+        inside[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
+    image = np.where(inside, normalise(img, mask=inside), 0).astype(np.float32)
+    return image, (target * inside).astype(np.uint8)
+
+
+def random_direction(rng, kind=None):
+    """Direction cosines: axial, coronal, sagittal or oblique, with random axis flips."""
+    kind = kind or str(rng.choice(["axial", "coronal", "sagittal", "oblique"], p=[0.4, 0.2, 0.1, 0.3]))
+    perm = {"axial": [0, 1, 2], "coronal": [0, 2, 1], "sagittal": [1, 2, 0], "oblique": [0, 1, 2]}[kind]
+    D = np.eye(3)[:, perm]
+    D = D * np.where(rng.uniform(size=3) < 0.3, -1, 1)
+    if kind == "oblique":
+        D = rotation(*rng.uniform(-0.5, 0.5, 3)) @ D
+    return D, kind
+
+
+def generate_volume(seed, family=None, spacing_xyz=None, fov=None, direction=None, max_voxels=12_000_000):
+    """A synthetic scan and its labels on the same grid; returns (image, labels, info).
+
+    fov: "ear" (one ear, ~40 mm), "slab" (both ears, 40-60 slices) or "head" (whole head).
+    Intensities: HU for CT (int16), arbitrary scale for MR and CBCT (float32).
+    """
+    rng = np.random.default_rng([seed, 3])
+    head = Head(int(rng.integers(1 << 62)))
+    fam = pick_family(rng, family)
+    acq = np.asarray(spacing_xyz, float) if spacing_xyz is not None else random_acquisition(rng, fine=True)[::-1]
+    fov = fov or str(rng.choice(["ear", "slab", "head"], p=[0.4, 0.45, 0.15]))
+    D, kind = (np.asarray(direction, float), "given") if direction is not None else random_direction(rng)
+    side = "left" if rng.uniform() < 0.5 else "right"
+    mid = 0.5 * (head.ear_center("left") + head.ear_center("right"))
+    if fov == "ear":
+        center, extent = head.ear_center(side) + rng.uniform(-4, 4, 3), np.array([40.0, 40.0, 40.0])
+    elif fov == "slab":
+        center, extent = mid + rng.uniform(-6, 6, 3), np.array([rng.uniform(130, 170), rng.uniform(90, 130),
+                                                                  rng.uniform(25, 40)])
+    else:
+        center, extent = head.to_world([0, -5, 10]), np.array([170.0, 210.0, 190.0])
+    # extent is given in patient axes (x, y, z); express it along the image axes
+    extent_img = np.abs(D.T) @ extent
+    size = np.maximum(np.round(extent_img / acq).astype(int), 8)
+    while np.prod(size) > max_voxels:
+        acq = acq * 1.1
+        size = np.maximum(np.round(extent_img / acq).astype(int), 8)
+    ref = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    ref.SetSpacing([float(a) for a in acq])
+    ref.SetDirection(D.flatten().tolist())
+    ref.SetOrigin((center - D @ ((size - 1) * acq / 2.0)).tolist())
+    tissue = _tissue_on(head, ref)
+    img = render(tissue, rng, fam, float(np.mean(acq)), acquisition=None)
+    if fam == "ct":
+        arr = np.clip(np.round(img), -1024, 3071).astype(np.int16)
+    else:
+        arr = (img - img.min()) * rng.uniform(200, 3000) / (np.ptp(img) + 1e-6)
+        arr = arr.astype(np.float32)
+    image = sitk.GetImageFromArray(arr)
+    image.CopyInformation(ref)
+    labels = sitk.GetImageFromArray(ground_truth(tissue))
+    labels.CopyInformation(ref)
+    info = {"seed": int(seed), "family": fam, "fov": fov, "orientation": kind,
+            "spacing": [float(a) for a in acq], "size": [int(s) for s in size]}
+    return image, labels, info

@@ -1,0 +1,100 @@
+"""The synthetic generator: anatomy in millimetres on any grid, plausible sizes, determinism."""
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.synth.anatomy import Head, grid_points, ground_truth
+from InnerEarSegLib.synth.generate import generate_volume, localizer_sample, segmenter_sample
+
+
+def ear_grid(center, spacing_xyz, direction, extent_mm=34.0):
+    D = np.asarray(direction, float)
+    size = np.round(extent_mm / np.asarray(spacing_xyz)).astype(int)
+    ref = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    ref.SetSpacing([float(s) for s in spacing_xyz])
+    ref.SetDirection(D.flatten().tolist())
+    ref.SetOrigin((np.asarray(center) - D @ ((size - 1) * np.asarray(spacing_xyz) / 2)).tolist())
+    return ref
+
+
+def structure_stats(head, ref):
+    pts = grid_points(ref)
+    lab = ground_truth(head.labels_at(pts))
+    vox = float(np.prod(ref.GetSpacing()))
+    return {v: (float((lab == v).sum() * vox), pts[lab == v].mean(0)) for v in (1, 2, 3)}
+
+
+OBLIQUE_FLIPPED = np.array([[0.866, 0.0, -0.5], [0.25, -0.866, 0.433], [-0.433, -0.5, -0.75]])
+
+
+@pytest.mark.parametrize("seed", [3])
+def test_labels_sit_at_the_same_millimetres_on_any_grid(seed):
+    head = Head(seed)
+    center = head.ear_center("left")
+    axial = structure_stats(head, ear_grid(center, (0.4, 0.4, 0.4), np.eye(3)))
+    # orthonormal check of the test's own matrix, then an oblique, flipped, anisotropic grid
+    assert np.allclose(OBLIQUE_FLIPPED @ OBLIQUE_FLIPPED.T, np.eye(3), atol=2e-3)
+    oblique = structure_stats(head, ear_grid(center, (0.35, 0.5, 0.7), OBLIQUE_FLIPPED))
+    for v in (1, 2, 3):
+        vol_a, c_a = axial[v]
+        vol_o, c_o = oblique[v]
+        assert np.linalg.norm(c_a - c_o) < 0.5, f"label {v} centroid moved {c_a} -> {c_o}"
+        assert abs(vol_a - vol_o) / vol_a < 0.15, f"label {v} volume {vol_a} vs {vol_o}"
+
+
+def test_anatomy_sizes_and_positions_follow_anatomy_md():
+    for seed in (0, 1):
+        head = Head(seed)
+        centroids = {}
+        for side in ("left", "right"):
+            stats = structure_stats(head, canonical_reference(head.ear_center(side), (80, 80, 80), 0.45))
+            cochlea, vestibule, canals = (stats[v][0] for v in (1, 2, 3))
+            total = cochlea + vestibule + canals
+            assert 45 <= cochlea <= 130, cochlea
+            assert 15 <= vestibule <= 60, vestibule
+            assert 15 <= canals <= 80, canals
+            assert 100 <= total <= 280, total
+            centroids[side] = stats[2][1]
+            # the cochlea lies in front of (smaller LPS y) and below-ish the vestibule
+            assert stats[1][1][1] < stats[2][1][1]
+        # LPS: the left ear has larger x; the two labyrinths are about 90 mm apart
+        assert centroids["left"][0] > centroids["right"][0]
+        assert 78 <= np.linalg.norm(centroids["left"] - centroids["right"]) <= 108
+
+
+def test_samples_are_deterministic_and_well_formed():
+    a_img, a_lab = segmenter_sample(5, patch_size=(32, 48, 40))
+    b_img, b_lab = segmenter_sample(5, patch_size=(32, 48, 40))
+    assert a_img.shape == a_lab.shape == (32, 48, 40)
+    assert a_img.dtype == np.float32 and a_lab.dtype == np.uint8
+    assert np.array_equal(a_img, b_img) and np.array_equal(a_lab, b_lab)
+    assert 0.0 <= a_img.min() and a_img.max() <= 1.0
+    assert set(np.unique(a_lab)) <= {0, 1, 2, 3}
+    c_img, _ = segmenter_sample(6, patch_size=(32, 48, 40))
+    assert not np.array_equal(a_img, c_img)
+
+
+def test_localizer_target_marks_the_ears():
+    found = 0
+    for seed in range(4):
+        img, target = localizer_sample(seed, shape=(32, 48, 48))
+        assert img.shape == target.shape == (32, 48, 48)
+        assert set(np.unique(target)) <= {0, 1}
+        found += int(target.any())
+    assert found >= 1
+
+
+def test_generate_volume_geometry_and_labels():
+    direction = np.diag([1.0, -1.0, -1.0])   # flipped axes
+    image, labels, info = generate_volume(11, family="ct", spacing_xyz=(0.5, 0.5, 0.8), fov="ear",
+                                          direction=direction)
+    assert image.GetSize() == labels.GetSize()
+    assert np.allclose(image.GetSpacing(), (0.5, 0.5, 0.8))
+    assert np.allclose(np.array(image.GetDirection()).reshape(3, 3), direction)
+    assert image.GetPixelID() == sitk.sitkInt16          # CT in HU
+    arr, lab = sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(labels)
+    assert arr.min() <= -900 and arr.max() >= 1000        # air and otic capsule
+    assert (lab > 0).sum() * 0.5 * 0.5 * 0.8 > 60         # a labyrinth is in the crop
+    # fluid is dark inside bright bone on CT
+    assert np.median(arr[lab > 0]) < 400
