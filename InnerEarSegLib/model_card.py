@@ -144,8 +144,8 @@ def default_card() -> dict:
             "spacing_mm": 0.45,               # segmenter input spacing, isotropic
             "interpolation": "bspline",
             "normalisation": {"method": "percentile", "low": 0.5, "high": 99.5},
-            "patch_size": [64, 64, 64],       # segmenter training patch and sliding-window ROI (voxels)
-            "ear_region_mm": [32.0, 32.0, 32.0],  # region segmented around each located ear
+            "patch_size": [80, 80, 80],       # sliding-window ROI at inference (z, y, x voxels)
+            "ear_region_mm": [36.0, 36.0, 36.0],  # region segmented around each located ear (x, y, z)
             "localizer_spacing_mm": 2.0,
             "localizer_threshold": 0.5,
         },
