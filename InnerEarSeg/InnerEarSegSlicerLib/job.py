@@ -1,0 +1,116 @@
+"""One out-of-process segmentation run as a small state machine: idle -> running -> done | failed | cancelled.
+
+The widget calls ``poll()`` from a timer; the job reads the worker's JSON lines (see
+``worker.py``) on a background thread, so the GUI never blocks, and ``cancel()`` kills the
+process. Plain Python (no Qt, no slicer), so it is tested with any command.
+"""
+import json
+import os
+import queue
+import subprocess
+import threading
+from typing import Callable, List, Optional
+
+IDLE, RUNNING, DONE, FAILED, CANCELLED = "idle", "running", "done", "failed", "cancelled"
+
+
+class SegmentationJob:
+    """Runs ``command``; ``onProgress(stage, fraction, message)`` is called from ``poll()``."""
+
+    def __init__(self, command: List[str], env: Optional[dict] = None,
+                 onProgress: Optional[Callable[[str, float, str], None]] = None):
+        self.command = command
+        self.env = env
+        self.onProgress = onProgress or (lambda stage, fraction, message: None)
+        self.state = IDLE
+        self.error = ""       # why it failed, from the worker's error line or its stderr
+        self.warnings: List[str] = []
+        self._process = None
+        self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._log: List[str] = []  # lines that are not protocol lines, kept for error messages
+
+    def start(self) -> None:
+        if self.state != IDLE:
+            raise RuntimeError(f"the job is {self.state}; start a new one")
+        self._process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.state = RUNNING
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # end of output
+
+    def poll(self) -> str:
+        """Handle the lines received so far; returns the state after them."""
+        if self.state != RUNNING:
+            return self.state
+        finished = False
+        while True:
+            try:
+                line = self._lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                finished = True
+                break
+            self._handle(line)
+        if finished and self.state == RUNNING:
+            code = self._process.wait()
+            if code == 0 and not self.error:
+                self.state = DONE
+            else:
+                self.state = FAILED
+                self.error = self.error or (f"the segmentation process stopped (exit code {code})"
+                                            + (": " + " ".join(self._log[-5:]) if self._log else ""))
+        return self.state
+
+    def _handle(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+            kind = event["event"]
+        except (ValueError, KeyError, TypeError):
+            self._log.append(line.strip())  # library warnings, tracebacks: kept for the error text
+            return
+        if kind == "progress":
+            self.onProgress(event.get("stage", ""), float(event.get("fraction", 0.0)), event.get("message", ""))
+        elif kind == "done":
+            self.warnings = list(event.get("warnings", []))
+        elif kind == "error":
+            self.error = event.get("message", "unknown error")
+
+    def cancel(self) -> None:
+        """Stop the worker now; its outputs are discarded by the caller."""
+        if self.state != RUNNING:
+            return
+        self._process.kill()
+        self._process.wait()
+        self.state = CANCELLED
+
+    def wait(self, timeout: Optional[float] = None) -> str:
+        """Block until the worker ends (batch use and tests)."""
+        if self.state == RUNNING:
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return self.state
+            while self.poll() == RUNNING:
+                threading.Event().wait(0.01)
+        return self.state
+
+
+def worker_command(python: str, inputPath, outputDir, model=None, params: Optional[dict] = None) -> List[str]:
+    """The command line that runs ``worker.py`` with ``python`` (Slicer's ``PythonSlicer``)."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+    command = [python, script, "--input", str(inputPath), "--output-dir", str(outputDir),
+               "--params", json.dumps(params or {})]
+    return command + (["--model", str(model)] if model else [])
+
+
+def worker_environment(libraryParent: str, base: Optional[dict] = None) -> dict:
+    """``base`` (default: this process's environment) with ``libraryParent`` first on PYTHONPATH,
+    so the worker imports the same ``InnerEarSegLib`` as Slicer."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (libraryParent, env.get("PYTHONPATH", "")) if p)
+    return env

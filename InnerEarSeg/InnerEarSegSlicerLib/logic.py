@@ -1,0 +1,386 @@
+"""MRML logic: run InnerEarSeg on a volume node and turn the result into Slicer nodes.
+
+No Qt here, so the same code runs inside Slicer and, for tests, in plain Python with
+``slicer-core``. What a run adds to the scene: a segmentation node (one segment per
+structure and side, named, coloured and coded as in ``InnerEarSegLib.labels``) whose
+reference geometry is the input volume, a closed-surface representation, model nodes in
+a subject-hierarchy folder and a table of statistics. If anything fails the scene is left
+as it was. Geometry: SimpleITK images are LPS, Slicer's world is RAS; the conversion is
+the single flip ``LPS_TO_RAS`` of the first two axes, applied to whole 4x4 matrices.
+"""
+import csv
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+
+from InnerEarSegLib import labels as L
+from InnerEarSegLib.errors import InputError
+from InnerEarSegLib.result import SegmentationResult
+
+from .worker import LABELS_FILE, SIDES_FILE, STATS_FILE
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
+SIDE_BY_CODE = {1: "right", 2: "left"}  # values of SegmentationResult.sides
+TERMINOLOGY_CONTEXT = "Segmentation category and type - InnerEarSeg"  # see Resources/InnerEarSeg.term.json
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+DEFAULT_SMOOTHING = 0.5
+BINARY_LABELMAP = "Binary labelmap"
+
+
+@dataclass
+class Outputs:
+    """What one run added to the scene."""
+
+    segmentationNode: object
+    tableNode: Optional[object]
+    modelsFolderItemId: int  # 0 when no surfaces were made
+    result: SegmentationResult
+
+
+# --- geometry -------------------------------------------------------------------------------
+
+def volume_ijk_to_ras(volumeNode) -> np.ndarray:
+    m = vtk.vtkMatrix4x4()
+    volumeNode.GetIJKToRASMatrix(m)
+    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def image_ijk_to_ras(image: sitk.Image) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = np.array(image.GetDirection(), float).reshape(3, 3) @ np.diag(image.GetSpacing())
+    m[:3, 3] = image.GetOrigin()
+    return LPS_TO_RAS @ m
+
+
+def volume_to_image(volumeNode) -> sitk.Image:
+    """The volume's voxels as a SimpleITK image with the same geometry, in LPS."""
+    imageData = volumeNode.GetImageData() if volumeNode else None
+    name = volumeNode.GetName() if volumeNode else None
+    if imageData is None or imageData.GetPointData().GetScalars() is None:
+        raise InputError(name, "the volume has no voxels")
+    if imageData.GetNumberOfScalarComponents() != 1:
+        raise InputError(name, f"{imageData.GetNumberOfScalarComponents()} components per voxel; "
+                               "a single-component (scalar) volume is needed")
+    dims = imageData.GetDimensions()
+    array = vtk_to_numpy(imageData.GetPointData().GetScalars()).reshape(dims[::-1])
+    image = sitk.GetImageFromArray(array.copy())
+    ijkToLps = LPS_TO_RAS @ volume_ijk_to_ras(volumeNode)
+    spacing = np.linalg.norm(ijkToLps[:3, :3], axis=0)
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((ijkToLps[:3, :3] / spacing).ravel().tolist())
+    image.SetOrigin(ijkToLps[:3, 3].tolist())
+    return image
+
+
+def check_same_grid(image: sitk.Image, volumeNode) -> None:
+    """Refuse a result that is not on the input's grid: geometry must never drift silently."""
+    dims = volumeNode.GetImageData().GetDimensions()
+    a, b = image_ijk_to_ras(image), volume_ijk_to_ras(volumeNode)
+    if tuple(image.GetSize()) != tuple(dims) or not np.allclose(a, b, atol=1e-4 * max(1.0, np.abs(b).max())):
+        raise ValueError(f"the result's grid (size {image.GetSize()}) differs from the volume "
+                         f"'{volumeNode.GetName()}' (size {dims}); it cannot be overlaid")
+
+
+def oriented_mask(mask_zyx: np.ndarray, ijkToRas: np.ndarray):
+    """A binary labelmap cropped to the mask's bounding box, placed by ``ijkToRas``; None if empty."""
+    nz = np.nonzero(mask_zyx)
+    if not nz[0].size:
+        return None
+    (k0, j0, i0), (k1, j1, i1) = [min(a) for a in nz], [max(a) for a in nz]
+    crop = np.ascontiguousarray(mask_zyx[k0:k1 + 1, j0:j1 + 1, i0:i1 + 1], dtype=np.uint8)
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetExtent(i0, i1, j0, j1, k0, k1)
+    labelmap.GetPointData().SetScalars(numpy_to_vtk(crop.ravel(), deep=True, array_type=vtk.VTK_UNSIGNED_CHAR))
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, ijkToRas[r, c])
+    labelmap.SetImageToWorldMatrix(matrix)
+    return labelmap
+
+
+# --- naming and coding ----------------------------------------------------------------------
+
+def terminology(structure: L.Structure, side: Optional[str]) -> str:
+    """Slicer's serialized terminology entry: context~category~type~type modifier~
+    anatomic context~region~region modifier, each code as ``scheme^value^meaning``."""
+    def code(c):
+        return "^".join(c) if c else "^^"
+    return "~".join([TERMINOLOGY_CONTEXT, code(L.ANATOMIC_CATEGORY), code(structure.code), code(None),
+                     ANATOMIC_CONTEXT, code(L.INNER_EAR), code(L.SIDE_CODES.get(side))])
+
+
+def segment_id(structure: L.Structure, side: Optional[str]) -> str:
+    return L.segment_id(structure.key, side) if side else structure.key
+
+
+def segment_name(structure: L.Structure, side: Optional[str]) -> str:
+    return L.segment_name(structure.key, side) if side else structure.name
+
+
+# --- statistics table -----------------------------------------------------------------------
+
+def stats_columns(stats: List[dict]):
+    """(column name, values) pairs: one column per scalar key, one per component of a vector
+    key (``centroid_ras`` -> ``centroid_ras R/A/S``, ``*_lps`` -> ``L/P/S``)."""
+    columns = []
+    for key in (stats[0].keys() if stats else []):
+        values = [row.get(key) for row in stats]
+        if isinstance(values[0], (list, tuple, np.ndarray)):
+            axes = "RAS" if key.endswith("_ras") else "LPS" if key.endswith("_lps") else None
+            for i in range(len(values[0])):
+                columns.append((f"{key} {axes[i] if axes else i}", [v[i] for v in values]))
+        else:
+            columns.append((key, values))
+    return columns
+
+
+def fill_table(tableNode, stats: List[dict]) -> None:
+    table = tableNode.GetTable()
+    table.Initialize()
+    for name, values in stats_columns(stats):
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+        array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
+        array.SetName(name)
+        for v in values:
+            array.InsertNextValue(float(v) if numeric else str(v))
+        table.AddColumn(array)
+    tableNode.Modified()
+
+
+# --- the logic ------------------------------------------------------------------------------
+
+def _default_segmenter(*args, **kwargs):
+    from InnerEarSegLib.pipeline import segment
+    return segment(*args, **kwargs)
+
+
+class InnerEarSegLogic:
+    """Runs the library (``segmenter``, injectable) and builds the MRML nodes of a result."""
+
+    def __init__(self, scene=None, segmenter: Optional[Callable] = None):
+        self.scene = scene if scene is not None else slicer.mrmlScene
+        self.segmenter = segmenter or _default_segmenter
+        if hasattr(slicer, "modules"):  # inside Slicer
+            self.segmentationsLogic = slicer.modules.segmentations.logic()
+        else:  # slicer-core: what Slicer's modules would do, node classes and subject hierarchy items
+            self.segmentationsLogic = slicer.vtkSlicerSegmentationsModuleLogic()
+            self.segmentationsLogic.SetMRMLScene(self.scene)
+            self.subjectHierarchyLogic = slicer.vtkSlicerSubjectHierarchyModuleLogic()
+            self.subjectHierarchyLogic.SetMRMLScene(self.scene)
+
+    def segment(self, inputVolumeNode, parameters=None, model=None, progress=None, cancel=None):
+        """Run the library on a volume node; returns its SegmentationResult (nothing added to the scene)."""
+        image = volume_to_image(inputVolumeNode)
+        if dataclasses.is_dataclass(parameters) and hasattr(parameters, "surfaces"):
+            parameters = dataclasses.replace(parameters, surfaces=False)  # Slicer makes its own surfaces
+        return self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel)
+
+    def process(self, inputVolumeNode, outputSegmentationNode=None, parameters=None, model=None,
+                progress=None, cancel=None) -> Outputs:
+        """Segment a volume in this process and add the result to the scene."""
+        result = self.segment(inputVolumeNode, parameters, model, progress, cancel)
+        return self.importResult(result, inputVolumeNode, outputSegmentationNode,
+                                 smoothing=getattr(parameters, "smoothing", DEFAULT_SMOOTHING),
+                                 surfaces=getattr(parameters, "surfaces", True))
+
+    def importResultFiles(self, folder, inputVolumeNode, outputSegmentationNode=None,
+                          smoothing=DEFAULT_SMOOTHING, surfaces=True) -> Outputs:
+        """Add the files the worker wrote in ``folder`` to the scene (out-of-process path)."""
+        folder = Path(folder)
+        labels = sitk.ReadImage(str(folder / LABELS_FILE), sitk.sitkUInt8)
+        sidesPath = folder / SIDES_FILE
+        sides = sitk.ReadImage(str(sidesPath), sitk.sitkUInt8) if sidesPath.exists() else labels * 0
+        info = json.loads((folder / STATS_FILE).read_text()) if (folder / STATS_FILE).exists() else {}
+        result = SegmentationResult(labels=labels, sides=sides, stats=info.get("stats", []),
+                                    warnings=info.get("warnings", []), model_name=info.get("model", ""))
+        return self.importResult(result, inputVolumeNode, outputSegmentationNode, smoothing, surfaces)
+
+    def importResult(self, result: SegmentationResult, inputVolumeNode, outputSegmentationNode=None,
+                     smoothing=DEFAULT_SMOOTHING, surfaces=True) -> Outputs:
+        """Build the segmentation, surfaces, models and table; on failure undo every change."""
+        check_same_grid(result.labels, inputVolumeNode)
+        scene = self.scene
+        created, folderId, backup = [], 0, None
+        segNode = outputSegmentationNode
+        if segNode is None:
+            segNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                              scene.GenerateUniqueName(f"{inputVolumeNode.GetName()} inner ear"))
+            created.append(segNode)
+        else:
+            backup = slicer.vtkSegmentation()
+            backup.DeepCopy(segNode.GetSegmentation())
+        if segNode.GetDisplayNode() is None:
+            segNode.CreateDefaultDisplayNodes()
+            if backup is not None:
+                created.append(segNode.GetDisplayNode())
+        try:
+            self._fillSegmentation(segNode, result, inputVolumeNode)
+            if surfaces:
+                segNode.GetSegmentation().SetConversionParameter("Smoothing factor", str(smoothing))
+                segNode.CreateClosedSurfaceRepresentation()
+                shNode = scene.GetSubjectHierarchyNode()
+                folderId = shNode.CreateFolderItem(shNode.GetSceneItemID(), f"{segNode.GetName()} surfaces")
+                self._exportModels(segNode, folderId, created)
+            tableNode = None
+            if result.stats:
+                tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode",
+                                                    scene.GenerateUniqueName(f"{segNode.GetName()} statistics"))
+                created.append(tableNode)
+                fill_table(tableNode, result.stats)
+        except BaseException:
+            for node in created:
+                self.removeNode(node)
+            if folderId:
+                scene.GetSubjectHierarchyNode().RemoveItem(folderId, False, False)
+            if backup is not None:
+                segNode.GetSegmentation().DeepCopy(backup)
+            raise
+        return Outputs(segNode, tableNode, folderId, result)
+
+    def removeNode(self, node) -> None:
+        """Remove a node with its display nodes and subject-hierarchy item (plain slicer-core
+        removes neither by itself)."""
+        shNode = self.scene.GetSubjectHierarchyNode()
+        item = shNode.GetItemByDataNode(node)
+        if item:
+            shNode.RemoveItem(item, False, False)
+        if node.IsA("vtkMRMLDisplayableNode"):
+            for n in reversed(range(node.GetNumberOfDisplayNodes())):
+                self.scene.RemoveNode(node.GetNthDisplayNode(n))
+        self.scene.RemoveNode(node)
+
+    def _fillSegmentation(self, segNode, result: SegmentationResult, volumeNode) -> None:
+        """One segment per structure and side present; existing segments with the same ids are replaced."""
+        labels = sitk.GetArrayViewFromImage(result.labels)
+        sides = sitk.GetArrayViewFromImage(result.sides)
+        ijkToRas = image_ijk_to_ras(result.labels)
+        segNode.SetReferenceImageGeometryParameterFromVolumeNode(volumeNode)
+        segNode.SetAndObserveTransformNodeID(volumeNode.GetTransformNodeID())
+        segmentation = segNode.GetSegmentation()
+        if segmentation.GetNumberOfSegments() == 0:
+            segmentation.SetSourceRepresentationName(BINARY_LABELMAP)
+        for structure in L.STRUCTURES:
+            inStructure = labels == structure.value
+            for code in np.unique(sides[inStructure]):
+                side = SIDE_BY_CODE.get(int(code))
+                labelmap = oriented_mask(inStructure & (sides == code), ijkToRas)
+                segment = slicer.vtkSegment()
+                segment.SetName(segment_name(structure, side))
+                segment.SetColor(*structure.color)
+                segment.SetTerminology(terminology(structure, side))
+                segment.AddRepresentation(BINARY_LABELMAP, labelmap)
+                sid = segment_id(structure, side)
+                if segmentation.GetSegment(sid):
+                    segmentation.RemoveSegment(sid)
+                segmentation.AddSegment(segment, sid)
+
+    def _exportModels(self, segNode, folderId: int, created: list) -> None:
+        """One model node per segment's closed surface, in a subject-hierarchy folder; hidden,
+        since the segmentation already shows the same surfaces."""
+        shNode = self.scene.GetSubjectHierarchyNode()
+        segmentation = segNode.GetSegmentation()
+        for index in range(segmentation.GetNumberOfSegments()):
+            segment = segmentation.GetNthSegment(index)
+            model = self.scene.AddNewNodeByClass("vtkMRMLModelNode", segment.GetName())
+            created.append(model)
+            model.CreateDefaultDisplayNodes()
+            model.GetDisplayNode().SetVisibility(False)
+            model.SetAndObserveTransformNodeID(segNode.GetTransformNodeID())
+            if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentToRepresentationNode(segment, model):
+                raise RuntimeError(f"could not export the surface of segment '{segment.GetName()}'")
+            # Slicer's subject hierarchy plugins make the item; plain slicer-core does not
+            item = shNode.GetItemByDataNode(model) or shNode.CreateItem(folderId, model)
+            shNode.SetItemParent(item, folderId)
+
+    # --- batch and files ------------------------------------------------------------------------
+
+    def loadVolume(self, path):
+        """Read a scan into a new scalar volume node (works without Slicer's I/O manager)."""
+        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", Path(str(path)).name.split(".")[0])
+        storage = self.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
+        storage.SetFileName(str(path))
+        ok = storage.ReadData(node)
+        self.scene.RemoveNode(storage)
+        if not ok:
+            self.scene.RemoveNode(node)
+            raise InputError(path, "cannot read this file as a volume")
+        return node
+
+    def saveSegmentation(self, segNode, path) -> Path:
+        """Write a ``.seg.nrrd`` through a temporary name, so a failure leaves no partial file."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(suffix=".seg.nrrd", prefix=".tmp-", dir=path.parent)
+        os.close(fd)
+        storage = self.scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+        try:
+            storage.SetFileName(tmp)
+            if not storage.WriteData(segNode):
+                raise OSError(f"{path}: could not write the segmentation")
+            os.replace(tmp, path)
+        finally:
+            self.scene.RemoveNode(storage)
+            Path(tmp).unlink(missing_ok=True)
+        return path
+
+    def exportStatistics(self, tableNode, path) -> Path:
+        """Write a table node as CSV through a temporary name."""
+        path = Path(path)
+        table = tableNode.GetTable()
+        columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+        tmp = path.with_name(f".tmp-{path.name}")
+        try:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow([c.GetName() for c in columns])
+                for r in range(table.GetNumberOfRows()):
+                    writer.writerow([c.GetValue(r) for c in columns])
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+    def exportSurfaces(self, segNode, folder, fileFormat="STL") -> None:
+        """Write each segment's closed surface (STL or OBJ, LPS coordinates as Slicer does)."""
+        segNode.CreateClosedSurfaceRepresentation()
+        ids = vtk.vtkStringArray()
+        segNode.GetSegmentation().GetSegmentIDs(ids)
+        if not slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsClosedSurfaceRepresentationToFiles(
+                str(folder), segNode, ids, fileFormat, True, 1.0, False):
+            raise OSError(f"{folder}: could not write the {fileFormat} surfaces")
+
+    def processFiles(self, paths, outputFolder, parameters=None, model=None, progress=None, cancel=None):
+        """Batch: segment each scan, save ``<name>.seg.nrrd`` and ``<name>_stats.csv`` in
+        ``outputFolder``, and remove the nodes again. Returns ``(path, error or None)`` per scan;
+        one bad scan does not stop the others."""
+        outputFolder = Path(outputFolder)
+        outputFolder.mkdir(parents=True, exist_ok=True)
+        report = []
+        for path in paths:
+            volume, outputs = None, None
+            try:
+                volume = self.loadVolume(path)
+                result = self.segment(volume, parameters, model, progress, cancel)
+                outputs = self.importResult(result, volume, surfaces=False)
+                name = volume.GetName()
+                self.saveSegmentation(outputs.segmentationNode, outputFolder / f"{name}.seg.nrrd")
+                if outputs.tableNode:
+                    self.exportStatistics(outputs.tableNode, outputFolder / f"{name}_stats.csv")
+                report.append((path, None))
+            except Exception as e:
+                report.append((path, f"{path}: {e}" if str(path) not in str(e) else str(e)))
+            finally:
+                for node in ([outputs.segmentationNode, outputs.tableNode] if outputs else []) + [volume]:
+                    if node is not None:
+                        self.removeNode(node)
+        return report

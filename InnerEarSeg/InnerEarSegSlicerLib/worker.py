@@ -1,0 +1,90 @@
+"""Out-of-process runner: segment one scan and report progress as JSON lines on stdout.
+
+Slicer starts it with its own Python (``PythonSlicer worker.py --input ... --output-dir ...``)
+so inference never blocks or crashes the application, and Cancel can simply kill it.
+Each stdout line is one JSON object: ``{"event": "progress", "stage", "fraction", "message"}``,
+then ``{"event": "done", "warnings": [...]}`` or ``{"event": "error", "kind", "message"}``.
+Outputs in ``--output-dir``: labels and sides images on the exact input grid (LPS, as
+SimpleITK writes them) and the statistics as JSON; each is written to a temporary name
+and renamed, so a killed run leaves no half-written file under the final name.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+LABELS_FILE = "labels.nii.gz"
+SIDES_FILE = "sides.nii.gz"
+STATS_FILE = "stats.json"
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def _jsonable(value):
+    """numpy scalars and arrays in the stats become plain numbers and lists."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def write_outputs(result, out_dir: Path) -> None:
+    import SimpleITK as sitk
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = []
+    try:
+        for name, write in ((LABELS_FILE, lambda p: sitk.WriteImage(result.labels, str(p), True)),
+                            (SIDES_FILE, lambda p: sitk.WriteImage(result.sides, str(p), True)),
+                            (STATS_FILE, lambda p: p.write_text(json.dumps(
+                                {"stats": result.stats, "warnings": result.warnings,
+                                 "model": result.model_name}, default=_jsonable, indent=1)))):
+            tmp = out_dir / f".tmp-{name}"  # keeps the extension so SimpleITK picks the format
+            write(tmp)
+            done.append((tmp, out_dir / name))
+        for tmp, final in done:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in done:
+            tmp.unlink(missing_ok=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True, help="scan to segment (any format SimpleITK reads)")
+    parser.add_argument("--output-dir", required=True, help="folder for labels, sides and stats")
+    parser.add_argument("--model", default=None, help="model card or weights; default: the bundled model")
+    parser.add_argument("--params", default="{}", help="SegmentParameters fields as a JSON object")
+    return parser.parse_args(argv)
+
+
+def main(argv=None, segment=None) -> int:
+    """Run one segmentation; ``segment`` replaces ``InnerEarSegLib.pipeline.segment`` in tests."""
+    args = parse_args(argv)
+    try:
+        import SimpleITK as sitk
+        from InnerEarSegLib.errors import InputError
+        from InnerEarSegLib.pipeline import SegmentParameters
+        if segment is None:
+            from InnerEarSegLib.pipeline import segment
+        params = SegmentParameters(**json.loads(args.params))
+        ok, message = params.isValid()
+        if not ok:
+            raise ValueError(f"invalid parameters: {message}")
+        try:
+            image = sitk.ReadImage(args.input)
+        except RuntimeError as e:
+            raise InputError(args.input, f"cannot read the image ({str(e).strip().splitlines()[-1]})") from e
+        result = segment(image, model=args.model, params=params,
+                         progress=lambda stage, fraction, message="": emit(
+                             "progress", stage=stage, fraction=float(fraction), message=message))
+        emit("progress", stage="write", fraction=1.0, message="writing results")
+        write_outputs(result, Path(args.output_dir))
+        emit("done", warnings=list(result.warnings))
+        return 0
+    except Exception as e:  # every failure is reported on the protocol, with its cause
+        emit("error", kind=type(e).__name__, message=str(e))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
