@@ -1,0 +1,275 @@
+"""Training data: user image/label folders and synthetic samples, as patches in model space.
+
+User volumes are resampled once onto an identity-direction isotropic grid at the model
+spacing (image B-spline, label nearest), the way inference sees scans, and kept in memory.
+A patch is a crop (80 % of the time near a labelled voxel, else anywhere), normalised on
+its own like the inference regions, then augmented with MONAI. Synthetic samples come from
+the generator. Every random choice of a batch is seeded from its step index, so a stream is
+the same whatever the number of workers, and a resumed run sees the batches it would have.
+"""
+import functools
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from monai.transforms import (Compose, RandAdjustContrastd, RandAffined, RandFlipd, RandGaussianNoised,
+                              RandScaleIntensityd, RandShiftIntensityd)
+from monai.utils import convert_to_tensor
+from torch.utils.data import IterableDataset, get_worker_info
+
+from . import grid
+from .errors import InputError
+from .labels import NUM_CLASSES
+
+IMAGE_EXTS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+POSITIVE_FRACTION = 0.8  # patches centred near a labelled voxel; the rest anywhere in the volume
+VALIDATION_SEED = 10 ** 9  # validation samples use seeds VALIDATION_SEED + i, never reached in training
+
+
+def sample_seed(seed: int, step: int, batch: int, i: int) -> int:
+    """Seed of sample ``i`` of training step ``step``: distinct per sample, reproducible on resume."""
+    return seed * 1_000_003 + step * batch + i
+
+
+@dataclass
+class Case:
+    name: str
+    image: Path
+    label: Path
+
+
+def image_stem(path: Path):
+    """The name without its image extension (``X.nii.gz`` -> ``X``); None if not an image file."""
+    for ext in IMAGE_EXTS:
+        if path.name.lower().endswith(ext):
+            return path.name[:-len(ext)]
+    return None
+
+
+def _with_stem(folder: Path, stem: str):
+    """The image file in ``folder`` called ``stem`` + a supported extension, or None."""
+    if not folder.is_dir():
+        return None
+    return next((p for p in sorted(folder.iterdir()) if image_stem(p) == stem), None)
+
+
+def find_cases(folders: Sequence) -> List[Case]:
+    """Image/label pairs in each folder, in either layout:
+
+    nnU-Net: ``imagesTr/X_0000.ext`` with ``labelsTr/X.ext`` (other channels ``_0001``... ignored);
+    flat: ``X_image.ext`` with ``X_label.ext``. Extensions: .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd.
+    An image without its label is an error; so is a folder with no pairs.
+    """
+    cases = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise InputError(folder, "training data folder not found")
+        found = []
+        if (folder / "imagesTr").is_dir():
+            for image in sorted((folder / "imagesTr").iterdir()):
+                stem = image_stem(image) or ""
+                if stem.endswith("_0000"):
+                    label = _with_stem(folder / "labelsTr", stem[:-5])
+                    if label is None:
+                        raise InputError(image, f"no label found (expected labelsTr/{stem[:-5]}.nii.gz or similar)")
+                    found.append(Case(stem[:-5], image, label))
+        for image in sorted(folder.iterdir()):
+            stem = image_stem(image) or ""
+            if stem.endswith("_image"):
+                label = _with_stem(folder, stem[:-6] + "_label")
+                if label is None:
+                    raise InputError(image, f"no label found (expected {stem[:-6]}_label.nii.gz or similar beside it)")
+                found.append(Case(stem[:-6], image, label))
+        if not found:
+            raise InputError(folder, "no training pairs found: expected imagesTr/X_0000.nii.gz with "
+                                     "labelsTr/X.nii.gz, or X_image.nii.gz with X_label.nii.gz (also .nrrd, .mha)")
+        cases += found
+    return cases
+
+
+def read_pair(case: Case):
+    """Read one image and its label and check they belong together (same grid, labels 0..3)."""
+    images = []
+    for path in (case.image, case.label):
+        try:
+            images.append(sitk.ReadImage(str(path)))
+        except RuntimeError as e:
+            raise InputError(path, f"cannot read image ({str(e).strip().splitlines()[-1]})") from e
+        if images[-1].GetDimension() != 3 or images[-1].GetNumberOfComponentsPerPixel() != 1:
+            raise InputError(path, "not a 3D single-component image")
+    image, label = images
+    if image.GetSize() != label.GetSize():
+        raise InputError(case.label, f"label size {label.GetSize()} differs from the image's {image.GetSize()} "
+                                     f"({case.image.name})")
+    for what, a, b in (("spacing", image.GetSpacing(), label.GetSpacing()),
+                       ("origin", image.GetOrigin(), label.GetOrigin()),
+                       ("direction", image.GetDirection(), label.GetDirection())):
+        if not np.allclose(a, b, atol=1e-3, rtol=1e-4):
+            raise InputError(case.label, f"label {what} {tuple(np.round(b, 4))} differs from the image's "
+                                         f"{tuple(np.round(a, 4))} ({case.image.name})")
+    values = sitk.GetArrayViewFromImage(label)
+    if values.min() < 0 or values.max() >= NUM_CLASSES or np.any(values != np.round(values)):
+        raise InputError(case.label, f"label values must be whole numbers 0..{NUM_CLASSES - 1} "
+                                     f"(found {values.min()}..{values.max()})")
+    if values.max() == 0:
+        raise InputError(case.label, "label has no labelled voxel")
+    return image, label
+
+
+@dataclass
+class Volume:
+    """One user case on the model grid, arrays in SimpleITK order (z, y, x)."""
+
+    name: str
+    image: np.ndarray       # float32, raw intensities (normalised per patch)
+    label: np.ndarray       # uint8, 0..3 (segmenter) or 0/1 (localizer)
+    foreground: np.ndarray  # flat indices of labelled voxels, for positive patch centres
+
+
+def label_region_reference(label: sitk.Image, spacing: float, margin_mm: float) -> sitk.Image:
+    """An identity-direction grid around the labelled voxels plus ``margin_mm``: the ears and
+    their surroundings, not the whole head, so a 0.45 mm copy stays small."""
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(label != 0, sitk.sitkUInt8))
+    x, y, z, sx, sy, sz = stats.GetBoundingBox(1)
+    corners = [label.TransformIndexToPhysicalPoint((i, j, k)) for i in (x, x + sx - 1)
+               for j in (y, y + sy - 1) for k in (z, z + sz - 1)]
+    lo, hi = np.min(corners, 0) - margin_mm, np.max(corners, 0) + margin_mm
+    return grid.canonical_reference((lo + hi) / 2, np.ceil((hi - lo) / spacing).astype(int) + 1, spacing)
+
+
+def load_volume(case: Case, stage: str, spacing: float, patch_size: Sequence[int]) -> Volume:
+    """Read, check and resample one case onto the model grid.
+
+    Segmenter: the labelled region plus one patch of margin; localizer: the whole scan
+    (it sees whole scans at inference), labels merged into one labyrinth class that marks
+    every coarse voxel the labyrinth touches.
+    """
+    image, label = read_pair(case)
+    if stage == "segmenter":
+        reference = label_region_reference(label, spacing, max(patch_size) * spacing)
+    else:
+        reference = grid.covering_reference(image, spacing)
+    low = float(sitk.GetArrayViewFromImage(image).min())
+    image_arr = sitk.GetArrayFromImage(grid.resample(image, reference, "bspline", default=low))
+    if stage == "segmenter":
+        label_arr = sitk.GetArrayFromImage(grid.resample(label, reference, "nearest", pixel_type=sitk.sitkUInt8))
+    else:  # 1 wherever labyrinth reaches a 2 mm voxel: nearest neighbour would drop the thin canals
+        mask = grid.resample(sitk.Cast(label != 0, sitk.sitkFloat32), reference, "linear")
+        label_arr = (sitk.GetArrayFromImage(mask) > 0.01).astype(np.uint8)
+    return Volume(case.name, image_arr.astype(np.float32), label_arr, np.flatnonzero(label_arr))
+
+
+def load_volumes(folders: Sequence, stage: str, spacing: float, patch_size: Sequence[int]) -> List[Volume]:
+    return [load_volume(c, stage, spacing, patch_size) for c in find_cases(folders)] if folders else []
+
+
+def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill) -> np.ndarray:
+    """The box ``start``..``start + size`` of ``array``; parts outside it are ``fill``."""
+    out = np.full(tuple(size), fill, array.dtype)
+    src = tuple(slice(max(s, 0), min(s + n, d)) for s, n, d in zip(start, size, array.shape))
+    dst = tuple(slice(a.start - s, a.stop - s) for a, s in zip(src, start))
+    out[dst] = array[src]
+    return out
+
+
+def sample_patch(volume: Volume, patch_size: Sequence[int], rng: np.random.Generator,
+                 low: float = 0.5, high: float = 99.5):
+    """A normalised (image, label) patch; near a labelled voxel with probability 0.8, with a
+    random offset of up to a quarter patch so the anatomy is not always centred."""
+    size = np.asarray(patch_size)
+    if volume.foreground.size and rng.random() < POSITIVE_FRACTION:
+        centre = np.array(np.unravel_index(volume.foreground[rng.integers(volume.foreground.size)],
+                                           volume.label.shape))
+        centre += rng.integers(-(size // 4), size // 4 + 1)
+    else:
+        centre = rng.integers(0, volume.label.shape)
+    start = centre - size // 2
+    image = crop(volume.image, start, size, volume.image.min())
+    return grid.normalise(image, low, high), crop(volume.label, start, size, 0)
+
+
+def augmentation() -> Compose:
+    """Random augmentation of a {"image", "label"} dict of channel-first (1, z, y, x) patches.
+
+    Only the x (left-right) flip: a mirrored right ear is a plausible left ear, but flipping
+    up/down or front/back gives anatomy that never occurs in the canonical LPS model space.
+    Rotations of up to 15 degrees and scaling of 10 % cover head tilt and ear size; the
+    intensity changes cover scanners, coils and bias fields.
+    """
+    keys = ("image", "label")
+    return Compose([
+        RandFlipd(keys, prob=0.5, spatial_axis=2),
+        RandAffined(keys, prob=0.7, rotate_range=[np.deg2rad(15.0)] * 3, scale_range=[0.1] * 3,
+                    mode=("bilinear", "nearest"), padding_mode=("border", "zeros")),
+        RandScaleIntensityd("image", factors=0.1, prob=0.5),
+        RandShiftIntensityd("image", offsets=0.1, prob=0.5),
+        RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.3),
+        RandGaussianNoised("image", std=0.03, prob=0.3),
+    ])
+
+
+def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float):
+    """``seed -> (image, label)`` from the synthetic generator for one stage."""
+    from .synth import generate  # imported late: training on user data alone does not need it
+    if stage == "segmenter":
+        return functools.partial(generate.segmenter_sample, patch_size=tuple(patch_size), spacing=spacing)
+    return functools.partial(generate.localizer_sample, shape=tuple(patch_size), spacing=spacing)
+
+
+def generator_version():
+    try:
+        from . import synth
+    except ImportError:
+        return None
+    return getattr(synth, "GENERATOR_VERSION", None)
+
+
+class PatchStream(IterableDataset):
+    """An endless stream of training batches ``(image (B,1,z,y,x) float, label (B,1,z,y,x) long)``.
+
+    Batch ``step`` mixes synthetic samples (``sampler``, seeded by :func:`sample_seed`) and
+    user patches (``volumes``), a sample being synthetic with probability ``synthetic_fraction``
+    when both exist. DataLoader workers take every n-th step, so batches arrive in step order.
+    """
+
+    def __init__(self, volumes: List[Volume], sampler, patch_size: Sequence[int], batch: int, seed: int = 0,
+                 start_step: int = 0, synthetic_fraction: float = 0.5, augment: bool = True,
+                 normalisation=(0.5, 99.5)):
+        super().__init__()
+        if not volumes and sampler is None:
+            raise ValueError("no training data: give user volumes, a synthetic sampler, or both")
+        self.volumes, self.sampler = volumes, sampler
+        self.patch_size, self.batch_size, self.seed = tuple(patch_size), batch, seed
+        self.start_step = start_step
+        self.synthetic_fraction = 1.0 if not volumes else 0.0 if sampler is None else synthetic_fraction
+        self.transform = augmentation() if augment else None
+        self.normalisation = normalisation
+
+    def sample(self, seed: int):
+        rng = np.random.default_rng(seed)
+        if rng.random() < self.synthetic_fraction:
+            image, label = self.sampler(seed)
+        else:
+            volume = self.volumes[rng.integers(len(self.volumes))]
+            image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
+        data = {"image": np.asarray(image, np.float32)[None], "label": np.asarray(label, np.float32)[None]}
+        if self.transform is not None:
+            self.transform.set_random_state(seed=seed % 2 ** 32)
+            data = self.transform(data)
+        return (convert_to_tensor(data["image"], dtype=torch.float32),
+                convert_to_tensor(data["label"]).round().long())
+
+    def batch(self, step: int):
+        samples = [self.sample(sample_seed(self.seed, step, self.batch_size, i)) for i in range(self.batch_size)]
+        return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+
+    def __iter__(self):
+        info = get_worker_info()
+        first, stride = (info.id, info.num_workers) if info else (0, 1)
+        for step in itertools.count(self.start_step + first, stride):
+            yield self.batch(step)
