@@ -1,0 +1,77 @@
+"""Running a network over a model-space array: sliding windows, optional flip TTA, device choice.
+
+Windows are blended with Gaussian weights (MONAI) so patch borders leave no seams. Mixed
+precision (bf16, else fp16) is used only on CUDA, where it is fast and safe; CPU runs fp32.
+A CUDA out-of-memory error is answered by a retry on the CPU, with a warning.
+"""
+import os
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+from monai.inferers import sliding_window_inference
+
+from .errors import InnerEarSegError
+
+# Test-time augmentation: mirror left/right (x), which is anatomically plausible since the
+# two ears are mirror images, and x plus z; dims index (batch, channel, z, y, x) tensors.
+TTA_FLIPS = ((), (4,), (4, 2))
+OVERLAP = 0.25
+
+
+def pick_device(name="auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU; ``cuda`` without a GPU is an error, not a silent CPU run."""
+    name = str(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InnerEarSegError(f"device '{name}' was asked for but no CUDA GPU is available to PyTorch; "
+                               "use 'cpu' or 'auto'")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise InnerEarSegError(f"unknown device '{name}'; use 'auto', 'cpu' or 'cuda'") from e
+
+
+def configure_threads() -> None:
+    """Use every core this process may run on, unless the user chose (OMP/MKL_NUM_THREADS)."""
+    if not ("OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ):
+        torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+
+
+def _run(net, x: torch.Tensor, roi_size, device: torch.device, tta: bool, amp: bool) -> torch.Tensor:
+    net.to(device)
+    x = x.to(device)
+    use_amp = amp and device.type == "cuda"
+    dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    total = None
+    flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+        for dims in flips:
+            xi = torch.flip(x, dims) if dims else x
+            logits = sliding_window_inference(xi, list(roi_size), 1, net, overlap=OVERLAP, mode="gaussian")
+            p = torch.softmax(logits.float(), dim=1)
+            p = torch.flip(p, dims) if dims else p
+            total = p if total is None else total + p
+    return total / len(flips)
+
+
+def predict_probabilities(net, array_zyx: np.ndarray, roi_size: Sequence[int], device="cpu",
+                          tta: bool = False, amp: bool = True) -> np.ndarray:
+    """Class probabilities (C, z, y, x) float32 of ``net`` over a normalised (z, y, x) array.
+
+    ``roi_size`` (z, y, x) is the sliding-window size; the array's sizes must be multiples of
+    ``net.divisor`` (model-space grids are built so). The network is moved to ``device``.
+    """
+    device = torch.device(device)
+    x = torch.from_numpy(np.ascontiguousarray(array_zyx, dtype=np.float32))[None, None]
+    try:
+        probs = _run(net, x, roi_size, device, tta, amp)
+    except torch.OutOfMemoryError:
+        if device.type != "cuda":
+            raise
+        torch.cuda.empty_cache()
+        warnings.warn("the GPU ran out of memory; running this region on the CPU instead (slower)")
+        probs = _run(net, x, roi_size, torch.device("cpu"), tta, amp)
+    return probs[0].cpu().numpy().astype(np.float32, copy=False)

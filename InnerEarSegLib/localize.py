@@ -1,0 +1,87 @@
+"""Where are the ears? The coarse localizer network finds at most one labyrinth per side.
+
+Sides are physical: in LPS a larger x is the patient's left. The midline is the midpoint
+between the two ears when both are found; with only one ear it is x = 0, the scanner
+isocentre, which is near the middle of the head for ordinary head positioning.
+"""
+import warnings
+from typing import Callable, List
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from . import grid, preprocess
+from .labels import side_of_x
+from .result import EarRegion
+
+MIN_EAR_MM3 = 30.0            # smaller blobs are noise: a labyrinth is 150-250 mm3
+MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belong to the same ear
+
+Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
+
+
+def scan_center(image: sitk.Image) -> tuple:
+    lo, hi = grid.physical_bounds(image)
+    return tuple(float(v) for v in (lo + hi) / 2.0)
+
+
+def center_region(image: sitk.Image) -> EarRegion:
+    """One region at the scan centre (score 0: not located), its side from the centre's x against x = 0."""
+    center = scan_center(image)
+    return EarRegion(side_of_x(center[0]), center, 0.0)
+
+
+def fits_one_region(image: sitk.Image, region_mm) -> bool:
+    """True when the whole scan fits inside one ear region (a scan already cropped to one ear)."""
+    lo, hi = grid.physical_bounds(image)
+    return bool(np.all(hi - lo <= np.asarray(region_mm, float)))
+
+
+def find_ears(probability: np.ndarray, reference: sitk.Image, threshold: float,
+              min_volume_mm3: float = MIN_EAR_MM3) -> List[EarRegion]:
+    """Ears from a labyrinth probability map (z, y, x) on ``reference``'s grid, right first.
+
+    The largest blob is one ear; the largest blob at least ``MIN_EAR_SEPARATION_MM`` away
+    in x is the other. Score: the blob's peak probability.
+    """
+    mask = probability >= threshold
+    components, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return []
+    ids = np.arange(1, n + 1)
+    volumes = np.bincount(components.ravel(), minlength=n + 1)[1:] * float(np.prod(reference.GetSpacing()))
+    centres = ndimage.center_of_mass(mask, components, ids)
+    peaks = ndimage.maximum(probability, components, ids)
+    blobs = sorted(((v, reference.TransformContinuousIndexToPhysicalPoint([float(c) for c in zyx[::-1]]), float(p))
+                    for v, zyx, p in zip(volumes, centres, peaks) if v >= min_volume_mm3),
+                   key=lambda b: -b[0])
+    if not blobs:
+        return []
+    first = blobs[0]
+    others = [b for b in blobs[1:] if abs(b[1][0] - first[1][0]) >= MIN_EAR_SEPARATION_MM]
+    chosen = [first] + others[:1]
+    midline = (chosen[0][1][0] + chosen[1][1][0]) / 2.0 if len(chosen) == 2 else 0.0
+    ears = [EarRegion(side_of_x(c[0], midline), tuple(c), p) for _, c, p in chosen]
+    return sorted(ears, key=lambda e: e.side != "right")
+
+
+def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegion]:
+    """Ear regions for the segmenter; an empty list when the scan holds no ear.
+
+    Falls back to one region at the scan centre when the model has no localizer (with a
+    warning) or when the whole scan fits in one ear region (a scan cropped to one ear,
+    where a coarse 2 mm search would have almost nothing to look at).
+    """
+    pre = model.card["preprocessing"]
+    if fits_one_region(image, pre["ear_region_mm"]):
+        return [center_region(image)]
+    if model.localizer is None:
+        warnings.warn("the model has no localizer network; segmenting one region at the scan centre")
+        return [center_region(image)]
+    net = model.localizer
+    coarse, array = preprocess.localizer_input(image, pre["localizer_spacing_mm"], net.divisor,
+                                               pre["normalisation"])
+    roi = tuple(min(s, p) for s, p in zip(array.shape, pre.get("localizer_patch_size", (64, 96, 96))))
+    probabilities = predictor(net, array, roi)
+    return find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5))

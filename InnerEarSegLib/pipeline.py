@@ -1,0 +1,272 @@
+"""The library's Python API: segment an image, a file, or a batch of files.
+
+Stages, reported through ``progress(stage, fraction, message)`` and timed in
+``result.timings``: read, preprocess, localize, segment, postprocess, measure, surface.
+``cancel`` is checked between stages (and between ears), so Cancel stops at the next one.
+Collaborators (predictor, locator, surface builder, writer) can be injected, which lets
+tests run the whole path with fakes; the defaults are the real networks and writers.
+"""
+import time
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import infer, localize, postprocess, preprocess
+from .errors import Cancelled, InnerEarSegError, InputError
+from .measure import measure
+from .model_card import LoadedModel, load_model
+from .progress import CancelFlag, ProgressCallback, no_progress
+from .read import case_name, list_inputs, read_image
+from .result import EarRegion, SegmentationResult
+
+HERE = Path(__file__).resolve().parent
+THICK_SLICE_MM = 1.5  # coarser voxels still run, with a warning: canals (about 1 mm) blur away
+
+
+@dataclass
+class SegmentParameters:
+    """User options of one run.
+
+    device: auto | cpu | cuda. modality: auto | mr | ct (auto: ``preprocess.detect_modality``).
+    roi: ``ears`` (localizer finds each ear) | ``center`` (the reference method's fixed crop at
+    the scan centre, split into right and left halves at its middle). tta: average over flips.
+    keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
+    split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,
+    stats rows have side ``both`` and the surface builder gets ``sides=None``.
+    smoothing: surface smoothing factor 0..1 for the surface stage. surfaces: build them.
+    """
+
+    device: str = "auto"
+    modality: str = "auto"
+    roi: str = "ears"
+    tta: bool = False
+    keep_largest: bool = True
+    fill_holes: bool = True
+    split_sides: bool = True
+    smoothing: float = 0.5
+    surfaces: bool = True
+
+    def isValid(self):
+        """(True, "") or (False, what is wrong), for GUIs to show before running."""
+        if self.device != "auto" and self.device != "cpu" and not str(self.device).startswith("cuda"):
+            return False, f"device must be auto, cpu or cuda, not {self.device!r}"
+        if self.modality not in ("auto", "mr", "ct"):
+            return False, f"modality must be auto, mr or ct, not {self.modality!r}"
+        if self.roi not in ("ears", "center"):
+            return False, f"roi must be ears or center, not {self.roi!r}"
+        if not 0.0 <= float(self.smoothing) <= 1.0:
+            return False, f"smoothing must be between 0 and 1, not {self.smoothing}"
+        return True, ""
+
+
+@dataclass
+class CaseReport:
+    """The outcome of one input of a batch; ``error`` names the file and the cause."""
+
+    path: str
+    name: str
+    ok: bool
+    error: str = ""
+    outputs: List[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    stats: List[dict] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+class _Stages:
+    """Times stages into ``timings`` and reports them; checks ``cancel`` at each boundary."""
+
+    def __init__(self, progress: ProgressCallback, cancel: Optional[CancelFlag], timings: dict):
+        self.progress, self.cancel, self.timings = progress, cancel, timings
+        self.stage, self.start = None, 0.0
+
+    def __call__(self, stage: str, message: str = "") -> None:
+        self.done()
+        if self.cancel is not None:
+            self.cancel.check()
+        self.stage, self.start = stage, time.perf_counter()
+        self.progress(stage, 0.0, message)
+
+    def done(self) -> None:
+        if self.stage is not None:
+            self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.perf_counter() - self.start
+            self.progress(self.stage, 1.0, "")
+            self.stage = None
+
+
+def as_image(image, spacing=None, origin=None, direction=None, source=None) -> sitk.Image:
+    """A sitk image as is, or a (z, y, x) numpy array with LPS ``spacing`` (x, y, z) (required),
+    ``origin`` (default 0) and ``direction`` (9 values, default identity)."""
+    if isinstance(image, sitk.Image):
+        return image
+    array = np.asarray(image)
+    if array.ndim != 3:
+        raise InputError(source, f"array of shape {array.shape}; a 3D (z, y, x) array is needed")
+    if spacing is None:
+        raise InputError(source, "a numpy array needs its voxel spacing (x, y, z) in mm")
+    out = sitk.GetImageFromArray(array)
+    out.SetSpacing([float(s) for s in spacing])
+    if origin is not None:
+        out.SetOrigin([float(v) for v in origin])
+    if direction is not None:
+        out.SetDirection([float(v) for v in np.ravel(direction)])
+    return out
+
+
+def _model(model, device) -> LoadedModel:
+    return model if isinstance(model, LoadedModel) else load_model(model, device)
+
+
+def segment(image, model=None, params: Optional[SegmentParameters] = None,
+            progress: Optional[ProgressCallback] = None, cancel: Optional[CancelFlag] = None, *,
+            spacing=None, origin=None, direction=None, surface_builder: Optional[Callable] = None,
+            predictor: Optional[Callable] = None, locator: Optional[Callable] = None,
+            source=None) -> SegmentationResult:
+    """Segment one scan; everything returned lies on the exact input grid.
+
+    image: sitk.Image, or a (z, y, x) array with ``spacing`` etc. (LPS). model: LoadedModel,
+    a card/weights path, or None for the bundled model. predictor(net, array, roi) -> (C, z, y, x)
+    probabilities replaces the networks; locator(image, model, predictor) -> [EarRegion] replaces
+    ``localize.locate_ears``; surface_builder(labels, sides, smoothing) -> {segment_id: vtkPolyData}.
+    source names the scan in error messages. A scan with no ear found gives empty labels
+    and a warning. The input is never modified.
+    """
+    params = params or SegmentParameters()
+    ok, why = params.isValid()
+    if not ok:
+        raise ValueError(why)
+    timings: dict = {}
+    stage = _Stages(progress or no_progress, cancel, timings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stage("read")
+        image = as_image(image, spacing, origin, direction, source)
+        device = infer.pick_device(params.device)
+        model = _model(model, device)
+        infer.configure_threads()
+        predictor = predictor or partial(infer.predict_probabilities, device=device, tta=params.tta)
+
+        stage("preprocess")
+        preprocess.check_values(image, source)
+        _check_fit(image, model, params, source)
+
+        stage("localize")
+        pre = model.card["preprocessing"]
+        divisor = model.segmenter.divisor
+        if params.roi == "center":
+            ears = []
+            references = [("both", preprocess.center_reference(image, pre, divisor))]
+        else:
+            ears = (locator or localize.locate_ears)(image, model, predictor)
+            references = [(e.side, preprocess.ear_reference(e.center_lps, pre, divisor)) for e in ears]
+            if not ears:
+                warnings.warn("no inner ear found in the field of view; the labels are empty")
+
+        stage("segment")
+        regions = []
+        for i, (side, reference) in enumerate(references):
+            if cancel is not None:
+                cancel.check()
+            array = preprocess.region_input(image, reference, pre["normalisation"])
+            probabilities = predictor(model.segmenter, array, tuple(pre["patch_size"]))
+            regions += (postprocess.split_halves(reference, probabilities) if side == "both"
+                        else [(side, reference, probabilities)])
+            stage.progress("segment", (i + 1) / len(references), f"region {i + 1} of {len(references)}")
+        if params.roi == "center":
+            ears = [EarRegion(side, tuple(ref.TransformContinuousIndexToPhysicalPoint(
+                [(s - 1) / 2 for s in ref.GetSize()])), 0.0) for side, ref, _ in regions]
+
+        stage("postprocess")
+        labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)
+        if not params.split_sides:
+            sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
+
+        stage("measure")
+        stats = measure(labels, sides if params.split_sides else None)
+
+        surfaces = {}
+        if params.surfaces:
+            stage("surface")
+            if surface_builder is None:
+                from .surface import build_surfaces as surface_builder
+            surfaces = surface_builder(labels, sides if params.split_sides else None, params.smoothing)
+        stage.done()
+    for w in caught:  # pass every warning on to the caller; keep the library's own in the result
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    messages = [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]
+    return SegmentationResult(labels=labels, sides=sides, stats=stats, surfaces=surfaces, ears=ears,
+                              warnings=messages, source=str(source) if source else None,
+                              model_name=model.name, timings=timings)
+
+
+def _check_fit(image: sitk.Image, model: LoadedModel, params: SegmentParameters, source) -> None:
+    """Warnings for inputs that run but may disappoint: thick slices, a modality the model never saw."""
+    coarsest = max(image.GetSpacing())
+    if coarsest > THICK_SLICE_MM:
+        warnings.warn(f"{source or 'input'}: voxels up to {coarsest:g} mm are much coarser than the model's "
+                      f"{model.card['preprocessing']['spacing_mm']} mm; thin structures such as the "
+                      "semicircular canals will be unreliable")
+    trained = model.card.get("modalities")
+    modality = preprocess.detect_modality(image) if params.modality == "auto" else params.modality
+    if trained and modality not in trained:
+        warnings.warn(f"{source or 'input'} looks like {modality.upper()} but the model was trained on "
+                      f"{', '.join(m.upper() for m in trained)} only; set the modality if this is wrong")
+
+
+def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder):
+    image = read_image(path)
+    result = segment(image, model, params, progress, cancel, surface_builder=surface_builder, source=path)
+    if writer is None:
+        from .write import write_outputs as writer
+    outputs = writer(result, out_dir, case_name(path), image)
+    return result, [Path(p) for p in outputs]
+
+
+def segment_file(path, out_dir, model=None, params: Optional[SegmentParameters] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelFlag] = None, *,
+                 writer: Optional[Callable] = None, surface_builder: Optional[Callable] = None
+                 ) -> SegmentationResult:
+    """Read a scan (file or DICOM folder), segment it, and write its outputs into ``out_dir/<case>/``.
+
+    writer(result, out_dir, name, input_image) -> [paths] defaults to ``write.write_outputs``.
+    """
+    return _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder)[0]
+
+
+def segment_batch(paths, out_dir, model=None, params: Optional[SegmentParameters] = None,
+                  progress: Optional[ProgressCallback] = None, cancel: Optional[CancelFlag] = None, *,
+                  writer: Optional[Callable] = None, surface_builder: Optional[Callable] = None
+                  ) -> List[CaseReport]:
+    """Segment every scan in ``paths`` (expanded by ``read.list_inputs``), one report each.
+
+    A failing scan does not stop the others; its report's error names the file and the cause.
+    The model is loaded once (a bad model stops the batch: nothing could succeed), and Cancel
+    stops the batch. Progress also gets ``("batch", i / n, case name)`` before each scan.
+    """
+    params = params or SegmentParameters()
+    model = _model(model, infer.pick_device(params.device))
+    progress = progress or no_progress
+    inputs = list_inputs(paths)
+    reports = []
+    for i, path in enumerate(inputs):
+        name = case_name(path)
+        progress("batch", i / len(inputs), name)
+        start = time.perf_counter()
+        try:
+            result, outputs = _segment_and_write(path, out_dir, model, params, progress, cancel, writer,
+                                                 surface_builder)
+            report = CaseReport(str(path), name, True, "", outputs, 0.0, result.stats, result.warnings)
+        except Cancelled:
+            raise
+        except Exception as e:  # one failing scan must not lose the others
+            cause = str(e) if isinstance(e, InnerEarSegError) else f"{type(e).__name__}: {e}"
+            report = CaseReport(str(path), name, False, cause if str(path) in cause else f"{path}: {cause}")
+        report.seconds = time.perf_counter() - start
+        reports.append(report)
+    progress("batch", 1.0, "")
+    return reports

@@ -1,0 +1,121 @@
+"""From a scan to network inputs: value checks, modality, and resampling into model space.
+
+Every network input is an identity-direction isotropic grid (``grid.py``), built by
+resampling the scan, so the networks see every scan the same way up whatever its
+orientation. Each input is normalised on its own (percentiles, ``grid.normalise``):
+the whole coarse volume for the localizer, each ear region for the segmenter.
+Arrays are (z, y, x).
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import grid
+from .errors import InputError
+
+CENTER_SIZE_XYZ = (256, 256, 64)  # the reference method's centre crop, voxels at the segmenter spacing
+
+
+def check_values(image: sitk.Image, path=None) -> None:
+    """Refuse volumes with NaN/Inf voxels or no contrast at all: nothing sensible can come out."""
+    a = sitk.GetArrayViewFromImage(image)
+    if a.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(a)))
+        if bad:
+            raise InputError(path, f"{bad} voxels are NaN or infinite; replace them before segmenting")
+    lo, hi = a.min(), a.max()
+    if lo == hi:
+        raise InputError(path, f"constant volume (every voxel is {lo}), nothing to segment")
+
+
+def _sample(image: sitk.Image, max_voxels: int = 2_000_000) -> np.ndarray:
+    """A regular subsample of the voxels, enough for percentiles and histograms of big scans."""
+    a = sitk.GetArrayViewFromImage(image)
+    step = max(1, math.ceil((a.size / max_voxels) ** (1 / 3)))
+    return np.asarray(a[::step, ::step, ::step], dtype=np.float32)
+
+
+def detect_modality(image: sitk.Image) -> str:
+    """``"ct"`` when intensities look like Hounsfield units, else ``"mr"``.
+
+    Rule: MR magnitudes are never below -500, so a minimum above -500 means MR. Otherwise
+    the scan is CT when at least 5% of voxels are air (-1100..-900 HU) or its brightest 0.1%
+    is above 1000 HU (dense bone such as the otic capsule). CBCT not calibrated to HU
+    and CT stored without its rescale intercept (air near 0) are therefore called MR;
+    pass the modality explicitly for those.
+    """
+    a = _sample(image)
+    if a.min() >= -500:
+        return "mr"
+    air = np.mean((a >= -1100) & (a <= -900))
+    return "ct" if air >= 0.05 or np.percentile(a, 99.9) > 1000 else "mr"
+
+
+def low_value(image: sitk.Image, percentile: float) -> float:
+    """The image's low intensity percentile: padding with it looks like background to the networks."""
+    return float(np.percentile(_sample(image), percentile))
+
+
+def localizer_input(image: sitk.Image, spacing: float, multiple: int, normalisation: dict
+                    ) -> Tuple[sitk.Image, np.ndarray]:
+    """The whole scan, linearly resampled onto a covering model-space grid and normalised.
+
+    Returns the grid (a float image, for its geometry) and the normalised array.
+    """
+    reference = grid.covering_reference(image, spacing, multiple)
+    coarse = grid.resample(image, reference, "linear", low_value(image, normalisation["low"]))
+    array = grid.normalise(sitk.GetArrayFromImage(coarse), normalisation["low"], normalisation["high"])
+    return coarse, array
+
+
+def region_size(size_mm: Sequence[float], spacing: float, multiple: int,
+                min_size: Sequence[int] = (1, 1, 1)) -> list:
+    """Voxels (x, y, z) covering ``size_mm`` at ``spacing``, at least ``min_size``, a multiple of ``multiple``."""
+    size = [max(math.ceil(mm / spacing - 1e-6), int(m)) for mm, m in zip(size_mm, min_size)]
+    return [int(math.ceil(s / multiple) * multiple) for s in size]
+
+
+def ear_reference(center_lps, preprocessing: dict, multiple: int) -> sitk.Image:
+    """The segmenter grid around one ear: ``ear_region_mm`` (x, y, z), at least one patch."""
+    spacing = preprocessing["spacing_mm"]
+    size = region_size(preprocessing["ear_region_mm"], spacing, multiple, preprocessing["patch_size"][::-1])
+    return grid.canonical_reference(center_lps, size, spacing)
+
+
+def center_reference(image: sitk.Image, preprocessing: dict, multiple: int,
+                     size_xyz: Sequence[int] = CENTER_SIZE_XYZ) -> sitk.Image:
+    """The reference method's region: the whole scan at the segmenter spacing, centre-cropped/padded
+    to ``size_xyz`` voxels; it usually holds both ears (115 mm wide at 0.45 mm)."""
+    lo, hi = grid.physical_bounds(image)
+    size = [int(math.ceil(s / multiple) * multiple) for s in size_xyz]
+    return grid.canonical_reference((lo + hi) / 2.0, size, preprocessing["spacing_mm"])
+
+
+def crop_to(image: sitk.Image, reference: sitk.Image, margin: int = 4) -> Optional[sitk.Image]:
+    """The part of ``image`` under ``reference``'s grid plus ``margin`` voxels, or None if they do not overlap.
+
+    Interpolating from the crop instead of the whole scan keeps B-spline set-up cheap.
+    """
+    size = np.array(reference.GetSize())
+    corners = [[i, j, k] for i in (-0.5, size[0] - 0.5) for j in (-0.5, size[1] - 0.5) for k in (-0.5, size[2] - 0.5)]
+    idx = np.array([image.TransformPhysicalPointToContinuousIndex(reference.TransformContinuousIndexToPhysicalPoint(c))
+                    for c in corners])
+    lo = np.maximum(np.floor(idx.min(0)).astype(int) - margin, 0)
+    hi = np.minimum(np.ceil(idx.max(0)).astype(int) + margin, np.array(image.GetSize()) - 1)
+    if np.any(hi < lo):
+        return None
+    return sitk.RegionOfInterest(image, (hi - lo + 1).tolist(), lo.tolist())
+
+
+def region_input(image: sitk.Image, reference: sitk.Image, normalisation: dict) -> np.ndarray:
+    """B-spline resample of the scan onto ``reference``, normalised over the region.
+
+    Outside the scan the region is padded with the region's low percentile (background).
+    """
+    crop = crop_to(image, reference)
+    if crop is None:
+        return np.zeros(reference.GetSize()[::-1], np.float32)
+    resampled = grid.resample(crop, reference, "bspline", low_value(crop, normalisation["low"]))
+    return grid.normalise(sitk.GetArrayFromImage(resampled), normalisation["low"], normalisation["high"])

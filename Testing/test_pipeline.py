@@ -1,0 +1,269 @@
+"""The pipeline's stages and API: ear finding, sides, clean-up, inference, progress, cancel, batch."""
+import warnings
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from InnerEarSegLib import infer, localize, postprocess
+from InnerEarSegLib.errors import Cancelled, InnerEarSegError, InputError
+from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.pipeline import CaseReport, SegmentParameters, segment, segment_batch
+from InnerEarSegLib.progress import CancelFlag
+
+RIGHT_EAR, LEFT_EAR = (-45.0, 5.0, 0.0), (45.0, 5.0, 0.0)
+
+
+def threshold_predictor(net, array, roi):
+    out = np.zeros((net.head.out_channels,) + array.shape, np.float32)
+    out[0], out[1] = 1.0 - array, array
+    return out
+
+
+def two_ear_scan(volume, shift_x=0.0, radius=4.0):
+    """A 120 x 40 x 30 mm scan at 1 mm with a bright sphere at each ear."""
+    ears = [(np.add(e, (shift_x, 0, 0)), (radius,) * 3) for e in (RIGHT_EAR, LEFT_EAR)]
+    return volume((120, 40, 30), (1.0, 1.0, 1.0), center_lps=(shift_x, 5.0, 0.0), blobs=ears)
+
+
+# ---- localize -------------------------------------------------------------------------------
+
+def blob_map(centres_lps, reference, radius=5.0):
+    """A probability map on ``reference`` with 0.9 inside spheres at ``centres_lps``."""
+    size = reference.GetSize()
+    k, j, i = np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij")
+    pts = np.stack([i, j, k], -1) * reference.GetSpacing()[0] + reference.GetOrigin()
+    out = np.zeros(size[::-1], np.float32)
+    for c in centres_lps:
+        out[((pts - c) ** 2).sum(-1) <= radius ** 2] = 0.9
+    return out
+
+
+@pytest.mark.parametrize("shift", [0.0, 30.0])  # 30 mm: the head far off the scanner isocentre
+def test_find_ears_gives_one_ear_per_side_around_the_midline(shift):
+    reference = canonical_reference((shift, 0, 0), (80, 20, 20), 2.0)
+    centres = [(-45 + shift, 0, 0), (45 + shift, 0, 0), (-38 + shift, 0, 0)]  # a third blob beside the right ear
+    ears = localize.find_ears(blob_map(centres[:2], reference) + blob_map(centres[2:], reference, 3.0),
+                              reference, 0.5)
+    assert [e.side for e in ears] == ["right", "left"]
+    assert np.allclose(ears[0].center_lps, centres[0], atol=1.0)
+    assert np.allclose(ears[1].center_lps, centres[1], atol=1.0)
+    assert ears[0].score == pytest.approx(0.9)
+
+
+def test_find_ears_single_ear_side_from_isocentre_and_small_blobs_ignored():
+    reference = canonical_reference((0, 0, 0), (80, 20, 20), 2.0)
+    ears = localize.find_ears(blob_map([(20, 0, 0)], reference) + blob_map([(-50, 0, 0)], reference, 1.0),
+                              reference, 0.5)
+    assert [e.side for e in ears] == ["left"]
+    assert localize.find_ears(np.zeros((20, 20, 80), np.float32), reference, 0.5) == []
+
+
+def test_localizer_finds_both_ears_and_sides_follow_them(volume, tiny_model):
+    image, truth = two_ear_scan(volume, shift_x=12.0)
+    result = segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=threshold_predictor)
+    assert [e.side for e in result.ears] == ["right", "left"]
+    labels, sides = sitk.GetArrayFromImage(result.labels), sitk.GetArrayFromImage(result.sides)
+    found = labels > 0
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) > 0.9
+    x = np.arange(labels.shape[2])[None, None, :] + image.GetOrigin()[0]  # identity grid: index -> LPS x
+    assert np.all(sides[found & (x < 12)] == 1) and np.all(sides[found & (x > 12)] == 2)
+    rows = {(r["structure"], r["side"]): r for r in result.stats}
+    sphere = 4 / 3 * np.pi * 4 ** 3
+    for side in ("right", "left"):
+        assert rows[("labyrinth", side)]["volume_mm3"] == pytest.approx(sphere, rel=0.15)
+
+
+def test_center_roi_splits_the_fixed_crop_into_right_and_left(volume, tiny_model):
+    image, truth = two_ear_scan(volume, radius=8.0)  # big enough to set the crop's 99.5th percentile
+    result = segment(image, tiny_model, SegmentParameters(roi="center", surfaces=False),
+                     predictor=threshold_predictor,
+                     locator=lambda *a: pytest.fail("the centre crop must not call the localizer"))
+    sides = sitk.GetArrayFromImage(result.sides)
+    found = sitk.GetArrayFromImage(result.labels) > 0
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) > 0.9
+    assert np.all(sides[:, :, :60][found[:, :, :60]] == 1) and np.all(sides[:, :, 60:][found[:, :, 60:]] == 2)
+    assert [e.side for e in result.ears] == ["right", "left"]
+
+
+def test_model_without_localizer_warns_and_uses_the_scan_centre(volume, tiny_model_factory):
+    from InnerEarSegLib.model_card import load_model
+    model = load_model(tiny_model_factory(localizer=False))
+    image, _ = volume((50, 50, 50), (0.5, 0.5, 0.5), center_lps=(20, 0, 0), blobs=[((20, 0, 0), (3, 3, 3))])
+    with pytest.warns(UserWarning, match="no localizer"):
+        result = segment(image, model, SegmentParameters(surfaces=False), predictor=threshold_predictor)
+    assert any("no localizer" in w for w in result.warnings)
+    assert [e.side for e in result.ears] == ["left"]
+    assert np.allclose(result.ears[0].center_lps, (20, 0, 0), atol=0.3)
+
+
+# ---- postprocess ----------------------------------------------------------------------------
+
+def test_clean_labels_keeps_the_main_labyrinth_and_fills_holes():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    labels[2:12, 2:12, 2:12] = 1     # main labyrinth: cochlea ...
+    labels[2:12, 12:16, 2:12] = 2    # ... touching the vestibule
+    labels[6, 6, 6] = 0              # a hole in the cochlea
+    labels[5, 5, 5] = 3              # a one-voxel canal fragment inside it
+    labels[16:19, 16:19, 16:19] = 3  # a separate island
+    before = labels.copy()
+    out = postprocess.clean_labels(labels, (0.5, 0.5, 0.5))
+    np.testing.assert_array_equal(labels, before)
+    assert out[6, 6, 6] == 1 and out[5, 5, 5] == 1  # hole and fragment become cochlea
+    assert not out[16:19, 16:19, 16:19].any()
+    assert np.count_nonzero(out == 2) == 10 * 4 * 10
+    raw = postprocess.clean_labels(labels, (0.5, 0.5, 0.5), keep_largest=False, fill_holes=False)
+    np.testing.assert_array_equal(raw, labels)
+
+
+def test_clean_probabilities_argmax_is_the_cleaned_labels():
+    rng = np.random.default_rng(0)
+    probs = rng.random((4, 12, 12, 12)).astype(np.float32)
+    cleaned = postprocess.clean_probabilities(probs, (0.45,) * 3)
+    expected = postprocess.clean_labels(probs.argmax(0).astype(np.uint8), (0.45,) * 3)
+    np.testing.assert_array_equal(cleaned.argmax(0), expected)
+
+
+# ---- infer ----------------------------------------------------------------------------------
+
+class PointwiseNet(torch.nn.Module):
+    """Logits [0, 8 (x - 0.5)] per voxel: a function of the voxel's own value only."""
+
+    def forward(self, x):
+        return torch.cat([torch.zeros_like(x), 8 * (x - 0.5)], 1)
+
+
+def test_predict_probabilities_tta_flips_back(tiny_model):
+    array = np.zeros((16, 16, 16), np.float32)
+    array[2:6, 3:9, 1:4] = 1.0  # asymmetric, so a flip not undone would move it
+    plain = infer.predict_probabilities(PointwiseNet(), array, (8, 8, 8), "cpu")
+    tta = infer.predict_probabilities(PointwiseNet(), array, (8, 8, 8), "cpu", tta=True)
+    assert plain.shape == (2, 16, 16, 16) and plain.dtype == np.float32
+    np.testing.assert_allclose(tta, plain, atol=1e-5)
+    np.testing.assert_array_equal(plain.argmax(0), array > 0.5)
+    real = infer.predict_probabilities(tiny_model.segmenter, array, (16, 16, 16), "cpu")
+    assert real.shape == (4, 16, 16, 16)
+    np.testing.assert_allclose(real.sum(0), 1.0, atol=1e-5)
+
+
+def test_gpu_out_of_memory_retries_on_cpu(monkeypatch):
+    calls = []
+    real_run = infer._run
+
+    def run(net, x, roi, device, tta, amp):
+        calls.append(device.type)
+        if device.type == "cuda":
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real_run(net, x, roi, device, tta, amp)
+
+    monkeypatch.setattr(infer, "_run", run)
+    with pytest.warns(UserWarning, match="out of memory"):
+        out = infer.predict_probabilities(PointwiseNet(), np.zeros((8, 8, 8), np.float32), (8, 8, 8), "cuda")
+    assert calls == ["cuda", "cpu"] and out.shape == (2, 8, 8, 8)
+
+
+def test_pick_device():
+    assert infer.pick_device("cpu").type == "cpu"
+    assert infer.pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InnerEarSegError, match="no CUDA"):
+            infer.pick_device("cuda")
+
+
+# ---- API ------------------------------------------------------------------------------------
+
+def small_scan(volume):
+    return volume((40, 40, 40), (0.5, 0.5, 0.5), center_lps=(-30, 0, 0), blobs=[((-30, 0, 0), (3, 3, 3))])
+
+
+def test_progress_stages_timings_and_surface_builder(volume, tiny_model):
+    image, _ = small_scan(volume)
+    seen, built = [], []
+
+    def builder(labels, sides, smoothing):
+        built.append((labels.GetSize(), sides is not None, smoothing))
+        return {"cochlea_right": "poly"}
+
+    result = segment(image, tiny_model, SegmentParameters(smoothing=0.3), predictor=threshold_predictor,
+                     progress=lambda s, f, m: seen.append((s, f)), surface_builder=builder)
+    stages = ["read", "preprocess", "localize", "segment", "postprocess", "measure", "surface"]
+    assert [s for s, f in seen if f == 0.0] == stages
+    assert list(result.timings) == stages and all(t >= 0 for t in result.timings.values())
+    assert built == [(image.GetSize(), True, 0.3)] and result.surfaces == {"cochlea_right": "poly"}
+    result = segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=threshold_predictor,
+                     surface_builder=lambda *a: pytest.fail("surfaces were not asked for"))
+    assert "surface" not in result.timings and result.surfaces == {}
+
+
+def test_cancel_stops_at_the_next_stage(volume, tiny_model):
+    image, _ = small_scan(volume)
+    flag, seen = CancelFlag(), []
+
+    def progress(stage, fraction, message):
+        seen.append(stage)
+        if stage == "localize":
+            flag.cancel()
+
+    with pytest.raises(Cancelled):
+        segment(image, tiny_model, SegmentParameters(surfaces=False), progress, flag, predictor=threshold_predictor)
+    assert "segment" not in seen and "postprocess" not in seen
+
+
+def test_numpy_input_matches_sitk_input(volume, rotation, tiny_model):
+    image, _ = small_scan(volume)
+    image.SetDirection(rotation(0, 0, 20).ravel().tolist())
+    params = SegmentParameters(surfaces=False)
+    a = segment(image, tiny_model, params, predictor=threshold_predictor)
+    b = segment(sitk.GetArrayFromImage(image), tiny_model, params, predictor=threshold_predictor,
+                spacing=image.GetSpacing(), origin=image.GetOrigin(), direction=image.GetDirection())
+    assert b.labels.GetDirection() == image.GetDirection() and b.labels.GetOrigin() == image.GetOrigin()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(a.labels), sitk.GetArrayFromImage(b.labels))
+    with pytest.raises(InputError, match="spacing"):
+        segment(sitk.GetArrayFromImage(image), tiny_model, params, predictor=threshold_predictor)
+
+
+def test_split_sides_off_gives_both_rows_and_no_sides(volume, tiny_model):
+    image, _ = small_scan(volume)
+    result = segment(image, tiny_model, SegmentParameters(split_sides=False, surfaces=False),
+                     predictor=threshold_predictor)
+    assert not sitk.GetArrayFromImage(result.sides).any()
+    assert {r["side"] for r in result.stats} == {"both"}
+    assert [r for r in result.stats if r["structure"] == "cochlea"][0]["voxels"] > 0
+
+
+def test_parameters_are_validated(tiny_model, volume):
+    assert SegmentParameters().isValid() == (True, "")
+    for bad in (dict(device="gpu"), dict(modality="pet"), dict(roi="whole"), dict(smoothing=2.0)):
+        ok, message = SegmentParameters(**bad).isValid()
+        assert not ok and str(list(bad.values())[0]) in message
+    with pytest.raises(ValueError, match="roi"):
+        segment(small_scan(volume)[0], tiny_model, SegmentParameters(roi="whole"))
+
+
+def test_batch_goes_on_past_a_bad_file(volume, tiny_model, tmp_path):
+    image, _ = volume((30, 30, 30), (0.5, 0.5, 0.5), blobs=[((0, 0, 0), (3, 3, 3))])  # one region: fast
+    good = [tmp_path / "a.nii.gz", tmp_path / "c.nrrd"]
+    for p in good:
+        sitk.WriteImage(image, str(p))
+    bad = tmp_path / "b.nii.gz"
+    bad.write_bytes(b"not an image at all")
+    written = []
+
+    def writer(result, out_dir, name, input_image):
+        path = out_dir / name / f"{name}_labels.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(result.labels, str(path))
+        written.append(name)
+        return [path]
+
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reports = segment_batch([tmp_path], out, tiny_model, SegmentParameters(surfaces=False), writer=writer)
+    assert all(isinstance(r, CaseReport) for r in reports)
+    assert [(r.name, r.ok) for r in reports] == [("a", True), ("b", False), ("c", True)]
+    assert written == ["a", "c"]
+    assert "b.nii.gz" in reports[1].error and "not an image" in reports[1].error
+    assert reports[0].outputs == [out / "a" / "a_labels.nii.gz"] and reports[0].outputs[0].is_file()
+    assert reports[0].seconds > 0 and reports[0].stats
