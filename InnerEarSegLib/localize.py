@@ -53,9 +53,12 @@ def find_ears(probability: np.ndarray, reference: sitk.Image, threshold: float,
     volumes = np.bincount(components.ravel(), minlength=n + 1)[1:] * float(np.prod(reference.GetSpacing()))
     centres = ndimage.center_of_mass(mask, components, ids)
     peaks = ndimage.maximum(probability, components, ids)
-    blobs = sorted(((v, reference.TransformContinuousIndexToPhysicalPoint([float(c) for c in zyx[::-1]]), float(p))
-                    for v, zyx, p in zip(volumes, centres, peaks) if v >= min_volume_mm3),
-                   key=lambda b: -b[0])
+    blobs = []  # (volume mm3, centre LPS, peak probability), largest first
+    for volume, zyx, peak in zip(volumes, centres, peaks):
+        if volume >= min_volume_mm3:
+            centre = reference.TransformContinuousIndexToPhysicalPoint([float(c) for c in zyx[::-1]])
+            blobs.append((volume, centre, float(peak)))
+    blobs.sort(key=lambda b: -b[0])
     if not blobs:
         return []
     first = blobs[0]

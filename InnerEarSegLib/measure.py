@@ -2,8 +2,8 @@
 
 All values come from ITK's ``LabelShapeStatisticsImageFilter`` on the label image, so
 they honour spacing, origin and direction. Surface area is ITK's Crofton-formula
-estimate from the voxels (no mesh): within about 1% for smooth shapes a few voxels
-across, lower for box corners and tubes only 2-3 voxels wide. The smoothed surfaces
+estimate from the voxels (no mesh): within about 1% for smooth shapes several voxels
+across, 10-30% low for boxes and for tubes only 2-3 voxels wide. The smoothed surfaces
 written as STL (``surface.py``) give a slightly different area.
 """
 from typing import List, Optional

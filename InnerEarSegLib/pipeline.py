@@ -1,7 +1,8 @@
 """The library's Python API: segment an image, a file, or a batch of files.
 
 Stages, reported through ``progress(stage, fraction, message)`` and timed in
-``result.timings``: read, preprocess, localize, segment, postprocess, measure, surface.
+``result.timings``: read (input and model), preprocess (value checks, modality), localize,
+segment (resampling and networks per ear), postprocess, measure, surface.
 ``cancel`` is checked between stages (and between ears), so Cancel stops at the next one.
 Collaborators (predictor, locator, surface builder, writer) can be injected, which lets
 tests run the whole path with fakes; the defaults are the real networks and writers.
@@ -153,7 +154,9 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
 
         stage("preprocess")
         preprocess.check_values(image, source)
-        _check_fit(image, model, params, source)
+        modality = preprocess.detect_modality(image) if params.modality == "auto" else params.modality
+        stage.progress("preprocess", 0.5, f"modality {modality.upper()}")
+        _warn_if_unsuited(image, model, modality, source)
 
         stage("localize")
         pre = model.card["preprocessing"]
@@ -204,23 +207,25 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
                               model_name=model.name, timings=timings)
 
 
-def _check_fit(image: sitk.Image, model: LoadedModel, params: SegmentParameters, source) -> None:
+def _warn_if_unsuited(image: sitk.Image, model: LoadedModel, modality: str, source) -> None:
     """Warnings for inputs that run but may disappoint: thick slices, a modality the model never saw."""
     coarsest = max(image.GetSpacing())
     if coarsest > THICK_SLICE_MM:
         warnings.warn(f"{source or 'input'}: voxels up to {coarsest:g} mm are much coarser than the model's "
                       f"{model.card['preprocessing']['spacing_mm']} mm; thin structures such as the "
                       "semicircular canals will be unreliable")
-    trained = model.card.get("modalities")
-    modality = preprocess.detect_modality(image) if params.modality == "auto" else params.modality
+    trained = model.card.get("modalities")  # e.g. ["mr", "ct"]; no entry: no check
     if trained and modality not in trained:
         warnings.warn(f"{source or 'input'} looks like {modality.upper()} but the model was trained on "
                       f"{', '.join(m.upper() for m in trained)} only; set the modality if this is wrong")
 
 
 def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder):
+    start = time.perf_counter()
     image = read_image(path)
+    seconds = time.perf_counter() - start
     result = segment(image, model, params, progress, cancel, surface_builder=surface_builder, source=path)
+    result.timings["read"] = result.timings.get("read", 0.0) + seconds
     if writer is None:
         from .write import write_outputs as writer
     outputs = writer(result, out_dir, case_name(path), image)

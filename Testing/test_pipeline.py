@@ -267,3 +267,39 @@ def test_batch_goes_on_past_a_bad_file(volume, tiny_model, tmp_path):
     assert "b.nii.gz" in reports[1].error and "not an image" in reports[1].error
     assert reports[0].outputs == [out / "a" / "a_labels.nii.gz"] and reports[0].outputs[0].is_file()
     assert reports[0].seconds > 0 and reports[0].stats
+
+
+def test_detect_modality_and_warning_for_a_modality_the_model_never_saw(tiny_model_factory):
+    from InnerEarSegLib.model_card import load_model
+    from InnerEarSegLib.preprocess import detect_modality
+    rng = np.random.default_rng(0)
+    mr = rng.normal(300, 50, (20, 30, 30)).clip(0)
+    ct = np.full((20, 30, 30), -1000.0)  # air around a head of soft tissue with some bone
+    ct[:, 5:25, 5:25] = 40
+    ct[8:12, 10:14, 10:14] = 1800
+    ct_no_air = ct[:, 8:22, 8:22].copy()
+    ct_no_air[0, 0, 0] = -990  # a cropped temporal bone: little air, but dense bone
+    kinds = [detect_modality(sitk.GetImageFromArray(a)) for a in (mr, ct, ct_no_air, mr - 1000)]
+    assert kinds == ["mr", "ct", "ct", "mr"]
+
+    model = load_model(tiny_model_factory())
+    model.card["modalities"] = ["mr"]
+    image = sitk.GetImageFromArray(ct.astype(np.float32))
+    with pytest.warns(UserWarning, match="looks like CT"):
+        result = segment(image, model, SegmentParameters(surfaces=False), predictor=threshold_predictor)
+    assert any("trained on MR only" in w for w in result.warnings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segment(image, model, SegmentParameters(modality="mr", surfaces=False), predictor=threshold_predictor)
+
+
+def test_threads_follow_the_user_setting(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    infer.configure_threads()
+    assert calls == []
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    infer.configure_threads()
+    assert calls and calls[0] >= 1
