@@ -86,8 +86,8 @@ class FakeSegmenter:
         self.calls = []
         self.stats = stats or []
 
-    def __call__(self, image, model=None, params=None, progress=None, cancel=None):
-        self.calls.append({"image": image, "model": model, "params": params})
+    def __call__(self, image, model=None, params=None, progress=None, cancel=None, source=None):
+        self.calls.append({"image": image, "model": model, "params": params, "source": source})
         a = sitk.GetArrayFromImage(image)
         labels = np.where(a >= 100, a - 99, 0).astype(np.uint8)
         k, j, i = np.nonzero(labels)
@@ -510,3 +510,34 @@ def test_worker_command_runs_the_real_worker_script(tmp_path):
     assert command[command.index("--params") + 1] == '{"tta": true}' and command[-2:] == ["--model", "m.json"]
     env = J.worker_environment(str(ROOT), {"PYTHONPATH": "/elsewhere"})
     assert env["PYTHONPATH"].split(":") == [str(ROOT), "/elsewhere"]
+
+
+def test_out_of_process_run_with_the_real_pipeline(scene, tmp_path, tiny_model_path):
+    """Widget path without the widget: input file, worker process (real pipeline, tiny random
+    model), result files, MRML nodes on the input grid."""
+    m = GEOMETRIES["oblique"]
+    volume, _ = add_volume(scene, m, [(center_ras(m, (-5, 0, 0)), 100), (center_ras(m, (5, 0, 0)), 100)])
+    logic = G.InnerEarSegLogic(scene)
+    inputPath = logic.writeInput(volume, tmp_path / "input.nrrd")
+    env = J.worker_environment(str(G.library_parent()))
+    job = J.SegmentationJob(J.worker_command(sys.executable, inputPath, tmp_path / "out", tiny_model_path,
+                                             {"device": "cpu", "surfaces": False}, "scan"), env)
+    job.start()
+    assert job.wait(timeout=300) == J.DONE, job.error
+    outputs = logic.importResultFiles(tmp_path / "out", volume)
+    segNode = outputs.segmentationNode
+    assert segNode.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()) is volume
+    stats = json.loads((tmp_path / "out" / W.STATS_FILE).read_text())["stats"]
+    assert outputs.tableNode.GetNumberOfRows() == len(stats) > 0
+
+
+
+def test_worker_names_a_missing_model(tmp_path, capsys):
+    image = sitk.Image(8, 8, 8, sitk.sitkInt16)
+    image[4, 4, 4] = 100
+    sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
+    code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "out"),
+                   "--model", str(tmp_path / "nope.json"), "--params", '{"device": "cpu"}'])
+    event = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert code == 1 and event["event"] == "error" and "nope.json" in event["message"]
+    assert not (tmp_path / "out").exists()

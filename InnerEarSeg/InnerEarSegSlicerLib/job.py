@@ -100,12 +100,14 @@ class SegmentationJob:
         return self.state
 
 
-def worker_command(python: str, inputPath, outputDir, model=None, params: Optional[dict] = None) -> List[str]:
-    """The command line that runs ``worker.py`` with ``python`` (Slicer's ``PythonSlicer``)."""
+def worker_command(python: str, inputPath, outputDir, model=None, params: Optional[dict] = None,
+                   source: Optional[str] = None) -> List[str]:
+    """The command line that runs ``worker.py`` with ``python`` (Slicer's ``PythonSlicer``);
+    ``source`` names the scan in error messages instead of the temporary input file."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
     command = [python, script, "--input", str(inputPath), "--output-dir", str(outputDir),
                "--params", json.dumps(params or {})]
-    return command + (["--model", str(model)] if model else [])
+    return command + (["--model", str(model)] if model else []) + (["--source", source] if source else [])
 
 
 def worker_environment(libraryParent: str, base: Optional[dict] = None) -> dict:

@@ -128,32 +128,69 @@ def segment_name(structure: L.Structure, side: Optional[str]) -> str:
     return L.segment_name(structure.key, side) if side else structure.name
 
 
+# --- model card -----------------------------------------------------------------------------
+
+def library_parent() -> Path:
+    """The folder holding the ``InnerEarSegLib`` package (for the worker's PYTHONPATH)."""
+    import InnerEarSegLib
+    return Path(InnerEarSegLib.__file__).resolve().parent.parent
+
+
+def default_model_card() -> Path:
+    """The bundled model card: where ``model_card.DEFAULT_MODEL`` points, found without importing torch."""
+    return library_parent() / "Resources" / "Models" / "InnerEarSeg-synthetic.json"
+
+
+def model_card_summary(path=None) -> str:
+    """A few lines about a model for the panel: name, version, training data and validation."""
+    card_path = Path(path) if path else default_model_card()
+    card_path = card_path if card_path.suffix == ".json" else card_path.with_suffix(".json")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as e:
+        return f"{card_path.name}: no readable model card ({e.__class__.__name__})"
+    lines = [f"{card.get('name', card_path.stem)} {card.get('version', '')}".strip()]
+    for stage, info in card.get("training", {}).items():
+        data = "synthetic data" if info.get("synthetic") and not info.get("cases") else \
+            f"{info.get('cases', 0)} scans" + (" + synthetic data" if info.get("synthetic") else "")
+        lines.append(f"{stage}: trained on {data}, {info.get('steps', '?')} steps")
+        validation = info.get("validation") or {}
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in validation.items() if isinstance(v, (int, float)))
+        if scores:
+            lines.append(f"  validation: {scores}")
+    return "\n".join(lines)
+
+
 # --- statistics table -----------------------------------------------------------------------
 
 def stats_columns(stats: List[dict]):
     """(column name, values) pairs: one column per scalar key, one per component of a vector
-    key (``centroid_ras`` -> ``centroid_ras R/A/S``, ``*_lps`` -> ``L/P/S``)."""
+    key (``centroid_ras`` -> ``centroid_ras R/A/S``, ``*_lps`` -> ``L/P/S``); missing is None."""
     columns = []
-    for key in (stats[0].keys() if stats else []):
+    for key in dict.fromkeys(k for row in stats for k in row):
         values = [row.get(key) for row in stats]
-        if isinstance(values[0], (list, tuple, np.ndarray)):
+        sample = next((v for v in values if v is not None), None)
+        if isinstance(sample, (list, tuple, np.ndarray)):
             axes = "RAS" if key.endswith("_ras") else "LPS" if key.endswith("_lps") else None
-            for i in range(len(values[0])):
-                columns.append((f"{key} {axes[i] if axes else i}", [v[i] for v in values]))
+            for i in range(len(sample)):
+                columns.append((f"{key} {axes[i] if axes else i}", [None if v is None else v[i] for v in values]))
         else:
             columns.append((key, values))
     return columns
 
 
 def fill_table(tableNode, stats: List[dict]) -> None:
+    """Numeric columns as numbers (missing: NaN), others as text (missing: empty)."""
     table = tableNode.GetTable()
     table.Initialize()
     for name, values in stats_columns(stats):
-        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+        present = [v for v in values if v is not None]
+        numeric = bool(present) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                                        for v in present)
         array = vtk.vtkDoubleArray() if numeric else vtk.vtkStringArray()
         array.SetName(name)
         for v in values:
-            array.InsertNextValue(float(v) if numeric else str(v))
+            array.InsertNextValue((float("nan") if v is None else float(v)) if numeric else ("" if v is None else str(v)))
         table.AddColumn(array)
     tableNode.Modified()
 
@@ -184,7 +221,8 @@ class InnerEarSegLogic:
         image = volume_to_image(inputVolumeNode)
         if dataclasses.is_dataclass(parameters) and hasattr(parameters, "surfaces"):
             parameters = dataclasses.replace(parameters, surfaces=False)  # Slicer makes its own surfaces
-        return self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel)
+        return self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel,
+                              source=inputVolumeNode.GetName())
 
     def process(self, inputVolumeNode, outputSegmentationNode=None, parameters=None, model=None,
                 progress=None, cancel=None) -> Outputs:
@@ -304,6 +342,11 @@ class InnerEarSegLogic:
             shNode.SetItemParent(item, folderId)
 
     # --- batch and files ------------------------------------------------------------------------
+
+    def writeInput(self, volumeNode, path) -> Path:
+        """Write the volume for the worker process, geometry in the file header (LPS)."""
+        sitk.WriteImage(volume_to_image(volumeNode), str(path), True)
+        return Path(path)
 
     def loadVolume(self, path):
         """Read a scan into a new scalar volume node (works without Slicer's I/O manager)."""

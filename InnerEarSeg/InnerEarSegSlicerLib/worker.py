@@ -54,6 +54,7 @@ def parse_args(argv):
     parser.add_argument("--output-dir", required=True, help="folder for labels, sides and stats")
     parser.add_argument("--model", default=None, help="model card or weights; default: the bundled model")
     parser.add_argument("--params", default="{}", help="SegmentParameters fields as a JSON object")
+    parser.add_argument("--source", default=None, help="name of the scan in error messages (default: --input)")
     return parser.parse_args(argv)
 
 
@@ -74,7 +75,7 @@ def main(argv=None, segment=None) -> int:
             image = sitk.ReadImage(args.input)
         except RuntimeError as e:
             raise InputError(args.input, f"cannot read the image ({str(e).strip().splitlines()[-1]})") from e
-        result = segment(image, model=args.model, params=params,
+        result = segment(image, model=args.model, params=params, source=args.source or args.input,
                          progress=lambda stage, fraction, message="": emit(
                              "progress", stage=stage, fraction=float(fraction), message=message))
         emit("progress", stage="write", fraction=1.0, message="writing results")
