@@ -176,6 +176,9 @@ def test_volume_to_image_and_back_is_exact(scene):
     assert np.array_equal(sitk.GetArrayFromImage(image), array)
     assert np.allclose(G.image_ijk_to_ras(image), GEOMETRIES["oblique"], atol=1e-9)
     assert image.GetSpacing() == pytest.approx((0.5, 0.5, 0.8))
+    back = G.image_to_volume(image, scene, "copy")
+    assert np.allclose(G.volume_ijk_to_ras(back), GEOMETRIES["oblique"], atol=1e-9)
+    assert np.array_equal(sitk.GetArrayFromImage(G.volume_to_image(back)), array)
 
 
 def test_result_on_another_grid_is_refused(scene):
@@ -344,10 +347,13 @@ def test_existing_output_keeps_other_segments_and_replaces_ours(scene, two_ears)
     existing = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "mine")
     existing.GetSegmentation().AddEmptySegment("keep", "keep me")
     logic.process(two_ears, existing)
-    logic.process(two_ears, existing)
+    outputs = logic.process(two_ears, existing)
     segmentation = existing.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == 6
     assert segmentation.GetSegment("keep") is not None
+    children = vtk.vtkIdList()
+    scene.GetSubjectHierarchyNode().GetItemChildren(outputs.modelsFolderItemId, children)
+    assert children.GetNumberOfIds() == 5  # models of our segments only
 
 
 # --- files: seg.nrrd, worker outputs, batch --------------------------------------------------
@@ -411,9 +417,9 @@ def test_batch_continues_past_a_bad_file_and_cleans_the_scene(scene, tmp_path):
     bad.write_text("not an image")
     logic = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter(STATS))
     before = scene.GetNumberOfNodes()
-    report = logic.processFiles([bad, good], tmp_path / "out")
-    assert report[1] == (good, None)
-    assert report[0][0] == bad and "notes.nrrd" in report[0][1]
+    report = logic.processFiles(tmp_path / "in", tmp_path / "out")  # a folder of scans
+    assert report[0] == (good, None)
+    assert report[1][0] == bad and "notes.nrrd" in report[1][1]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ear1.seg.nrrd", "ear1_stats.csv"]
     assert scene.GetNumberOfNodes() == before
     rows = (tmp_path / "out" / "ear1_stats.csv").read_text().splitlines()
@@ -541,3 +547,41 @@ def test_worker_names_a_missing_model(tmp_path, capsys):
     event = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 1 and event["event"] == "error" and "nope.json" in event["message"]
     assert not (tmp_path / "out").exists()
+
+
+# --- first-use installation --------------------------------------------------------------------
+
+def test_only_missing_requirements_are_installed_and_slicers_own_never(tmp_path):
+    from InnerEarSegSlicerLib import dependencies as D
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("numpy==0.0.1  # installed, other version: left alone\n# a comment\n\n"
+                            "SimpleITK==9.9\nvtk\ntorch==2.0\ninneareseg-not-a-package>=1.0 # note\n")
+    assert D.missing_requirements(requirements) == ["inneareseg-not-a-package>=1.0"]
+    assert D.requirement_name("scikit-image>=0.20") == "scikit-image" and D.requirement_name("# x") is None
+
+
+def test_requirements_found_beside_the_module_or_one_level_up(tmp_path):
+    from InnerEarSegSlicerLib import dependencies as D
+    module = tmp_path / "InnerEarSeg"
+    module.mkdir()
+    with pytest.raises(FileNotFoundError, match="requirements.txt"):
+        D.find_requirements(module)
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    assert D.find_requirements(module) == tmp_path / "requirements.txt"  # source checkout
+    (module / "requirements.txt").write_text("numpy\n")
+    assert D.find_requirements(module) == module / "requirements.txt"  # built extension
+
+
+def test_default_model_is_where_the_library_looks():
+    from InnerEarSegLib.model_card import DEFAULT_MODEL
+    assert G.default_model_card() == DEFAULT_MODEL
+
+
+def test_model_card_summary(tmp_path):
+    card = {"name": "m", "version": "1.2", "training": {"segmenter": {
+        "synthetic": True, "cases": 0, "steps": 500, "validation": {"dice_mean": 0.8123, "note": "x"}}}}
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    text = G.model_card_summary(tmp_path / "m.pt")
+    assert text.splitlines() == ["m 1.2", "segmenter: trained on synthetic data, 500 steps",
+                                 "  validation: dice_mean 0.812"]
+    assert "no readable model card" in G.model_card_summary(tmp_path / "missing.json")

@@ -13,6 +13,14 @@ from typing import List, Optional
 NEVER_INSTALL = {"simpleitk", "vtk", "torch"}  # Slicer's own, or installed by PyTorchUtils
 
 
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.version(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def requirement_name(line: str) -> Optional[str]:
     """Distribution name of a requirements line (``monai==1.6.1`` -> ``monai``); None for comments."""
     line = line.split("#", 1)[0].strip()
@@ -27,9 +35,7 @@ def missing_requirements(requirementsFile) -> List[str]:
         name = requirement_name(line)
         if not name or name.lower() in NEVER_INSTALL:
             continue
-        try:
-            importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
+        if not _installed(name):
             missing.append(line.split("#", 1)[0].strip())
     return missing
 
@@ -45,13 +51,7 @@ def find_requirements(moduleDir) -> Path:
 def install_dependencies(requirementsFile, confirm) -> bool:
     """Install torch and missing requirements after ``confirm(text) -> bool`` agrees; Slicer only."""
     import slicer
-    try:
-        import PyTorchUtils
-    except ImportError as e:
-        raise RuntimeError("the PyTorch extension is needed: install 'PyTorch' from the Extensions Manager "
-                           "and restart Slicer") from e
-    torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-    needTorch = not torchLogic.torchInstalled()
+    needTorch = not _installed("torch")
     missing = missing_requirements(requirementsFile)
     if not needTorch and not missing:
         return True
@@ -59,8 +59,14 @@ def install_dependencies(requirementsFile, confirm) -> bool:
             "(this can take several minutes):\n" + "\n".join((["torch"] if needTorch else []) + missing))
     if not confirm(text):
         return False
-    if needTorch and torchLogic.installTorch(askConfirmation=False) is None:
-        raise RuntimeError("PyTorch could not be installed; see the PyTorch Utils module")
+    if needTorch:
+        try:
+            import PyTorchUtils
+        except ImportError as e:
+            raise RuntimeError("the PyTorch extension is needed to install torch: install 'PyTorch' from the "
+                               "Extensions Manager and restart Slicer") from e
+        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+            raise RuntimeError("PyTorch could not be installed; see the PyTorch Utils module")
     if missing:
         slicer.util.pip_install(missing)
     return True

@@ -82,6 +82,27 @@ def volume_to_image(volumeNode) -> sitk.Image:
     return image
 
 
+def image_to_volume(image: sitk.Image, scene, name: str):
+    """A new scalar volume node holding a SimpleITK image, on the same physical grid."""
+    array = sitk.GetArrayViewFromImage(image)
+    imageData = vtk.vtkImageData()
+    imageData.SetDimensions(*image.GetSize())
+    imageData.GetPointData().SetScalars(numpy_to_vtk(np.ascontiguousarray(array).ravel(), deep=True))
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    node.SetAndObserveImageData(imageData)
+    node.SetIJKToRASMatrix(_vtk_matrix(image_ijk_to_ras(image)))
+    node.CreateDefaultDisplayNodes()
+    return node
+
+
+def _vtk_matrix(array: np.ndarray):
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, array[r, c])
+    return matrix
+
+
 def check_same_grid(image: sitk.Image, volumeNode) -> None:
     """Refuse a result that is not on the input's grid: geometry must never drift silently."""
     dims = volumeNode.GetImageData().GetDimensions()
@@ -101,11 +122,7 @@ def oriented_mask(mask_zyx: np.ndarray, ijkToRas: np.ndarray):
     labelmap = slicer.vtkOrientedImageData()
     labelmap.SetExtent(i0, i1, j0, j1, k0, k1)
     labelmap.GetPointData().SetScalars(numpy_to_vtk(crop.ravel(), deep=True, array_type=vtk.VTK_UNSIGNED_CHAR))
-    matrix = vtk.vtkMatrix4x4()
-    for r in range(4):
-        for c in range(4):
-            matrix.SetElement(r, c, ijkToRas[r, c])
-    labelmap.SetImageToWorldMatrix(matrix)
+    labelmap.SetImageToWorldMatrix(_vtk_matrix(ijkToRas))
     return labelmap
 
 
@@ -263,13 +280,13 @@ class InnerEarSegLogic:
             if backup is not None:
                 created.append(segNode.GetDisplayNode())
         try:
-            self._fillSegmentation(segNode, result, inputVolumeNode)
+            segmentIds = self._fillSegmentation(segNode, result, inputVolumeNode)
             if surfaces:
                 segNode.GetSegmentation().SetConversionParameter("Smoothing factor", str(smoothing))
                 segNode.CreateClosedSurfaceRepresentation()
                 shNode = scene.GetSubjectHierarchyNode()
                 folderId = shNode.CreateFolderItem(shNode.GetSceneItemID(), f"{segNode.GetName()} surfaces")
-                self._exportModels(segNode, folderId, created)
+                self._exportModels(segNode, segmentIds, folderId, created)
             tableNode = None
             if result.stats:
                 tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode",
@@ -298,8 +315,9 @@ class InnerEarSegLogic:
                 self.scene.RemoveNode(node.GetNthDisplayNode(n))
         self.scene.RemoveNode(node)
 
-    def _fillSegmentation(self, segNode, result: SegmentationResult, volumeNode) -> None:
-        """One segment per structure and side present; existing segments with the same ids are replaced."""
+    def _fillSegmentation(self, segNode, result: SegmentationResult, volumeNode) -> List[str]:
+        """One segment per structure and side present; existing segments with the same ids are
+        replaced, others kept. Returns the ids written."""
         labels = sitk.GetArrayViewFromImage(result.labels)
         sides = sitk.GetArrayViewFromImage(result.sides)
         ijkToRas = image_ijk_to_ras(result.labels)
@@ -308,6 +326,7 @@ class InnerEarSegLogic:
         segmentation = segNode.GetSegmentation()
         if segmentation.GetNumberOfSegments() == 0:
             segmentation.SetSourceRepresentationName(BINARY_LABELMAP)
+        written = []
         for structure in L.STRUCTURES:
             inStructure = labels == structure.value
             for code in np.unique(sides[inStructure]):
@@ -322,14 +341,15 @@ class InnerEarSegLogic:
                 if segmentation.GetSegment(sid):
                     segmentation.RemoveSegment(sid)
                 segmentation.AddSegment(segment, sid)
+                written.append(sid)
+        return written
 
-    def _exportModels(self, segNode, folderId: int, created: list) -> None:
+    def _exportModels(self, segNode, segmentIds: List[str], folderId: int, created: list) -> None:
         """One model node per segment's closed surface, in a subject-hierarchy folder; hidden,
         since the segmentation already shows the same surfaces."""
         shNode = self.scene.GetSubjectHierarchyNode()
-        segmentation = segNode.GetSegmentation()
-        for index in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetNthSegment(index)
+        for sid in segmentIds:
+            segment = segNode.GetSegmentation().GetSegment(sid)
             model = self.scene.AddNewNodeByClass("vtkMRMLModelNode", segment.GetName())
             created.append(model)
             model.CreateDefaultDisplayNodes()
@@ -347,18 +367,6 @@ class InnerEarSegLogic:
         """Write the volume for the worker process, geometry in the file header (LPS)."""
         sitk.WriteImage(volume_to_image(volumeNode), str(path), True)
         return Path(path)
-
-    def loadVolume(self, path):
-        """Read a scan into a new scalar volume node (works without Slicer's I/O manager)."""
-        node = self.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", Path(str(path)).name.split(".")[0])
-        storage = self.scene.AddNewNodeByClass("vtkMRMLVolumeArchetypeStorageNode")
-        storage.SetFileName(str(path))
-        ok = storage.ReadData(node)
-        self.scene.RemoveNode(storage)
-        if not ok:
-            self.scene.RemoveNode(node)
-            raise InputError(path, "cannot read this file as a volume")
-        return node
 
     def saveSegmentation(self, segNode, path) -> Path:
         """Write a ``.seg.nrrd`` through a temporary name, so a failure leaves no partial file."""
@@ -402,28 +410,30 @@ class InnerEarSegLogic:
                 str(folder), segNode, ids, fileFormat, True, 1.0, False):
             raise OSError(f"{folder}: could not write the {fileFormat} surfaces")
 
-    def processFiles(self, paths, outputFolder, parameters=None, model=None, progress=None, cancel=None):
-        """Batch: segment each scan, save ``<name>.seg.nrrd`` and ``<name>_stats.csv`` in
-        ``outputFolder``, and remove the nodes again. Returns ``(path, error or None)`` per scan;
-        one bad scan does not stop the others."""
+    def processFiles(self, inputs, outputFolder, parameters=None, model=None, progress=None, cancel=None):
+        """Batch: segment each scan of ``inputs`` (files, folders of scans, DICOM series folders),
+        save ``<name>.seg.nrrd`` and ``<name>_stats.csv`` in ``outputFolder`` and remove the nodes
+        again. Returns ``(path, error or None)`` per scan; one bad scan does not stop the others."""
+        from InnerEarSegLib.read import case_name, list_inputs, read_image
         outputFolder = Path(outputFolder)
         outputFolder.mkdir(parents=True, exist_ok=True)
         report = []
-        for path in paths:
-            volume, outputs = None, None
+        for path in list_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
+            nodes = []
             try:
-                volume = self.loadVolume(path)
+                name = case_name(path)
+                volume = image_to_volume(read_image(path), self.scene, name)
+                nodes.append(volume)
                 result = self.segment(volume, parameters, model, progress, cancel)
                 outputs = self.importResult(result, volume, surfaces=False)
-                name = volume.GetName()
+                nodes += [n for n in (outputs.segmentationNode, outputs.tableNode) if n]
                 self.saveSegmentation(outputs.segmentationNode, outputFolder / f"{name}.seg.nrrd")
                 if outputs.tableNode:
                     self.exportStatistics(outputs.tableNode, outputFolder / f"{name}_stats.csv")
                 report.append((path, None))
             except Exception as e:
-                report.append((path, f"{path}: {e}" if str(path) not in str(e) else str(e)))
+                report.append((path, str(e) if str(path) in str(e) else f"{path}: {e}"))
             finally:
-                for node in ([outputs.segmentationNode, outputs.tableNode] if outputs else []) + [volume]:
-                    if node is not None:
-                        self.removeNode(node)
+                for node in nodes:
+                    self.removeNode(node)
         return report
