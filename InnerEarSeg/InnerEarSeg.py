@@ -121,7 +121,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self):
-        self.setParameterNode(None)
+        self.disconnectParameterNode()  # the node is kept: a running job still needs it
 
     def onSceneStartClose(self, caller, event):
         self.cancelJob()
@@ -136,10 +136,14 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self._parameterNode.inputVolume:
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
 
-    def setParameterNode(self, parameterNode):
-        if self._parameterNode:
+    def disconnectParameterNode(self):
+        if self._parameterNode and self._parameterNodeGuiTag:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
+
+    def setParameterNode(self, parameterNode):
+        self.disconnectParameterNode()
         self._parameterNode = parameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
@@ -235,6 +239,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def loadResult(self):
         p = self._parameterNode
+        if not p.inputVolume:
+            raise RuntimeError("the input volume was removed from the scene while it was being segmented")
         outputs = self.logic.importResultFiles(os.path.join(self.jobFolder, "output"), p.inputVolume,
                                                p.outputSegmentation, smoothing=p.smoothing)
         p.outputSegmentation = outputs.segmentationNode

@@ -584,4 +584,6 @@ def test_model_card_summary(tmp_path):
     text = G.model_card_summary(tmp_path / "m.pt")
     assert text.splitlines() == ["m 1.2", "segmenter: trained on synthetic data, 500 steps",
                                  "  validation: dice_mean 0.812"]
-    assert "no readable model card" in G.model_card_summary(tmp_path / "missing.json")
+    assert G.model_card_summary(tmp_path / "missing.json") == f"Model card not found: {tmp_path / 'missing.json'}"
+    (tmp_path / "bad.json").write_text("{")
+    assert G.model_card_summary(tmp_path / "bad.json").startswith(f"Cannot read the model card {tmp_path / 'bad.json'}")

@@ -1,4 +1,5 @@
-"""The module panel (.ui) loads with plain Qt, matches the module code, and gives the README screenshot.
+"""The module panel (.ui) loads with plain Qt, matches the module code, and gives the README
+screenshot; the widget's code runs Apply, Cancel and loading with stubbed GUI classes.
 
 Slicer's own widget classes are not available outside Slicer, so each is replaced by the Qt
 class it behaves like (a collapsible button by a group box, a node selector by a combo box...)
@@ -121,3 +122,121 @@ def test_screenshot(panel):
     assert image.width() >= 400 and image.height() >= 600
     colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
     assert len(colours) > 20  # drawn widgets, not a blank image
+
+
+# --- the widget's code, run outside Slicer: Qt and Slicer's GUI classes are stubs, MRML is real
+
+def load_module_with_stubbed_gui(monkeypatch, scene):
+    """Import InnerEarSeg.py with stand-ins for qt, ScriptedLoadableModule and parameterNodeWrapper."""
+    import importlib.util
+    import sys
+    import types
+    import unittest
+    from unittest.mock import MagicMock
+    slicer = pytest.importorskip("slicer")
+    monkeypatch.setattr(slicer, "mrmlScene", scene, raising=False)
+    monkeypatch.setattr(slicer, "app", MagicMock(), raising=False)
+    qt = MagicMock()
+
+    class Timer:  # polled by hand in the test
+        setInterval = start = stop = lambda self, *a: None
+        connect = lambda self, signal, slot: None
+    qt.QTimer = Timer
+    monkeypatch.setitem(sys.modules, "qt", qt)
+
+    class Logic:
+        def __init__(self, parent=None):
+            pass
+
+        def getParameterNode(self):
+            return scene.GetFirstNodeByName("P") or scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode", "P")
+
+    class Widget:
+        def __init__(self, parent=None):
+            self.parent = parent or MagicMock()
+
+        def setup(self):
+            self.layout = MagicMock()
+
+        def resourcePath(self, name):
+            return str(ROOT / "InnerEarSeg" / "Resources" / name)
+    slm = types.ModuleType("slicer.ScriptedLoadableModule")
+    slm.ScriptedLoadableModule, slm.ScriptedLoadableModuleLogic = object, Logic
+    slm.ScriptedLoadableModuleWidget, slm.ScriptedLoadableModuleTest = Widget, unittest.TestCase
+    monkeypatch.setitem(sys.modules, "slicer.ScriptedLoadableModule", slm)
+
+    def parameterNodeWrapper(cls):  # plain attributes with the declared defaults
+        defaults = {k: getattr(cls, k, None) for k in cls.__annotations__}
+
+        class Wrapped:
+            def __init__(self, node):
+                self.__dict__.update(defaults, node=node)
+            connectGui = lambda self, ui: "tag"
+            disconnectGui = lambda self, tag: None
+            AddObserver = lambda self, *a: self.node.AddObserver(*a)
+            RemoveObserver = lambda self, *a: self.node.RemoveObserver(*a)
+        return Wrapped
+    pnw = types.ModuleType("slicer.parameterNodeWrapper")
+    pnw.parameterNodeWrapper, pnw.Choice, pnw.WithinRange = parameterNodeWrapper, MagicMock(), MagicMock()
+    monkeypatch.setitem(sys.modules, "slicer.parameterNodeWrapper", pnw)
+
+    ui = types.SimpleNamespace(**{name: MagicMock() for name in names_in_ui()})
+    ui.modelPathLineEdit.currentPath = ""
+    monkeypatch.setattr(slicer.util, "loadUI", lambda path: MagicMock())
+    monkeypatch.setattr(slicer.util, "childWidgetVariables", lambda widget: ui)
+    monkeypatch.setattr(slicer.util, "setSliceViewerLayers", MagicMock())
+    errors = []
+    monkeypatch.setattr(slicer.util, "errorDisplay", lambda text, **kw: errors.append(text))
+    monkeypatch.syspath_prepend(str(ROOT / "InnerEarSeg"))
+    spec = importlib.util.spec_from_file_location("InnerEarSeg_under_test", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, ui, errors
+
+
+def test_widget_apply_run_load_and_cancel(monkeypatch, tiny_model_path):
+    slicer = pytest.importorskip("slicer")
+    scene = slicer.vtkMRMLScene()
+    module, ui, errors = load_module_with_stubbed_gui(monkeypatch, scene)
+    widget = module.InnerEarSegWidget()
+    widget.setup()
+    try:
+        check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path)
+    finally:
+        widget.cleanup()  # removes its scene observers
+
+
+def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
+    import time
+    from InnerEarSegSlicerLib import dependencies
+    import test_slicer_logic as T
+    assert (ui.applyButton.text, ui.applyButton.enabled) == ("Apply", False)  # no volume yet
+
+    volume, _ = T.add_volume(scene, T.GEOMETRIES["axial"], [(T.center_ras(T.GEOMETRIES["axial"]), 100)])
+    widget._parameterNode.inputVolume = volume
+    widget._parameterNode.device = "cpu"
+    ui.modelPathLineEdit.currentPath = str(tiny_model_path)
+    widget.updateGUI()
+    assert ui.applyButton.enabled
+    monkeypatch.setattr(dependencies, "install_dependencies", lambda requirements, confirm: True)
+    monkeypatch.setattr(dependencies, "find_requirements", lambda folder: folder)
+    before = scene.GetNumberOfNodes()
+
+    widget.onApplyButton()  # Apply: the worker runs, the button becomes Cancel
+    folder = widget.jobFolder
+    assert widget.running() and ui.applyButton.text == "Cancel" and not ui.inputsCollapsibleButton.enabled
+    widget.onApplyButton()  # Cancel: process killed, temporary files gone, scene unchanged
+    assert widget.job.state == "cancelled" and ui.applyButton.text == "Apply"
+    assert not Path(folder).exists() and scene.GetNumberOfNodes() == before
+
+    widget.onApplyButton()
+    folder = widget.jobFolder
+    deadline = time.time() + 300
+    while widget.job.poll() == "running" and time.time() < deadline:
+        time.sleep(0.1)
+    widget.onPoll()  # the timer's slot: loads the result
+    assert widget.job.state == "done", widget.job.error
+    assert errors == [] and not Path(folder).exists()
+    segNode = widget._parameterNode.outputSegmentation
+    assert segNode is not None and segNode.GetNodeReference(segNode.GetReferenceImageGeometryReferenceRole()) is volume
+    assert widget._parameterNode.statistics is not None and ui.statusLabel.text.startswith("Done")

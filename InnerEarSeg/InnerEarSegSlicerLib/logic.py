@@ -164,8 +164,10 @@ def model_card_summary(path=None) -> str:
     card_path = card_path if card_path.suffix == ".json" else card_path.with_suffix(".json")
     try:
         card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        return f"Model card not found: {card_path}"
     except (OSError, ValueError) as e:
-        return f"{card_path.name}: no readable model card ({e.__class__.__name__})"
+        return f"Cannot read the model card {card_path}: {e}"
     lines = [f"{card.get('name', card_path.stem)} {card.get('version', '')}".strip()]
     for stage, info in card.get("training", {}).items():
         data = "synthetic data" if info.get("synthetic") and not info.get("cases") else \
