@@ -214,9 +214,9 @@ def bland_altman_figure(rows: Iterable[dict]):
         diff = pred - ref
         ax.scatter((pred + ref) / 2, diff, s=16, color=COLOURS[key])
         bias, sd = diff.mean(), (diff.std(ddof=1) if diff.size > 1 else 0.0)
-        for y, style, label in ((bias, "-", f"mean {bias:.1f}"), (bias + 1.96 * sd, "--", f"+1.96 SD {bias + 1.96 * sd:.1f}"),
-                                (bias - 1.96 * sd, "--", f"-1.96 SD {bias - 1.96 * sd:.1f}")):
-            ax.axhline(y, linestyle=style, color="grey", label=label)
+        for y, style, name in ((bias, "-", "mean"), (bias + 1.96 * sd, "--", "+1.96 SD"),
+                               (bias - 1.96 * sd, "--", "-1.96 SD")):
+            ax.axhline(y, linestyle=style, color="grey", label=f"{name} {y:.1f}")
         ax.legend(fontsize="small")
     return fig
 

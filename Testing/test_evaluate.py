@@ -104,8 +104,8 @@ def test_evaluate_end_to_end(tmp_path, capsys):
         want = expected[row["case"], row["structure"], row["side"]]
         for metric in ("dsc", "hd95_mm", "assd_mm", "tp_mm3", "fdr"):
             assert float(row[metric]) == pytest.approx(want[metric], rel=1e-5, nan_ok=True)
-    assert float(next(r for r in table if r["case"] == "c1" and r["structure"] == "cochlea" and r["side"] == "left")["dsc"]) == 1.0
-    assert float(next(r for r in table if r["case"] == "c3" and r["structure"] == "cochlea" and r["side"] == "left")["dsc"]) < 1.0
+    left_cochlea = {r["case"]: float(r["dsc"]) for r in table if r["structure"] == "cochlea" and r["side"] == "left"}
+    assert left_cochlea["c1"] == 1.0 and left_cochlea["c3"] < 1.0
 
     with open(out / "summary.csv") as f:
         summary = {(r["structure"], r["metric"]): r for r in csv.DictReader(f)}
