@@ -58,17 +58,36 @@ def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None):
     return image, label
 
 
-def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
-    """(image float32 (z,y,x) in [0,1], target uint8 0/1) for a random field of view at 2 mm."""
-    rng = np.random.default_rng([seed, 2])
+@lru_cache(maxsize=2)
+def _head_tissue(head_seed, spacing):
+    """Tissue map and ear target of a whole head at the localiser's spacing (cached)."""
+    rng = np.random.default_rng([head_seed, 2])
     head = Head(int(rng.integers(1 << 62)))
-    center = head.to_world([0, 0, 0]) + rng.uniform(-20, 20, 3)
-    ref = canonical_reference(center, list(shape)[::-1], spacing)
-    tissue = _tissue_on(head, ref)
-    target = head.ear_target_at(grid_points(ref)).reshape(shape)
+    size = np.ceil(np.array([190.0, 230.0, 210.0]) / spacing).astype(int)   # x, y, z
+    ref = canonical_reference(head.to_world([0, -5, 10]), size, spacing)
+    pts = grid_points(ref)
+    return (head.labels_at(pts).reshape(size[::-1]), head.ear_target_at(pts).reshape(size[::-1]))
+
+
+def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
+    """(image float32 (z,y,x) in [0,1], target uint8 0/1) for a random field of view at 2 mm.
+
+    Sixteen consecutive seeds share one head (cached: the whole head costs seconds) and differ in crop, field of view and
+    appearance. The crop is centred near the ears' level, offset by up to ~40 mm.
+    """
+    rng = np.random.default_rng([seed, 2])
+    tissue_all, target_all = _head_tissue(seed // 16, float(spacing))
+    full = np.array(tissue_all.shape)
+    shape = np.array(shape)
+    # head frame: ears near (x 0, y -5+5, z 10-10) of the grid centre; jitter the crop around it
+    centre = full / 2 + np.array([-10.0 / spacing, 0, 0]) + rng.uniform(-40, 40, 3) / spacing
+    start = np.clip(np.round(centre - shape / 2).astype(int), 0, np.maximum(full - shape, 0))
+    sl = tuple(slice(a, a + n) for a, n in zip(start, shape))
+    tissue = _fit(tissue_all[sl], shape, 0)
+    target = _fit(target_all[sl], shape, 0)
     fam = pick_family(rng, family)
     img = render(tissue, rng, fam, spacing)
-    inside = np.ones(shape, bool)
+    inside = np.ones(tuple(shape), bool)
     if rng.uniform() < 0.6:    # limited field of view: a box, possibly a thin slab or one ear
         lo = [int(rng.integers(0, n // 2)) for n in shape]
         hi = [int(rng.integers(l + max(6, n // 5), n + 1)) for l, n in zip(lo, shape)]
@@ -76,6 +95,11 @@ def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
         inside[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
     image = np.where(inside, normalise(img, mask=inside), 0).astype(np.float32)
     return image, (target * inside).astype(np.uint8)
+
+
+def _fit(a, shape, fill):
+    pad = [(0, int(s) - n) for s, n in zip(shape, a.shape)]
+    return np.pad(a, pad, constant_values=fill) if any(p[1] for p in pad) else a
 
 
 def random_direction(rng, kind=None):
