@@ -1,0 +1,192 @@
+"""``innerear-seg``: segment scans, run the demo, show the model card, and (delegated) train,
+evaluate and synthesise.
+
+Exit status: 0 when everything asked for succeeded, 1 when an input or the run failed (the
+other inputs of a batch are still processed), 2 for a usage error, 130 when interrupted.
+Library errors print one line naming the file and the cause, never a traceback.
+"""
+import argparse
+import importlib
+import sys
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import InnerEarSegError, InputError
+
+SAMPLE = Path(__file__).resolve().parent.parent / "Resources" / "Samples" / "sample_t2.nrrd"
+STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure", "surface")
+# sub-command -> (module, add-arguments function, run function, help); imported only when chosen,
+# so a missing or broken module never breaks the other commands
+DELEGATES = {
+    "train": ("InnerEarSegLib.train", "add_arguments", "run", "train the localizer or segmenter network"),
+    "evaluate": ("InnerEarSegLib.evaluate", "add_arguments", "run",
+                 "compare predicted labels with reference labels (DSC, distances, volumes)"),
+    "synth": ("InnerEarSegLib.synth", "cli_add_arguments", "cli_run",
+              "write synthetic temporal-bone scans with known labels"),
+}
+
+
+class ScanProgress:
+    """A tqdm bar per scan: the batch's ``("batch", i / n, name)`` starts one, stage reports move it."""
+
+    def __init__(self, count: int):
+        self.count, self.index, self.bar = count, 0, None
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if stage == "batch":
+            self.close()
+            if fraction < 1.0:
+                from tqdm import tqdm
+                self.index += 1
+                self.bar = tqdm(total=len(STAGES), desc=f"[{self.index}/{self.count}] {message}", unit="stage",
+                                bar_format="{desc}: {percentage:3.0f}%|{bar:20}| [{elapsed}{postfix}]")
+        elif self.bar is not None and stage in STAGES:
+            self.bar.n = STAGES.index(stage) + min(max(float(fraction), 0.0), 1.0)
+            self.bar.set_postfix_str(stage)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def labyrinth_volumes(stats) -> str:
+    """``right / left`` labyrinth volumes in mm3 from a case's stats rows (or the total when not split)."""
+    volumes = {r["side"]: r["volume_mm3"] for r in stats if r.get("structure") == "labyrinth"}
+    if "right" in volumes or "left" in volumes:
+        return " / ".join(f"{volumes[s]:.1f}" if volumes.get(s) is not None else "-" for s in ("right", "left"))
+    return f"{volumes['both']:.1f} (both)" if volumes.get("both") is not None else "-"
+
+
+def summary_table(reports) -> str:
+    rows = [("name", "status", "labyrinth R / L mm3", "seconds", "error")]
+    rows += [(r.name, "ok" if r.ok else "FAILED", labyrinth_volumes(r.stats) if r.ok else "-",
+              f"{r.seconds:.1f}", r.error) for r in reports]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4]
+                     for row in rows).rstrip()
+
+
+def segment_inputs(inputs, out_dir, model, params) -> int:
+    """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded."""
+    from . import pipeline, read
+    scans = read.list_inputs(inputs)
+    if not scans:
+        raise InputError(", ".join(str(i) for i in inputs), "no scans found")
+    bars = ScanProgress(len(scans))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the library's own warnings are in the reports, printed below
+            reports = pipeline.segment_batch(scans, out_dir, model, params, progress=bars)
+    finally:
+        bars.close()
+    print(summary_table(reports))
+    for r in reports:
+        for w in r.warnings:
+            print(f"warning: {r.name}: {w}")
+    done = sum(r.ok for r in reports)
+    print(f"{done} of {len(reports)} scans segmented; outputs in {Path(out_dir).resolve()}/<name>/")
+    return 0 if done == len(reports) else 1
+
+
+def run_segment(args) -> int:
+    from .pipeline import SegmentParameters
+    params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
+                               smoothing=args.smoothing, surfaces=not args.no_surfaces)
+    return segment_inputs(args.inputs, args.output, args.model, params)
+
+
+def run_demo(args) -> int:
+    if not SAMPLE.is_file():
+        raise InputError(SAMPLE, "the bundled sample scan is missing from this installation")
+    from .pipeline import SegmentParameters
+    status = segment_inputs([SAMPLE], args.output, None, SegmentParameters())
+    if status == 0:
+        from .read import case_name
+        folder = Path(args.output).resolve() / case_name(SAMPLE)
+        print(f"Demo outputs: {folder}\n  open {case_name(SAMPLE)}.seg.nrrd in 3D Slicer over {SAMPLE}, "
+              f"or look at {case_name(SAMPLE)}_preview.png")
+    return status
+
+
+def card_summary(loaded) -> str:
+    """A readable model card: identity, verified weights, labels, then everything else as YAML."""
+    import yaml
+    card = loaded.card
+    lines = [f"Model: {loaded.name}", f"Card: {loaded.card_path}",
+             f"Weights: {card['weights']} (SHA-256 {card['sha256'][:16]}..., verified)",
+             "Labels: " + ", ".join(f"{lab['value']} {lab['name']}" for lab in card.get("labels", []))]
+    rest = {k: v for k, v in card.items() if k not in ("name", "version", "format", "weights", "sha256", "labels")}
+    return "\n".join(lines) + "\n" + yaml.safe_dump(rest, sort_keys=False, default_flow_style=None).rstrip()
+
+
+def run_info(args) -> int:
+    from .model_card import load_model
+    print(card_summary(load_model(args.model, "cpu")))
+    return 0
+
+
+def _positive_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def build_parser(command=None) -> argparse.ArgumentParser:
+    """The parser; only the delegated sub-command actually chosen (``command``) is imported."""
+    parser = argparse.ArgumentParser(prog="innerear-seg", description="Inner-ear segmentation of temporal-bone "
+                                     "MRI and CT: cochlea, vestibule and semicircular canals, per side.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("segment", help="segment scans (files, DICOM folders or folders of scans)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="scan file, DICOM series folder or folder of scans")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="results go to OUTDIR/<name>/")
+    p.add_argument("--model", metavar="PATH", help="model card (.json) or weights (.pt); default: bundled model")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--modality", default="auto", choices=["auto", "mr", "ct"])
+    p.add_argument("--roi", default="ears", choices=["ears", "center"],
+                   help="ears: find each ear (default); center: a fixed crop at the scan centre")
+    p.add_argument("--tta", action="store_true", help="average predictions over flips (slower)")
+    p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
+    p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
+    p.set_defaults(func=run_segment)
+
+    p = sub.add_parser("demo", help="segment the bundled sample scan with the bundled model")
+    p.add_argument("-o", "--output", default="innerear-seg-demo", metavar="OUTDIR")
+    p.set_defaults(func=run_demo)
+
+    p = sub.add_parser("info", help="show the model card")
+    p.add_argument("--model", metavar="PATH", help="model card or weights; default: bundled model")
+    p.set_defaults(func=run_info)
+
+    for name, (module_name, add_name, run_name, help_text) in DELEGATES.items():
+        p = sub.add_parser(name, help=help_text)
+        if name == command:
+            try:
+                module = importlib.import_module(module_name)
+                getattr(module, add_name)(p)
+                p.set_defaults(func=getattr(module, run_name))
+            except (ImportError, AttributeError) as e:
+                parser.error(f"the '{name}' command is not available in this installation ({e})")
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InnerEarSegError as e:
+        print(f"innerear-seg: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("innerear-seg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
