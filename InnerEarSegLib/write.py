@@ -14,6 +14,7 @@ when all are written. If anything fails, the temporary files and every output of
 (including those of an earlier run) are removed, so the folder never mixes runs; the input is
 only read.
 """
+import contextlib
 import csv
 import json
 import math
@@ -209,11 +210,10 @@ def _cause(error: Exception) -> str:
 
 
 def _remove(paths) -> None:
+    """Best-effort clean-up: a file that cannot be removed must not hide the error being reported."""
     for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+        with contextlib.suppress(OSError):
+            p.unlink(missing_ok=True)
 
 
 def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS) -> List[Path]:
@@ -269,8 +269,8 @@ def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS)
     except BaseException as e:
         _remove(temps)
         _remove(case_dir / n for n in output_names(name))
-        if not any(case_dir.iterdir()):
-            case_dir.rmdir()
+        with contextlib.suppress(OSError):
+            case_dir.rmdir()  # only succeeds when empty
         if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, InnerEarSegError):
             raise OutputError(case_dir, f"cannot write {current.name} ({_cause(e)})") from e
         raise
