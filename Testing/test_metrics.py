@@ -42,6 +42,8 @@ def test_overlapping_cubes():
     assert r["fn_mm3"] == pytest.approx(72 * VOXEL)
     assert r["pred_mm3"] == pytest.approx(216 * VOXEL) and r["ref_mm3"] == pytest.approx(216 * VOXEL)
     assert r["hd95_mm"] == pytest.approx(2 * 0.5)
+    quick = row(compute_metrics(image(pred), image(ref), distances=False), "cochlea")
+    assert math.isnan(quick["hd95_mm"]) and math.isnan(quick["assd_mm"]) and quick["dsc"] == r["dsc"]
     # The labyrinth row equals the cochlea row here; the origin puts everything on the left.
     assert row(rows, "labyrinth")["dsc"] == pytest.approx(r["dsc"])
     assert row(rows, "cochlea", "left")["dsc"] == pytest.approx(r["dsc"])

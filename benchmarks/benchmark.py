@@ -190,8 +190,14 @@ def measure(kind, image_path, model, args, work: Path) -> dict:
 
 def dsc_by_structure(pred_path, ref_path) -> dict:
     from InnerEarSegLib.metrics import compute_metrics
-    rows = compute_metrics(sitk.ReadImage(str(pred_path)), sitk.ReadImage(str(ref_path)))
+    rows = compute_metrics(sitk.ReadImage(str(pred_path)), sitk.ReadImage(str(ref_path)), distances=False)
     return {r["structure"]: r["dsc"] for r in rows if r["side"] == "both"}
+
+
+def candidate_line(kind: str, r: dict) -> str:
+    stages = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
+    return (f"  {kind:<9} total {r['total']:7.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "
+            f"(after imports {r['import_rss_mb']:.0f} MB)  stages [s]: {stages}")
 
 
 def print_report(report: dict) -> None:
@@ -201,10 +207,7 @@ def print_report(report: dict) -> None:
         print(f"\n{case.upper()} input: {res['size']} voxels at {res['spacing']} mm")
         for kind in ("pipeline", "plain"):
             if kind in res:
-                r = res[kind]
-                stages = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
-                print(f"  {kind:<9} total {r['total']:7.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "
-                      f"(after imports {r['import_rss_mb']:.0f} MB)  stages [s]: {stages}")
+                print(candidate_line(kind, res[kind]))
         if "plain" in res:
             p, q = res["pipeline"], res["plain"]
             print(f"  plain / pipeline: time x{q['total'] / p['total']:.2f}, peak RSS x"
@@ -242,6 +245,7 @@ def main(argv=None) -> int:
             for kind in kinds:
                 print(f"timing {kind} on {case.upper()} ...", flush=True)
                 res[kind] = measure(kind, image_path, model, args, Path(tmp))
+                print(candidate_line(kind, res[kind]), flush=True)
             res["dsc"] = {f"{k} vs truth": dsc_by_structure(res[k]["labels"], truth_path) for k in kinds}
             if not args.skip_plain:
                 res["dsc"]["pipeline vs plain"] = dsc_by_structure(res["pipeline"]["labels"], res["plain"]["labels"])
