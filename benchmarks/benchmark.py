@@ -196,8 +196,8 @@ def dsc_by_structure(pred_path, ref_path) -> dict:
 
 def candidate_line(kind: str, r: dict) -> str:
     stages = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items())
-    return (f"  {kind:<9} total {r['total']:7.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MB "
-            f"(after imports {r['import_rss_mb']:.0f} MB)  stages [s]: {stages}")
+    return (f"  {kind:<9} total {r['total']:7.1f} s  peak RSS {r['peak_rss_mb']:6.0f} MiB "
+            f"(after imports {r['import_rss_mb']:.0f} MiB)  stages [s]: {stages}")
 
 
 def print_report(report: dict) -> None:
@@ -220,7 +220,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model card (.json) or weights (.pt); default: the bundled model")
     parser.add_argument("--repeats", type=int, default=1, help="runs per candidate (default 1)")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parser.add_argument("--threads", type=int, default=cores,
                         help="CPU threads for torch and SimpleITK (default: all cores)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto, for both candidates")
     parser.add_argument("--skip-plain", action="store_true", help="time the pipeline only (the plain run is slow)")
