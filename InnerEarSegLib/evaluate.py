@@ -148,12 +148,13 @@ def summary_rows(rows: Iterable[dict]) -> List[dict]:
 def format_summary(rows: Iterable[dict]) -> str:
     """A plain-text table: per structure, ears, DSC, HD95 and ASSD as mean +- std (median)."""
     summary = {(s["structure"], s["metric"]): s for s in summary_rows(rows)}
-    head = f"{'structure':<22}{'ears':>5}  {'DSC':<24}{'HD95 mm':<24}{'ASSD mm':<24}"
+    head = f"{'structure':<22}{'ears':>5}  {'DSC':<24}{'HD95 mm':<24}{'ASSD mm'}"
     lines = [head, "-" * len(head)]
     for key in STRUCTURE_KEYS:
         cells = [f"{summary[key, m]['mean']:.3f} +- {summary[key, m]['std']:.3f} ({summary[key, m]['median']:.3f})"
                  for m in ("dsc", "hd95_mm", "assd_mm")]
-        lines.append(f"{TITLES[key]:<22}{summary[key, 'dsc']['n']:>5}  " + "".join(f"{c:<24}" for c in cells))
+        row = f"{TITLES[key]:<22}{summary[key, 'dsc']['n']:>5}  " + "".join(f"{c:<24}" for c in cells)
+        lines.append(row.rstrip())
     return "\n".join(lines)
 
 
