@@ -61,7 +61,8 @@ def find_cases(folders: Sequence) -> List[Case]:
     """Image/label pairs in each folder, in either layout:
 
     nnU-Net: ``imagesTr/X_0000.ext`` with ``labelsTr/X.ext`` (other channels ``_0001``... ignored);
-    flat: ``X_image.ext`` with ``X_label.ext``. Extensions: .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd.
+    flat: ``X_image.ext`` with ``X_label.ext``; paired folders: ``images/X.ext`` with ``labels/X.ext``
+    (what ``innerear-seg synth`` writes). Extensions: .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd.
     An image without its label is an error; so is a folder with no pairs.
     """
     cases = []
@@ -77,6 +78,14 @@ def find_cases(folders: Sequence) -> List[Case]:
                     if label is None:
                         raise InputError(image, f"no label found (expected labelsTr/{stem[:-5]}.nii.gz or similar)")
                     found.append(Case(stem[:-5], image, label))
+        if (folder / "images").is_dir():
+            for image in sorted((folder / "images").iterdir()):
+                stem = image_stem(image)
+                if stem:
+                    label = _with_stem(folder / "labels", stem)
+                    if label is None:
+                        raise InputError(image, f"no label found (expected labels/{stem}.nrrd or similar)")
+                    found.append(Case(stem, image, label))
         for image in sorted(folder.iterdir()):
             stem = image_stem(image) or ""
             if stem.endswith("_image"):
@@ -86,7 +95,8 @@ def find_cases(folders: Sequence) -> List[Case]:
                 found.append(Case(stem[:-6], image, label))
         if not found:
             raise InputError(folder, "no training pairs found: expected imagesTr/X_0000.nii.gz with "
-                                     "labelsTr/X.nii.gz, or X_image.nii.gz with X_label.nii.gz (also .nrrd, .mha)")
+                                     "labelsTr/X.nii.gz, X_image.nii.gz with X_label.nii.gz, or images/X.nii.gz "
+                                     "with labels/X.nii.gz (also .nrrd, .mha)")
         cases += found
     return cases
 

@@ -7,16 +7,24 @@ GENERATOR_VERSION = "1.0"
 
 
 def cli_add_arguments(parser):
-    parser.add_argument("-o", "--output", required=True, help="folder for <case>_image.nrrd and <case>_label.nrrd")
+    parser.add_argument("-o", "--output", required=True,
+                        help="folder to fill with images/<case>.nrrd, labels/<case>.nrrd and cases.json")
     parser.add_argument("-n", "--count", type=int, default=24, help="number of volumes")
     parser.add_argument("--seed", type=int, default=0, help="first seed; case i uses seed + i")
     parser.add_argument("--family", choices=["mr", "ct", "cbct", "random"], default=None,
                         help="contrast family (default: cycle mr, ct, mr, cbct, ...)")
-    parser.add_argument("--fov", choices=["ear", "slab", "head"], default=None)
+    parser.add_argument("--fov", choices=["ear", "slab", "head"], default=None,
+                        help="field of view (default: random, one ear to a whole head)")
+    parser.add_argument("--max-voxels", type=int, default=6_000_000,
+                        help="coarsen the voxel size until a volume has at most this many voxels")
 
 
 def cli_run(args) -> int:
-    """Write a synthetic test set: images, labels and a cases.json describing each case."""
+    """Write a synthetic test set: images/, labels/ (same names) and a cases.json describing each case.
+
+    ``innerear-seg segment OUT/images`` and ``innerear-seg evaluate --ref OUT/labels`` then
+    match by name, and ``innerear-seg train --data OUT`` reads the pairs.
+    """
     import json
     from pathlib import Path
 
@@ -25,17 +33,19 @@ def cli_run(args) -> int:
     from .generate import generate_volume
 
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "labels"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
     cycle = ["mr", "ct", "mr", "cbct", "mr", "random"]
     cases = []
     for i in range(args.count):
         family = args.family or cycle[i % len(cycle)]
-        image, labels, info = generate_volume(args.seed + i, family=family, fov=args.fov)
+        image, labels, info = generate_volume(args.seed + i, family=family, fov=args.fov,
+                                               max_voxels=args.max_voxels)
         name = f"synth_{args.seed + i:05d}"
-        for img, suffix in ((image, "image"), (labels, "label")):
-            tmp = out / f"{name}_{suffix}.tmp.nrrd"
+        for img, sub in ((image, "images"), (labels, "labels")):
+            tmp = out / sub / f".{name}.tmp.nrrd"
             sitk.WriteImage(img, str(tmp), True)
-            tmp.replace(out / f"{name}_{suffix}.nrrd")
+            tmp.replace(out / sub / f"{name}.nrrd")
         cases.append({"name": name, **info})
         print(f"{name}: {info['family']:6s} {info['fov']:5s} {info['orientation']:8s} "
               f"spacing {', '.join(f'{s:.2f}' for s in info['spacing'])} size {info['size']}", flush=True)
