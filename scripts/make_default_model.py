@@ -1,0 +1,73 @@
+"""Assemble the bundled model from a segmenter run and a localiser run, and write its card.
+
+    python scripts/make_default_model.py --segmenter runs/seg/model.json \
+        --localizer runs/loc/model.json [--test-summary runs/testeval/summary.csv] \
+        --out Resources/Models/InnerEarSeg-synthetic.json
+
+The two networks may come from separate (even concurrent) runs; ``--init`` in
+``innerear-seg train`` does the same merge when the runs are sequential.
+"""
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from InnerEarSegLib.model import build_network
+from InnerEarSegLib.model_card import load_model, read_card, save_model
+
+INTENDED_USE = ("Research segmentation of the inner-ear fluid spaces (cochlea, vestibule, semicircular "
+                "canals) in heavily T2-weighted MRI and temporal-bone CT. Not for clinical decisions.")
+LIMITATIONS = [
+    "Trained on synthetic images only: this model has never seen a real scan. Its metrics are on "
+    "held-out synthetic volumes; expect lower accuracy on real MRI/CT until fine-tuned on real labelled data.",
+    "Synthetic anatomy follows published sizes (shared/ANATOMY.md); rare malformations, implants, "
+    "motion and post-operative changes are modelled crudely or not at all.",
+    "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner.",
+]
+
+
+def network_from_run(card_path, name):
+    card = read_card(card_path)
+    state = torch.load(Path(card_path).parent / card["weights"], map_location="cpu", weights_only=True)
+    net = build_network(card["networks"][name])
+    net.load_state_dict(state[name])
+    return net, card
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--segmenter", required=True)
+    ap.add_argument("--localizer", required=True)
+    ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
+    ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
+    ap.add_argument("--out", default="Resources/Models/InnerEarSeg-synthetic.json")
+    args = ap.parse_args(argv)
+    seg, seg_card = network_from_run(args.segmenter, "segmenter")
+    loc, loc_card = network_from_run(args.localizer, "localizer")
+    card = dict(seg_card)
+    card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=[80, 80, 80],
+                                 ear_region_mm=[36.0, 36.0, 36.0], localizer_patch_size=[48, 80, 80])
+    card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
+    card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
+                           "two stages: a 2 mm localiser finds each labyrinth, a 0.45 mm segmenter labels it.")
+    card["intended_use"] = INTENDED_USE
+    card["training_data"] = ("Synthetic only, generated on the fly by InnerEarSegLib.synth (generator version "
+                             f"{card['training'].get('segmenter', {}).get('generator_version', '?')}); seeds in "
+                             "training.*.synthetic_seeds. No real scan was used.")
+    card["limitations"] = LIMITATIONS
+    card["reproduce"] = "bash scripts/train_default_model.sh"
+    card["codes"] = {"inner_ear": ["SCT", "22945000", "Inner ear"], "left": ["SCT", "7771000", "Left"],
+                     "right": ["SCT", "24028007", "Right"]}
+    if args.test_summary:
+        with open(args.test_summary) as f:
+            card["test_metrics"] = {"set": "synthetic held-out test set (innerear-seg synth -n 24 --seed 900000)",
+                                    "command": args.test_command, "summary": list(csv.DictReader(f))}
+    out = save_model(args.out, {"segmenter": seg, "localizer": loc}, card)
+    load_model(out)   # verify what was written
+    print(f"wrote {out} and {out.with_suffix('.pt')}")
+
+
+if __name__ == "__main__":
+    main()
