@@ -34,40 +34,12 @@ class Ellipsoid:
         return np.einsum("ij,ij->i", q, q) <= 1.0
 
 
-class Tube:
-    """A tube of varying radius around a polyline, sampled densely (spacing < smallest radius)."""
+class _Spheres:
+    """Union of spheres (centres, radii) tested through a k-d tree of the centres."""
 
-    def __init__(self, points, radii, step=0.12):
-        points = np.asarray(points, float)
-        radii = np.broadcast_to(np.asarray(radii, float), (len(points),))
-        seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-        s = np.concatenate([[0], np.cumsum(seg)])
-        n = max(int(s[-1] / step) + 1, 2)
-        t = np.linspace(0, s[-1], n)
-        self.centers = np.stack([np.interp(t, s, points[:, i]) for i in range(3)], 1)
-        self.radii = np.interp(t, s, radii)
-        self.rmax = float(self.radii.max())
-        self.lo = self.centers.min(0) - self.rmax
-        self.hi = self.centers.max(0) + self.rmax
-        self._tree = cKDTree(self.centers)
+    k = 4  # neighbours checked per point: enough where spheres overlap densely along a tube
 
-    def contains(self, p):
-        inside = np.zeros(len(p), bool)
-        box = np.all((p >= self.lo) & (p <= self.hi), axis=1)
-        if not box.any():
-            return inside
-        q = p[box]
-        d, i = self._tree.query(q, k=4, distance_upper_bound=self.rmax)
-        valid = np.isfinite(d)
-        r = np.where(valid, self.radii[np.minimum(i, len(self.radii) - 1)], 0.0)
-        inside[box] = np.any(valid & (d <= r), axis=1)
-        return inside
-
-
-class Balls:
-    """Many spheres (e.g. mastoid air cells) tested through one k-d tree."""
-
-    def __init__(self, centers, radii):
+    def _index(self, centers, radii):
         self.centers = np.asarray(centers, float).reshape(-1, 3)
         self.radii = np.asarray(radii, float).reshape(-1)
         self.rmax = float(self.radii.max()) if len(self.radii) else 0.0
@@ -82,11 +54,33 @@ class Balls:
         box = np.all((p >= self.lo) & (p <= self.hi), axis=1)
         if not box.any():
             return inside
-        d, i = self._tree.query(p[box], k=3, distance_upper_bound=self.rmax)
+        d, i = self._tree.query(p[box], k=self.k, distance_upper_bound=self.rmax)
         valid = np.isfinite(d)
         r = np.where(valid, self.radii[np.minimum(i, len(self.radii) - 1)], 0.0)
         inside[box] = np.any(valid & (d <= r), axis=1)
         return inside
+
+
+class Tube(_Spheres):
+    """A tube of varying radius around a polyline, sampled densely (spacing < smallest radius)."""
+
+    def __init__(self, points, radii, step=0.12):
+        points = np.asarray(points, float)
+        radii = np.broadcast_to(np.asarray(radii, float), (len(points),))
+        seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+        s = np.concatenate([[0], np.cumsum(seg)])
+        n = max(int(s[-1] / step) + 1, 2)
+        t = np.linspace(0, s[-1], n)
+        self._index(np.stack([np.interp(t, s, points[:, i]) for i in range(3)], 1), np.interp(t, s, radii))
+
+
+class Balls(_Spheres):
+    """Many separate spheres (e.g. mastoid air cells)."""
+
+    k = 3
+
+    def __init__(self, centers, radii):
+        self._index(centers, radii)
 
 
 class Shell:
