@@ -17,6 +17,7 @@ from .result import EarRegion
 
 MIN_EAR_MM3 = 30.0            # smaller blobs are noise: a labyrinth is 150-250 mm3
 MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belong to the same ear
+EAR_CROP_MM = 50.0            # a scan no larger than this in every direction is a crop around one ear
 
 Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
 
@@ -74,7 +75,10 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
 
     Falls back to one region at the scan centre when the model has no localizer (with a
     warning) or when the whole scan fits in one ear region (a scan cropped to one ear,
-    where a coarse 2 mm search would have almost nothing to look at).
+    where a coarse 2 mm search would have almost nothing to look at). When the localizer
+    finds nothing in a scan of at most ``EAR_CROP_MM`` in every direction, such a scan is
+    taken as a crop around one ear too (with a warning): at 2 mm it is only ~30 voxels
+    across, too little context for the localizer, and an ear crop is what such scans are.
     """
     pre = model.card["preprocessing"]
     if fits_one_region(image, pre["ear_region_mm"]):
@@ -87,4 +91,8 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
                                                pre["normalisation"])
     roi = tuple(min(s, p) for s, p in zip(array.shape, pre.get("localizer_patch_size", (64, 96, 96))))
     probabilities = predictor(net, array, roi)
-    return find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5))
+    ears = find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5))
+    if not ears and fits_one_region(image, [EAR_CROP_MM] * 3):
+        warnings.warn("the localizer found no ear in this small scan; segmenting it as a crop around one ear")
+        return [center_region(image)]
+    return ears

@@ -188,6 +188,8 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)
         if not params.split_sides:
             sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
+        if ears and not sitk.GetArrayViewFromImage(labels).any():
+            warnings.warn("no inner ear found in the located region(s); the labels are empty")
 
         stage("measure")
         stats = measure(labels, sides if params.split_sides else None)

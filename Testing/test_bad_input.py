@@ -155,3 +155,22 @@ def test_input_file_is_byte_identical_after_a_run(tmp_path, tiny_model_path, vol
     result = segment_file(path, tmp_path / "out", tiny_model_path, NO_SURFACES, writer=labels_writer)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
     assert (tmp_path / "out" / "case_labels.nii.gz").is_file() and result.source == str(path)
+
+
+def test_small_crop_where_the_localizer_sees_nothing_is_segmented_as_one_ear(volume, tiny_model):
+    # 45 mm: larger than one ear region (so the localizer runs), small enough to be an ear crop
+    image, _ = volume((90, 90, 90), (0.5, 0.5, 0.5), noise=10.0)
+
+    def localizer_blind(net, array, roi):
+        out = np.zeros((net.head.out_channels,) + array.shape, np.float32)
+        out[0] = 1.0
+        if net is tiny_model.segmenter:   # the segmenter finds a small cochlea-labelled blob
+            c = [s // 2 for s in array.shape]
+            out[0, c[0] - 3:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = 0.0
+            out[1, c[0] - 3:c[0] + 3, c[1] - 3:c[1] + 3, c[2] - 3:c[2] + 3] = 1.0
+        return out
+
+    with pytest.warns(UserWarning, match="crop around one ear"):
+        result = segment(image, tiny_model, NO_SURFACES, predictor=localizer_blind)
+    assert len(result.ears) == 1
+    assert (sitk.GetArrayFromImage(result.labels) == 1).sum() > 0

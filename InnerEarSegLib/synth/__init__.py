@@ -14,8 +14,8 @@ def cli_add_arguments(parser):
     parser.add_argument("--family", choices=["mr", "ct", "cbct", "random"], default=None,
                         help="contrast family (default: cycle mr, ct, mr, cbct, ...)")
     parser.add_argument("--fov", choices=["ear", "slab", "head"], default=None,
-                        help="field of view (default: random, one ear to a whole head)")
-    parser.add_argument("--max-voxels", type=int, default=6_000_000,
+                        help="field of view (default: cycle ear, slab, slab, ear, ...)")
+    parser.add_argument("--max-voxels", type=int, default=8_000_000,
                         help="coarsen the voxel size until a volume has at most this many voxels")
 
 
@@ -39,7 +39,8 @@ def cli_run(args) -> int:
     cases = []
     for i in range(args.count):
         family = args.family or cycle[i % len(cycle)]
-        image, labels, info = generate_volume(args.seed + i, family=family, fov=args.fov,
+        fov = args.fov or ("ear", "slab", "slab", "ear")[i % 4]
+        image, labels, info = generate_volume(args.seed + i, family=family, fov=fov,
                                                max_voxels=args.max_voxels)
         name = f"synth_{args.seed + i:05d}"
         for img, sub in ((image, "images"), (labels, "labels")):
