@@ -36,6 +36,19 @@ def network_from_run(card_path, name):
     return net, card
 
 
+def init_chain(card_path, stage):
+    """The training runs behind a model: follow each run's ``--init`` back to the first."""
+    runs, path = [], Path(card_path)
+    while path is not None and path.is_file():
+        run = json.loads(path.read_text()).get("training", {}).get(stage)
+        if not run:
+            break
+        runs.insert(0, {"stage": stage, "run": str(path), **{k: run.get(k) for k in (
+            "steps", "seconds", "loss", "lr", "hardware", "amp", "seed", "init", "validation")}})
+        path = Path(run["init"]) if run.get("init") else None
+    return runs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segmenter", required=True)
@@ -50,6 +63,7 @@ def main(argv=None):
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=[80, 80, 80],
                                  ear_region_mm=[36.0, 36.0, 36.0], localizer_patch_size=[48, 80, 80])
     card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
+    card["training_runs"] = init_chain(args.segmenter, "segmenter") + init_chain(args.localizer, "localizer")
     card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
                            "two stages: a 2 mm localiser finds each labyrinth, a 0.45 mm segmenter labels it.")
     card["intended_use"] = INTENDED_USE
