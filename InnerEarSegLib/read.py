@@ -32,7 +32,12 @@ def case_name(path) -> str:
 
 def dicom_series_files(folder) -> List[str]:
     """File names of the folder's largest DICOM series (the scan, not a localizer), or [] if none."""
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # "No Series were found" is an answer, not a warning
+    try:
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     series = [sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in ids]
     return list(max(series, key=len)) if series else []
 
