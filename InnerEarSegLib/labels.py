@@ -20,6 +20,11 @@ VESTIBULE = 2
 CANALS = 3
 NUM_CLASSES = 4
 
+# Terminology context names, shared by the .seg.nrrd writer and the Slicer module; the first must
+# match "SegmentationCategoryTypeContextName" in InnerEarSeg/Resources/InnerEarSeg.term.json.
+TERMINOLOGY_CONTEXT = "Segmentation category and type - InnerEarSeg"
+ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+
 ANATOMIC_CATEGORY: Code = ("SCT", "123037004", "Anatomical Structure")
 INNER_EAR: Code = ("SCT", "22945000", "Inner ear")
 SIDE_CODES = {"right": ("SCT", "24028007", "Right"), "left": ("SCT", "7771000", "Left")}

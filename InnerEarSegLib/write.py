@@ -35,8 +35,7 @@ COORDINATE_NOTE = ("centroid_lps, bbox_min_lps, bbox_max_lps and the STL/VTP sur
                    "(DICOM/ITK patient coordinates; Slicer's default for STL, marked SPACE=LPS in the files); "
                    "centroid_ras is the same point in RAS (Slicer's world coordinates)")
 # Terminology context names written in the segment tags; the module's .term.json must use the same.
-TERMINOLOGY_CONTEXT = "Segmentation category and type - InnerEarSeg"
-ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+TERMINOLOGY_CONTEXT, ANATOMIC_CONTEXT = L.TERMINOLOGY_CONTEXT, L.ANATOMIC_CONTEXT
 SEG_LABEL_OFFSET = {"right": 0, "left": 3, "both": 0}  # seg.nrrd label value = structure value + offset
 ALL_SIDES = L.SIDES + ("both",)  # "both": sides not split (the pipeline's split_sides=False)
 

@@ -31,8 +31,7 @@ from .worker import LABELS_FILE, SIDES_FILE, STATS_FILE
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 SIDE_BY_CODE = {1: "right", 2: "left"}  # values of SegmentationResult.sides
-TERMINOLOGY_CONTEXT = "Segmentation category and type - InnerEarSeg"  # see Resources/InnerEarSeg.term.json
-ANATOMIC_CONTEXT = "Anatomic codes - DICOM master list"
+TERMINOLOGY_CONTEXT, ANATOMIC_CONTEXT = L.TERMINOLOGY_CONTEXT, L.ANATOMIC_CONTEXT  # see Resources/InnerEarSeg.term.json
 DEFAULT_SMOOTHING = 0.5
 BINARY_LABELMAP = "Binary labelmap"
 
