@@ -18,6 +18,7 @@ from .result import EarRegion
 MIN_EAR_MM3 = 30.0            # smaller blobs are noise: a labyrinth is 150-250 mm3
 MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belong to the same ear
 EAR_CROP_MM = 50.0            # a scan no larger than this in every direction is a crop around one ear
+EXTRA_CANDIDATES = 2          # blobs beyond the chosen ears handed on for the segmenter to check
 
 Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
 
@@ -39,13 +40,8 @@ def fits_one_region(image: sitk.Image, region_mm) -> bool:
     return bool(np.all(hi - lo <= np.asarray(region_mm, float)))
 
 
-def find_ears(probability: np.ndarray, reference: sitk.Image, threshold: float,
-              min_volume_mm3: float = MIN_EAR_MM3) -> List[EarRegion]:
-    """Ears from a labyrinth probability map (z, y, x) on ``reference``'s grid, right first.
-
-    The largest blob is one ear; the largest blob at least ``MIN_EAR_SEPARATION_MM`` away
-    in x is the other. Score: the blob's peak probability.
-    """
+def _blobs(probability: np.ndarray, reference: sitk.Image, threshold: float, min_volume_mm3: float):
+    """(volume mm3, centre LPS, peak probability) of each blob above ``threshold``, largest first."""
     mask = probability >= threshold
     components, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
     if n == 0:
@@ -54,24 +50,40 @@ def find_ears(probability: np.ndarray, reference: sitk.Image, threshold: float,
     volumes = np.bincount(components.ravel(), minlength=n + 1)[1:] * float(np.prod(reference.GetSpacing()))
     centres = ndimage.center_of_mass(mask, components, ids)
     peaks = ndimage.maximum(probability, components, ids)
-    blobs = []  # (volume mm3, centre LPS, peak probability), largest first
+    blobs = []
     for volume, zyx, peak in zip(volumes, centres, peaks):
         if volume >= min_volume_mm3:
             centre = reference.TransformContinuousIndexToPhysicalPoint([float(c) for c in zyx[::-1]])
-            blobs.append((volume, centre, float(peak)))
-    blobs.sort(key=lambda b: -b[0])
+            blobs.append((volume, tuple(centre), float(peak)))
+    return sorted(blobs, key=lambda b: -b[0])
+
+
+def find_ears(probability: np.ndarray, reference: sitk.Image, threshold: float,
+              min_volume_mm3: float = MIN_EAR_MM3, extra: int = 0) -> List[EarRegion]:
+    """Ears from a labyrinth probability map (z, y, x) on ``reference``'s grid, right first.
+
+    The largest blob is one ear; the largest blob at least ``MIN_EAR_SEPARATION_MM`` away
+    in x is the other. Score: the blob's peak probability. ``extra`` more blobs (the next
+    largest) follow as further candidates, for ``confirm.confirm_ears`` to check.
+    """
+    blobs = _blobs(probability, reference, threshold, min_volume_mm3)
     if not blobs:
         return []
     first = blobs[0]
     others = [b for b in blobs[1:] if abs(b[1][0] - first[1][0]) >= MIN_EAR_SEPARATION_MM]
     chosen = [first] + others[:1]
     midline = (chosen[0][1][0] + chosen[1][1][0]) / 2.0 if len(chosen) == 2 else 0.0
-    ears = [EarRegion(side_of_x(c[0], midline), tuple(c), p) for _, c, p in chosen]
-    return sorted(ears, key=lambda e: e.side != "right")
+    ears = sorted([EarRegion(side_of_x(c[0], midline), c, p) for _, c, p in chosen],
+                  key=lambda e: e.side != "right")
+    rest = [b for b in blobs if b not in chosen][:extra]
+    return ears + [EarRegion(side_of_x(c[0], midline), c, p) for _, c, p in rest]
 
 
 def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegion]:
-    """Ear regions for the segmenter; an empty list when the scan holds no ear.
+    """Ear candidates for the segmenter, best first; an empty list when the scan holds no ear.
+
+    The chosen ear per side comes first, then up to ``EXTRA_CANDIDATES`` other blobs;
+    ``confirm.confirm_ears`` keeps those the segmenter confirms.
 
     Falls back to one region at the scan centre when the model has no localizer (with a
     warning) or when the whole scan fits in one ear region (a scan cropped to one ear,
@@ -91,7 +103,7 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
                                                pre["normalisation"])
     roi = tuple(min(s, p) for s, p in zip(array.shape, pre.get("localizer_patch_size", (64, 96, 96))))
     probabilities = predictor(net, array, roi)
-    ears = find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5))
+    ears = find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5), extra=EXTRA_CANDIDATES)
     if not ears and fits_one_region(image, [EAR_CROP_MM] * 3):
         warnings.warn("the localizer found no ear in this small scan; segmenting it as a crop around one ear")
         return [center_region(image)]

@@ -2,7 +2,8 @@
 
 Stages, reported through ``progress(stage, fraction, message)`` and timed in
 ``result.timings``: read (input and model), preprocess (value checks, modality), localize,
-segment (resampling and networks per ear), postprocess, measure, surface.
+segment (resampling and networks per ear; ``confirm.confirm_ears`` checks each localiser candidate
+with the segmenter and centres its region), postprocess, measure, surface.
 ``cancel`` is checked between stages (and between ears), so Cancel stops at the next one.
 Collaborators (predictor, locator, surface builder, writer) can be injected, which lets
 tests run the whole path with fakes; the defaults are the real networks and writers.
@@ -17,7 +18,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from . import infer, localize, postprocess, preprocess
+from . import confirm, infer, localize, postprocess, preprocess
 from .errors import Cancelled, InnerEarSegError, InputError
 from .measure import measure
 from .model_card import LoadedModel, load_model
@@ -162,27 +163,36 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         pre = model.card["preprocessing"]
         divisor = model.segmenter.divisor
         if params.roi == "center":
-            ears = []
-            references = [("both", preprocess.center_reference(image, pre, divisor))]
+            candidates = []
         else:
-            ears = (locator or localize.locate_ears)(image, model, predictor)
-            references = [(e.side, preprocess.ear_reference(e.center_lps, pre, divisor)) for e in ears]
-            if not ears:
-                warnings.warn("no inner ear found in the field of view; the labels are empty")
+            candidates = (locator or localize.locate_ears)(image, model, predictor)
 
         stage("segment")
-        regions = []
-        for i, (side, reference) in enumerate(references):
+        passes = []
+
+        def segment_region(center, region_mm=None):
             if cancel is not None:
                 cancel.check()
+            reference = preprocess.ear_reference(center, pre, divisor, region_mm)
             array = preprocess.region_input(image, reference, pre["normalisation"])
-            probabilities = predictor(model.segmenter, array, tuple(pre["patch_size"]))
-            regions += (postprocess.split_halves(reference, probabilities) if side == "both"
-                        else [(side, reference, probabilities)])
-            stage.progress("segment", (i + 1) / len(references), f"region {i + 1} of {len(references)}")
+            passes.append(reference)
+            stage.progress("segment", 0.5, f"region {len(passes)}")
+            return reference, predictor(model.segmenter, array, tuple(pre["patch_size"]))
+
         if params.roi == "center":
+            reference = preprocess.center_reference(image, pre, divisor)
+            array = preprocess.region_input(image, reference, pre["normalisation"])
+            regions = postprocess.split_halves(reference, predictor(model.segmenter, array, tuple(pre["patch_size"])))
             ears = [EarRegion(side, tuple(ref.TransformContinuousIndexToPhysicalPoint(
                 [(s - 1) / 2 for s in ref.GetSize()])), 0.0) for side, ref, _ in regions]
+        else:
+            confirmed = confirm.confirm_ears(
+                image, candidates, segment_region,
+                lambda: confirm.head_midline_x(image, pre["normalisation"]))
+            ears = [ear for ear, _, _ in confirmed]
+            regions = [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
+            if not candidates:
+                warnings.warn("no inner ear found in the field of view; the labels are empty")
 
         stage("postprocess")
         labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)

@@ -77,10 +77,12 @@ def region_size(size_mm: Sequence[float], spacing: float, multiple: int,
     return [int(math.ceil(s / multiple) * multiple) for s in size]
 
 
-def ear_reference(center_lps, preprocessing: dict, multiple: int) -> sitk.Image:
-    """The segmenter grid around one ear: ``ear_region_mm`` (x, y, z), at least one patch."""
+def ear_reference(center_lps, preprocessing: dict, multiple: int, region_mm: Optional[float] = None) -> sitk.Image:
+    """The segmenter grid around one ear: ``ear_region_mm`` (x, y, z), or a ``region_mm`` cube
+    (a wider search), at least one patch."""
     spacing = preprocessing["spacing_mm"]
-    size = region_size(preprocessing["ear_region_mm"], spacing, multiple, preprocessing["patch_size"][::-1])
+    size_mm = preprocessing["ear_region_mm"] if region_mm is None else [region_mm] * 3
+    size = region_size(size_mm, spacing, multiple, preprocessing["patch_size"][::-1])
     return grid.canonical_reference(center_lps, size, spacing)
 
 

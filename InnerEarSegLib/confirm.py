@@ -1,0 +1,151 @@
+"""Confirm each ear candidate with the segmenter and centre its region on what it finds.
+
+The 2 mm localiser is cheap but coarse. On unusual contrasts it can be 10-20 mm off, pick
+a look-alike (the bright internal auditory canal and cistern) or miss the second ear of a
+thin slab. So every candidate region is segmented; when the labyrinth found lies more than
+``RECENTER_MM`` from the region's centre, the region moves onto it and is segmented again
+(at most ``MAX_MOVES`` times). A candidate is confirmed when the segmenter finds at least
+``MIN_LABYRINTH_MM3`` of labyrinth there (a labyrinth is 150-250 mm3; one lost after
+labyrinthectomy still shows its cochlea). When one ear is confirmed in a scan that also
+covers the other side, a larger region (``SEARCH_REGION_MM``) at its mirror image across
+the head's midline is searched too: the two labyrinths are mirror images ~90 mm apart.
+Cost: one segmenter pass per ear when the localiser was right, a few more when it was not.
+"""
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from . import preprocess
+from .labels import side_of_x
+from .localize import MIN_EAR_SEPARATION_MM
+from .postprocess import clean_labels
+from .result import EarRegion
+
+MIN_LABYRINTH_MM3 = 40.0
+RECENTER_MM = 4.0
+MAX_MOVES = 2
+SEARCH_REGION_MM = 50.0
+MAX_PASSES = 10          # segmenter passes per scan, all candidates together
+
+# segment_region(center_lps, region_mm or None) -> (reference grid, probabilities (C, z, y, x))
+RegionSegmenter = Callable[[Sequence[float], Optional[float]], Tuple[sitk.Image, np.ndarray]]
+
+
+@dataclass
+class Found:
+    """A segmented region and the labyrinth in it (volume 0 and centre None when empty)."""
+
+    reference: sitk.Image
+    probabilities: np.ndarray
+    volume_mm3: float
+    center_lps: Optional[tuple]
+
+
+def labyrinth_in(reference: sitk.Image, probabilities: np.ndarray) -> Found:
+    """The largest connected labyrinth of a region's argmax: its volume and centroid (LPS)."""
+    labels = clean_labels(probabilities.argmax(0).astype(np.uint8), reference.GetSpacing(), fill_holes=False)
+    mask = labels > 0
+    count = int(mask.sum())
+    if count == 0:
+        return Found(reference, probabilities, 0.0, None)
+    zyx = ndimage.center_of_mass(mask)
+    centre = reference.TransformContinuousIndexToPhysicalPoint([float(c) for c in zyx[::-1]])
+    return Found(reference, probabilities, count * float(np.prod(reference.GetSpacing())), tuple(centre))
+
+
+def region_centre(reference: sitk.Image) -> np.ndarray:
+    return np.asarray(reference.TransformContinuousIndexToPhysicalPoint(
+        [(s - 1) / 2.0 for s in reference.GetSize()]))
+
+
+class _Search:
+    """Segmenter passes with a budget, so a hard scan cannot take unbounded time."""
+
+    def __init__(self, segment_region: RegionSegmenter, budget: int = MAX_PASSES):
+        self.segment_region, self.budget = segment_region, budget
+
+    def settle(self, center, region_mm: Optional[float] = None) -> Optional[Found]:
+        """Segment at ``center`` (a larger search region when ``region_mm``), moving the
+        standard region onto the labyrinth found until it is centred; None when out of budget."""
+        found = None
+        for move in range(MAX_MOVES + 1):
+            if self.budget <= 0:
+                return found
+            self.budget -= 1
+            found = labyrinth_in(*self.segment_region(center, region_mm))
+            if found.center_lps is None:
+                return found
+            offset = np.linalg.norm(np.subtract(found.center_lps, region_centre(found.reference)))
+            if region_mm is None and offset <= RECENTER_MM:
+                return found
+            center, region_mm = found.center_lps, None
+        return found
+
+
+def head_midline_x(image: sitk.Image, normalisation: dict) -> float:
+    """The middle (LPS x) of the head's extent, from a 4 mm copy of the scan thresholded above
+    air. Used only to place the mirror-image search; exact to a few mm is enough."""
+    coarse, array = preprocess.localizer_input(image, 4.0, 1, normalisation)
+    columns = np.nonzero((array > 0.1).any(axis=(0, 1)))[0]
+    if columns.size == 0:
+        return 0.0
+    xs = coarse.GetOrigin()[0] + columns * coarse.GetSpacing()[0]
+    return float((xs.min() + xs.max()) / 2.0)
+
+
+def inside(image: sitk.Image, point) -> bool:
+    index = np.asarray(image.TransformPhysicalPointToContinuousIndex([float(v) for v in point]))
+    return bool(np.all(index >= -0.5) and np.all(index <= np.asarray(image.GetSize()) - 0.5))
+
+
+def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region: RegionSegmenter,
+                 midline_x: Optional[Callable[[], float]] = None
+                 ) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
+    """At most one confirmed ear per side, right first: (ear, region grid, probabilities).
+
+    ``candidates`` are tried best first; one that settles on an ear already confirmed is
+    dropped. ``midline_x()`` places the mirror search (None: no mirror search). When no
+    candidate is confirmed, the largest non-empty finding is kept (a small or damaged
+    labyrinth is still reported), else the list is empty.
+    """
+    search = _Search(segment_region)
+    confirmed: List[Tuple[EarRegion, Found]] = []
+    fallback: Optional[Tuple[EarRegion, Found]] = None
+
+    def same_ear(point) -> bool:
+        return any(abs(point[0] - f.center_lps[0]) < MIN_EAR_SEPARATION_MM for _, f in confirmed)
+
+    def consider(candidate: EarRegion, region_mm=None) -> None:
+        nonlocal fallback
+        if len(confirmed) == 2 or same_ear(candidate.center_lps):
+            return
+        found = search.settle(candidate.center_lps, region_mm)
+        if found is None or found.center_lps is None or same_ear(found.center_lps):
+            return
+        if found.volume_mm3 >= MIN_LABYRINTH_MM3:
+            confirmed.append((candidate, found))
+        elif fallback is None or found.volume_mm3 > fallback[1].volume_mm3:
+            fallback = (candidate, found)
+
+    for candidate in candidates:
+        consider(candidate)
+    if len(confirmed) == 1 and midline_x is not None:
+        centre = confirmed[0][1].center_lps
+        mirror = (2.0 * midline_x() - centre[0], centre[1], centre[2])
+        if inside(image, mirror):
+            consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
+    if not confirmed and fallback is not None:
+        confirmed = [fallback]
+
+    if len(confirmed) == 2:
+        midline = (confirmed[0][1].center_lps[0] + confirmed[1][1].center_lps[0]) / 2.0
+        sides = [side_of_x(f.center_lps[0], midline) for _, f in confirmed]
+    else:
+        sides = [c.side for c, _ in confirmed]
+    out = [(EarRegion(side, f.center_lps, c.score), f.reference, f.probabilities)
+           for side, (c, f) in zip(sides, confirmed)]
+    return sorted(out, key=lambda e: e[0].side != "right")
+

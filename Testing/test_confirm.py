@@ -1,0 +1,119 @@
+"""confirm.confirm_ears: candidates checked and centred by a (fake) segmenter that sees balls
+at known physical places, so every expectation is a position in millimetres."""
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from InnerEarSegLib import confirm, preprocess
+from InnerEarSegLib.result import EarRegion
+
+PRE = {"spacing_mm": 1.0, "patch_size": [16, 16, 16], "ear_region_mm": [24.0, 24.0, 24.0]}
+RADIUS = 4.0   # a 268 mm3 "labyrinth"
+
+
+def head(width_mm=160.0):
+    """An empty scan wide enough for both ears, centred on x = 0."""
+    image = sitk.Image([int(width_mm), 60, 40], sitk.sitkFloat32)
+    image.SetOrigin((-width_mm / 2, -30.0, -20.0))
+    return image
+
+
+class FakeSegmenter:
+    """segment_region for balls of labyrinth (label 1) at ``ears`` (LPS); counts its passes."""
+
+    def __init__(self, ears, radius=RADIUS):
+        self.ears, self.radius, self.calls = [np.asarray(e, float) for e in ears], radius, []
+
+    def __call__(self, center, region_mm=None):
+        self.calls.append((tuple(center), region_mm))
+        reference = preprocess.ear_reference(center, PRE, 1, region_mm)
+        size = reference.GetSize()
+        k, j, i = np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij")
+        points = np.stack([i, j, k], -1) * reference.GetSpacing()[0] + reference.GetOrigin()
+        inside = np.zeros(size[::-1], bool)
+        for ear in self.ears:
+            inside |= ((points - ear) ** 2).sum(-1) <= self.radius ** 2
+        probabilities = np.zeros((4,) + inside.shape, np.float32)
+        probabilities[0], probabilities[1] = ~inside, inside
+        return reference, probabilities
+
+
+def centres(confirmed):
+    return [np.asarray(ear.center_lps) for ear, _, _ in confirmed]
+
+
+def test_an_off_centre_candidate_is_moved_onto_the_ear():
+    ear = (-45.0, 3.0, -2.0)
+    segmenter = FakeSegmenter([ear])
+    confirmed = confirm.confirm_ears(head(), [EarRegion("right", (-37.0, 9.0, 2.0), 0.9)], segmenter)
+    assert len(confirmed) == 1 and confirmed[0][0].side == "right"
+    assert np.allclose(centres(confirmed)[0], ear, atol=0.5)
+    reference = confirmed[0][1]   # the region kept is the one centred on the ear
+    assert np.allclose(confirm.region_centre(reference), ear, atol=confirm.RECENTER_MM)
+    assert len(segmenter.calls) == 2
+
+
+def test_a_centred_candidate_costs_one_pass():
+    segmenter = FakeSegmenter([(44.0, 0.0, 0.0)])
+    confirmed = confirm.confirm_ears(head(), [EarRegion("left", (45.0, 0.5, 0.0), 0.9)], segmenter)
+    assert len(confirmed) == 1 and len(segmenter.calls) == 1
+
+
+def test_a_look_alike_without_labyrinth_is_dropped_and_the_next_candidate_kept():
+    ears = [(-46.0, 0.0, 0.0), (45.0, 2.0, 1.0)]
+    candidates = [EarRegion("right", (-10.0, 0.0, 0.0), 1.0),   # the cistern: nothing there
+                  EarRegion("right", (-46.0, 1.0, 0.0), 0.8), EarRegion("left", (44.0, 2.0, 0.0), 0.7)]
+    confirmed = confirm.confirm_ears(head(), candidates, FakeSegmenter(ears))
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    for found, truth in zip(centres(confirmed), ears):
+        assert np.allclose(found, truth, atol=0.5)
+
+
+def test_the_missed_ear_is_found_at_the_mirror_image():
+    ears = [(-46.0, 2.0, 3.0), (44.0, -3.0, 8.0)]   # not exactly mirrored: head turned a little
+    segmenter = FakeSegmenter(ears)
+    confirmed = confirm.confirm_ears(head(), [EarRegion("right", ears[0], 1.0)], segmenter, lambda: 0.0)
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
+    assert any(region == confirm.SEARCH_REGION_MM for _, region in segmenter.calls)
+
+
+def test_no_mirror_search_outside_the_scan():
+    segmenter = FakeSegmenter([(-46.0, 0.0, 0.0)])
+    image = head(width_mm=70.0)  # -35 .. 35 mm: the mirror image at +46 is outside
+    image.SetOrigin((-80.0, -30.0, -20.0))
+    confirmed = confirm.confirm_ears(image, [EarRegion("right", (-46.0, 0.0, 0.0), 1.0)], segmenter, lambda: 0.0)
+    assert len(confirmed) == 1 and len(segmenter.calls) == 1
+
+
+def test_two_candidates_on_one_ear_give_one_ear():
+    segmenter = FakeSegmenter([(45.0, 0.0, 0.0)])
+    candidates = [EarRegion("left", (45.0, 0.0, 0.0), 1.0), EarRegion("left", (50.0, 8.0, 0.0), 0.9)]
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter)
+    assert len(confirmed) == 1 and len(segmenter.calls) == 1
+
+
+def test_a_small_finding_is_kept_when_nothing_is_confirmed():
+    segmenter = FakeSegmenter([(45.0, 0.0, 0.0)], radius=1.5)   # 14 mm3, below MIN_LABYRINTH_MM3
+    confirmed = confirm.confirm_ears(head(), [EarRegion("left", (45.0, 0.0, 0.0), 1.0)], segmenter)
+    assert len(confirmed) == 1
+    assert confirm.confirm_ears(head(), [EarRegion("left", (0.0, 0.0, 0.0), 1.0)], segmenter) == []
+
+
+def test_passes_are_bounded():
+    segmenter = FakeSegmenter([])
+    candidates = [EarRegion("left", (float(x), 0.0, 0.0), 1.0) for x in range(-70, 70, 5)]
+    assert confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0) == []
+    assert len(segmenter.calls) == confirm.MAX_PASSES
+
+
+@pytest.mark.parametrize("shift", [0.0, 25.0])
+def test_head_midline_follows_the_head_not_the_scanner(shift):
+    image = sitk.Image([200, 40, 40], sitk.sitkFloat32)
+    image.SetOrigin((-100.0, -20.0, -20.0))
+    array = np.zeros((40, 40, 200), np.float32)
+    array[:, :, int(100 + shift - 70):int(100 + shift + 70)] = 100.0   # a 140 mm wide head
+    head_image = sitk.GetImageFromArray(array)
+    head_image.CopyInformation(image)
+    midline = confirm.head_midline_x(head_image, {"low": 0.5, "high": 99.5})
+    assert midline == pytest.approx(shift, abs=4.0)
