@@ -9,6 +9,7 @@ thin slab. So every candidate region is segmented; when the labyrinth found lies
 labyrinthectomy still shows its cochlea). When one ear is confirmed in a scan that also
 covers the other side, a larger region (``SEARCH_REGION_MM``) at its mirror image across
 the head's midline is searched too: the two labyrinths are mirror images ~90 mm apart.
+A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not.
 """
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ RECENTER_MM = 4.0
 MAX_MOVES = 2
 SEARCH_REGION_MM = 50.0
 MAX_PASSES = 10          # segmenter passes per scan, all candidates together
+PAIR_X_MM = (60.0, 130.0)  # the two labyrinths: this far apart in x (left-right) ...
+PAIR_YZ_MM = 30.0          # ... and at most this far apart front-back and up-down (head tilt)
 
 # segment_region(center_lps, region_mm or None) -> (reference grid, probabilities (C, z, y, x))
 RegionSegmenter = Callable[[Sequence[float], Optional[float]], Tuple[sitk.Image, np.ndarray]]
@@ -85,6 +88,12 @@ class _Search:
         return found
 
 
+def pair_plausible(a, b) -> bool:
+    """Whether LPS points ``a`` and ``b`` can be the two labyrinths of one head."""
+    d = np.abs(np.subtract(a, b))
+    return bool(PAIR_X_MM[0] <= d[0] <= PAIR_X_MM[1] and d[1] <= PAIR_YZ_MM and d[2] <= PAIR_YZ_MM)
+
+
 def head_midline_x(image: sitk.Image, normalisation: dict) -> float:
     """The middle (LPS x) of the head's extent, from a 4 mm copy of the scan thresholded above
     air. Used only to place the mirror-image search; exact to a few mm is enough."""
@@ -118,12 +127,15 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
     def same_ear(point) -> bool:
         return any(abs(point[0] - f.center_lps[0]) < MIN_EAR_SEPARATION_MM for _, f in confirmed)
 
+    def unpaired(point) -> bool:   # not where the other ear of a confirmed one can be
+        return bool(confirmed) and not pair_plausible(confirmed[0][1].center_lps, point)
+
     def consider(candidate: EarRegion, region_mm=None) -> None:
         nonlocal fallback
         if len(confirmed) == 2 or same_ear(candidate.center_lps):
             return
         found = search.settle(candidate.center_lps, region_mm)
-        if found is None or found.center_lps is None or same_ear(found.center_lps):
+        if found is None or found.center_lps is None or same_ear(found.center_lps) or unpaired(found.center_lps):
             return
         if found.volume_mm3 >= MIN_LABYRINTH_MM3:
             confirmed.append((candidate, found))

@@ -78,6 +78,16 @@ def test_the_missed_ear_is_found_at_the_mirror_image():
     assert any(region == confirm.SEARCH_REGION_MM for _, region in segmenter.calls)
 
 
+def test_a_second_ear_where_no_head_has_one_is_replaced_by_the_mirror_search():
+    ears = [(-44.0, 6.0, -4.0), (45.0, 5.0, -16.0)]
+    look_alike = (1.0, 72.0, 78.0)   # found by the segmenter too, but 66 mm behind and 82 mm above
+    segmenter = FakeSegmenter(ears + [look_alike])
+    candidates = [EarRegion("right", ears[0], 1.0), EarRegion("left", look_alike, 1.0)]
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
+
+
 def test_no_mirror_search_outside_the_scan():
     segmenter = FakeSegmenter([(-46.0, 0.0, 0.0)])
     image = head(width_mm=70.0)  # -35 .. 35 mm: the mirror image at +46 is outside

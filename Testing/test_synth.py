@@ -63,6 +63,16 @@ def test_anatomy_sizes_and_positions_follow_anatomy_md():
         assert 78 <= np.linalg.norm(centroids["left"] - centroids["right"]) <= 108
 
 
+def test_pathology_rate_removes_fluid_labels_and_leaves_the_rest_of_the_head_alone():
+    normal, damaged = Head(0), Head(0, pathology=25.0)   # 25 x 4 %: every ear loses its vestibule
+    for side in ("left", "right"):
+        ref = canonical_reference(normal.ear_center(side), (60, 60, 60), 0.5)
+        before, after = structure_stats(normal, ref), structure_stats(damaged, ref)
+        assert before[2][0] > 15 and before[3][0] > 15
+        assert after[2][0] == 0 and after[3][0] == 0
+        assert np.allclose(normal.ear_center(side), damaged.ear_center(side))
+
+
 def test_samples_are_deterministic_and_well_formed():
     a_img, a_lab = segmenter_sample(5, patch_size=(32, 48, 40))
     b_img, b_lab = segmenter_sample(5, patch_size=(32, 48, 40))

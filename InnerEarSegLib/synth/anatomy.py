@@ -33,7 +33,8 @@ def ground_truth(tissue: np.ndarray) -> np.ndarray:
 class Ear:
     """One labyrinth with its neighbours, built in the local frame and placed in the head."""
 
-    def __init__(self, rng, side, vestibule_center):
+    def __init__(self, rng, side, vestibule_center, pathology=1.0):
+        """``pathology`` scales how often fluid is lost (canal, turn, vestibule and canals)."""
         self.side = side
         lat = np.array([1.0 if side == "left" else -1.0, 0, 0])   # LPS: +x is the patient's left
         # local axes: lateral, anterior (-y in LPS), superior (+z); small random tilt
@@ -42,6 +43,7 @@ class Ear:
         self.V = np.asarray(vestibule_center, float)
         self.rng = rng
         self.layers = []          # (tissue label, solid) in head coordinates
+        self.pathology = pathology
         self._build(rng)
 
     # local -> head coordinates
@@ -117,6 +119,7 @@ class Ear:
         self._build_labyrinth(rng, s)
 
     def _build_labyrinth(self, rng, s):
+        pathology = self.pathology
         u = rng.uniform
         lab = []
         # --- cochlea: tapered spiral around the modiolar axis (apex forward, outward, down)
@@ -140,7 +143,7 @@ class Ear:
         cochlea = [Tube([self.p(q) for q in pts], rho)]
         cochlea.append(Tube([self.p(pts[0]), self.p([-0.4, 1.6, -0.9])], rho0 * 0.9))
         lab += [(1, c) for c in cochlea]
-        if u() < 0.05:   # partial fluid loss (labyrinthitis ossificans) of the basal or apical turn
+        if u() < 0.05 * pathology:   # partial fluid loss (labyrinthitis ossificans) of the basal or apical turn
             k = len(pts)
             i0 = int(u(0, 0.6) * k)
             lab.append((18, Tube([self.p(q) for q in pts[i0:i0 + int(k * u(0.15, 0.35))]], rho[i0] * 1.05)))
@@ -154,7 +157,7 @@ class Ear:
             "posterior": (np.array([0, 0, 1.0]), unit([0.7, -0.7, 0]), unit([-0.25, 0.97]), u(2.9, 3.3)),
             "lateral": (np.array([1.0, 0, 0]), unit([0, np.cos(0.52), np.sin(0.52)]), unit([0.85, -0.5]), u(2.1, 2.5)),
         }
-        lost = rng.choice(list(canals)) if u() < 0.08 else None
+        lost = rng.choice(list(canals)) if u() < 0.08 * pathology else None
         canal_parts = []
         for name, (c1, c2, away, R) in canals.items():
             J = jitter()
@@ -187,7 +190,7 @@ class Ear:
         vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
             *rotation(*rng.normal(0, 0.1, 3)).T))
         lab.append((2, vest))
-        if u() < 0.04:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
+        if u() < 0.04 * pathology:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
             fill = 18 if u() < 0.5 else 19
             lab = [(fill if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
         self.layers.extend(lab)
@@ -197,7 +200,8 @@ class Ear:
 class Head:
     """Both ears in a head, with a random pose and elastic deformation."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, pathology=1.0):
+        """``pathology``: see ``Ear``; 1 gives the rates of the test sets."""
         rng = np.random.default_rng(seed)
         self.seed = seed
         u = rng.uniform
@@ -224,7 +228,7 @@ class Head:
         self.ears = {}
         for side, sign in (("right", -1), ("left", 1)):
             vest = np.array([sign * (half + u(-1.5, 1.5)), u(-1.5, 1.5), u(-1.5, 1.5)])
-            ear = Ear(np.random.default_rng(rng.integers(1 << 62)), side, vest)
+            ear = Ear(np.random.default_rng(rng.integers(1 << 62)), side, vest, pathology)
             self.ears[side] = ear
             self.layers.extend(ear.layers)
         # pose: small rotation, translation and global scale; elastic field of a few smooth modes

@@ -12,7 +12,7 @@ from scipy import ndimage
 from .anatomy import FLUID, NUM_TISSUES
 
 FAMILIES = ("mr", "ct", "cbct", "random")
-FAMILY_WEIGHTS = (0.45, 0.25, 0.1, 0.2)
+FAMILY_WEIGHTS = (0.4, 0.25, 0.15, 0.2)
 
 
 def pick_family(rng, family=None):

@@ -17,6 +17,12 @@ from .appearance import pick_family, random_acquisition, render
 from .shapes import rotation
 
 
+# Segmenter training sees fluid loss (a lost canal, turn, or vestibule and canals) this many
+# times as often as test scans do: the network must learn that no fluid means no label,
+# not paint a labyrinth wherever the bone has the shape of one.
+TRAINING_PATHOLOGY = 2.5
+
+
 def _tissue_on(head, ref):
     size = ref.GetSize()
     return head.labels_at(grid_points(ref)).reshape(size[::-1])
@@ -26,7 +32,7 @@ def _tissue_on(head, ref):
 def _ear_tissue(head_seed, size_zyx, spacing):
     """Tissue map around a random ear of head ``head_seed``; cached so two samples share it."""
     rng = np.random.default_rng([head_seed, 1])
-    head = Head(int(rng.integers(1 << 62)))
+    head = Head(int(rng.integers(1 << 62)), TRAINING_PATHOLOGY)
     side = "left" if rng.uniform() < 0.5 else "right"
     center = head.ear_center(side) + rng.normal(0, 3.0, 3)
     if rng.uniform() < 0.12:   # sometimes elsewhere nearby: look-alikes without a labyrinth
