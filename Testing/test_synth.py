@@ -63,7 +63,7 @@ def test_anatomy_sizes_and_positions_follow_anatomy_md():
         assert 78 <= np.linalg.norm(centroids["left"] - centroids["right"]) <= 108
 
 
-def test_pathology_rate_removes_fluid_labels_and_leaves_the_rest_of_the_head_alone():
+def test_pathology_rate_removes_fluid_labels_and_keeps_the_ears_in_place():
     normal, damaged = Head(0), Head(0, pathology=25.0)   # 25 x 4 %: every ear loses its vestibule
     for side in ("left", "right"):
         ref = canonical_reference(normal.ear_center(side), (60, 60, 60), 0.5)
