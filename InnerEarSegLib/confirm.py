@@ -7,8 +7,9 @@ thin slab. So every candidate region is segmented; when the labyrinth found lies
 (at most ``MAX_MOVES`` times). A candidate is confirmed when the segmenter finds at least
 ``MIN_LABYRINTH_MM3`` of labyrinth there (a labyrinth is 150-250 mm3; one lost after
 labyrinthectomy still shows its cochlea). When one ear is confirmed in a scan that also
-covers the other side, a larger region (``SEARCH_REGION_MM``) at its mirror image across
-the head's midline is searched too: the two labyrinths are mirror images ~90 mm apart.
+covers the other side, its mirror image across the head's midline is searched too (the two
+labyrinths are mirror images ~90 mm apart): the usual region first, then a larger one
+(``SEARCH_REGION_MM``) when the head is too asymmetric for the first to see the ear.
 A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not.
 """
@@ -147,8 +148,10 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
     if len(confirmed) == 1 and midline_x is not None:
         centre = confirmed[0][1].center_lps
         mirror = (2.0 * midline_x() - centre[0], centre[1], centre[2])
-        if inside(image, mirror):
-            consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
+        if inside(image, mirror):   # the usual region first (cheap), a wider one if that saw nothing
+            consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0))
+            if len(confirmed) == 1:
+                consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
     if not confirmed and fallback is not None:
         confirmed = [fallback]
 

@@ -9,8 +9,8 @@ from InnerEarSegLib import cli, infer, model_card
 from InnerEarSegLib import labels as L
 from conftest import make_volume, rotation_matrix
 
-EARS_LPS = ((-23.0, 2.0, -1.0), (23.0, 2.0, -1.0))  # right, left
-BLOB_RADII = (2.5, 6.0, 2.5)  # long in y, so the fake segmenter's y-thirds give all three structures
+EARS_LPS = ((-45.0, 2.0, -1.0), (45.0, 2.0, -1.0))  # right, left: 90 mm apart, as in a head
+BLOB_RADII = (3.5, 6.0, 3.5)  # long in y, so the fake segmenter's y-thirds give all three structures
 
 
 def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True):
@@ -24,7 +24,7 @@ def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True):
 
 
 def write_scan(path, direction=np.eye(3)):
-    image, _ = make_volume((132, 48, 30), (0.5, 0.5, 0.6), direction, (0.0, 2.0, -1.0),
+    image, _ = make_volume((200, 48, 30), (0.5, 0.5, 0.6), direction, (0.0, 2.0, -1.0),
                            blobs=[(c, BLOB_RADII) for c in EARS_LPS], noise=5.0)
     sitk.WriteImage(image, str(path))
     return path
@@ -36,7 +36,7 @@ def fake_networks(monkeypatch):
 
 
 def test_segment_writes_the_contract(tmp_path, tiny_model_path, fake_networks, capsys):
-    scan = write_scan(tmp_path / "S.nrrd", rotation_matrix(0, 0, 15) @ np.diag([1.0, -1.0, 1.0]))
+    scan = write_scan(tmp_path / "S.nrrd", rotation_matrix(15, 0, 0) @ np.diag([1.0, -1.0, 1.0]))
     before = scan.read_bytes()
 
     status = cli.main(["segment", str(scan), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),

@@ -69,13 +69,15 @@ def test_a_look_alike_without_labyrinth_is_dropped_and_the_next_candidate_kept()
         assert np.allclose(found, truth, atol=0.5)
 
 
-def test_the_missed_ear_is_found_at_the_mirror_image():
-    ears = [(-46.0, 2.0, 3.0), (44.0, -3.0, 8.0)]   # not exactly mirrored: head turned a little
+@pytest.mark.parametrize("other, wide", [((44.0, -3.0, 8.0), False),     # head turned a little
+                                         ((44.0, -20.0, 12.0), True)])   # 24 mm from the mirror image
+def test_the_missed_ear_is_found_at_the_mirror_image(other, wide):
+    ears = [(-46.0, 2.0, 3.0), other]
     segmenter = FakeSegmenter(ears)
     confirmed = confirm.confirm_ears(head(), [EarRegion("right", ears[0], 1.0)], segmenter, lambda: 0.0)
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
-    assert any(region == confirm.SEARCH_REGION_MM for _, region in segmenter.calls)
+    assert any(region == confirm.SEARCH_REGION_MM for _, region in segmenter.calls) == wide
 
 
 def test_a_second_ear_where_no_head_has_one_is_replaced_by_the_mirror_search():

@@ -7,7 +7,8 @@
 #   seg3  Tversky + cross-entropy from seg2 at lr 2e-4, 8 epochs
 #   seg4  the same from seg3, 7 epochs
 #   seg5  Dice + cross-entropy from seg4 at lr 1e-4, 2 epochs (generator 1.0)
-#   seg6  the same from seg5 with generator 1.1 (more fluid loss and CBCT), SEG6_EPOCHS epochs
+#   seg6  the same from seg5 with generator 1.1 (more fluid loss and CBCT), 24 epochs
+#   seg7  the same from seg6 at lr 3e-5, 11 epochs
 #   loc   the 2 mm localiser, Dice + cross-entropy, 9 epochs of 100 steps
 # then the synthetic test-set evaluation and the card. About 4.5-5 hours on 2 cores.
 set -euo pipefail
@@ -26,12 +27,14 @@ train "${seg[@]}" --out runs/seg4/model.json --init runs/seg3/model.json --loss 
 train "${seg[@]}" --out runs/seg5/model.json --init runs/seg4/model.json --loss dicece --lr 1e-4 \
   --epochs 2 --threads 1 --seed 6
 train "${seg[@]}" --out runs/seg6/model.json --init runs/seg5/model.json --loss dicece --lr 1e-4 \
-  --epochs SEG6_EPOCHS --threads 1 --seed 7
+  --epochs 24 --threads 1 --seed 7
+train "${seg[@]}" --out runs/seg7/model.json --init runs/seg6/model.json --loss dicece --lr 3e-5 \
+  --epochs 11 --threads 1 --seed 8
 train --stage localizer --out runs/loc/model.json --init runs/seg4/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 1e-3 --epochs 9 --threads 1 --seed 2
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg6/model.json \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg7/model.json \
   --localizer runs/loc/model.json --out Resources/Models/InnerEarSeg-synthetic.json
 bash scripts/evaluate_default_model.sh
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg6/model.json \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg7/model.json \
   --localizer runs/loc/model.json --test-summary runs/testeval/summary.csv \
   --out Resources/Models/InnerEarSeg-synthetic.json
