@@ -18,6 +18,7 @@ from .result import EarRegion
 MIN_EAR_MM3 = 30.0            # smaller blobs are noise: a labyrinth is 150-250 mm3
 MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belong to the same ear
 EAR_CROP_MM = 50.0            # a scan no larger than this in every direction is a crop around one ear
+WINDOW_SLACK = 1.25           # a coarse array this much larger than the patch is still one window
 EXTRA_CANDIDATES = 2          # blobs beyond the chosen ears handed on for the segmenter to check
 
 Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
@@ -101,7 +102,10 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     net = model.localizer
     coarse, array = preprocess.localizer_input(image, pre["localizer_spacing_mm"], net.divisor,
                                                pre["normalisation"])
-    roi = tuple(min(s, p) for s, p in zip(array.shape, pre.get("localizer_patch_size", (64, 96, 96))))
+    patch = pre.get("localizer_patch_size", (64, 96, 96))
+    # one window when the array is at most WINDOW_SLACK x the patch: 4 windows for an 88-voxel-wide
+    # array and an 80-voxel patch cost 3x as much as one window over all of it
+    roi = tuple(s if s <= WINDOW_SLACK * p else p for s, p in zip(array.shape, patch))
     probabilities = predictor(net, array, roi)
     ears = find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5), extra=EXTRA_CANDIDATES)
     if not ears and fits_one_region(image, [EAR_CROP_MM] * 3):
