@@ -303,3 +303,20 @@ def test_threads_follow_the_user_setting(monkeypatch):
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     infer.configure_threads()
     assert calls and calls[0] >= 1
+
+
+@pytest.mark.parametrize("width_mm, windows", [(76.0, "one"), (120.0, "several")])
+def test_localizer_window_covers_a_slightly_larger_scan_at_once(width_mm, windows, volume, tiny_model):
+    image, _ = volume((int(width_mm), 40, 40), (1.0, 1.0, 1.0), noise=10.0)   # tiny model: 32-voxel patches at 2 mm
+    seen = []
+
+    def spy(net, array, roi):
+        seen.append((array.shape, tuple(roi)))
+        return np.stack([np.ones_like(array), np.zeros_like(array)])
+
+    localize.locate_ears(image, tiny_model, spy)
+    (shape, roi), = seen
+    assert roi[0] == shape[0]                       # 40 mm deep: within 1.25 x 32 voxels of 2 mm
+    assert (roi[2] == shape[2]) == (windows == "one"), (shape, roi)
+    if windows == "several":
+        assert roi[2] == tiny_model.card["preprocessing"]["localizer_patch_size"][2]
