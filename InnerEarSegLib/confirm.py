@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import preprocess
+from . import grid, preprocess
 from .labels import side_of_x
 from .localize import MIN_EAR_SEPARATION_MM
 from .postprocess import clean_labels
@@ -60,11 +60,6 @@ def labyrinth_in(reference: sitk.Image, probabilities: np.ndarray) -> Found:
     return Found(reference, probabilities, count * float(np.prod(reference.GetSpacing())), tuple(centre))
 
 
-def region_centre(reference: sitk.Image) -> np.ndarray:
-    return np.asarray(reference.TransformContinuousIndexToPhysicalPoint(
-        [(s - 1) / 2.0 for s in reference.GetSize()]))
-
-
 class _Search:
     """Segmenter passes with a budget, so a hard scan cannot take unbounded time."""
 
@@ -82,7 +77,7 @@ class _Search:
             found = labyrinth_in(*self.segment_region(center, region_mm))
             if found.center_lps is None:
                 return found
-            offset = np.linalg.norm(np.subtract(found.center_lps, region_centre(found.reference)))
+            offset = np.linalg.norm(np.subtract(found.center_lps, grid.center_of(found.reference)))
             if region_mm is None and offset <= RECENTER_MM:
                 return found
             center, region_mm = found.center_lps, None

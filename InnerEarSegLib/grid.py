@@ -23,6 +23,11 @@ def canonical_reference(center_lps: Sequence[float], size_xyz: Sequence[int], sp
     return ref
 
 
+def center_of(image: sitk.Image) -> tuple:
+    """LPS position of the image's centre (the middle of its voxel centres)."""
+    return tuple(image.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2.0 for n in image.GetSize()]))
+
+
 def physical_bounds(image: sitk.Image):
     """(min_lps, max_lps) of the image's voxel centres, for any direction cosines."""
     size = np.array(image.GetSize())

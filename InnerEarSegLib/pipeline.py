@@ -18,7 +18,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from . import confirm, infer, localize, postprocess, preprocess
+from . import confirm, grid, infer, localize, postprocess, preprocess
 from .errors import Cancelled, InnerEarSegError, InputError
 from .measure import measure
 from .model_card import LoadedModel, load_model
@@ -168,23 +168,25 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
             candidates = (locator or localize.locate_ears)(image, model, predictor)
 
         stage("segment")
-        passes = []
+        passes = 0
+
+        def predict_on(reference):
+            array = preprocess.region_input(image, reference, pre["normalisation"])
+            return predictor(model.segmenter, array, tuple(pre["patch_size"]))
 
         def segment_region(center, region_mm=None):
+            nonlocal passes
             if cancel is not None:
                 cancel.check()
+            passes += 1
+            stage.progress("segment", 0.5, f"region {passes}")
             reference = preprocess.ear_reference(center, pre, divisor, region_mm)
-            array = preprocess.region_input(image, reference, pre["normalisation"])
-            passes.append(reference)
-            stage.progress("segment", 0.5, f"region {len(passes)}")
-            return reference, predictor(model.segmenter, array, tuple(pre["patch_size"]))
+            return reference, predict_on(reference)
 
         if params.roi == "center":
             reference = preprocess.center_reference(image, pre, divisor)
-            array = preprocess.region_input(image, reference, pre["normalisation"])
-            regions = postprocess.split_halves(reference, predictor(model.segmenter, array, tuple(pre["patch_size"])))
-            ears = [EarRegion(side, tuple(ref.TransformContinuousIndexToPhysicalPoint(
-                [(s - 1) / 2 for s in ref.GetSize()])), 0.0) for side, ref, _ in regions]
+            regions = postprocess.split_halves(reference, predict_on(reference))
+            ears = [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in regions]
         else:
             confirmed = confirm.confirm_ears(
                 image, candidates, segment_region,

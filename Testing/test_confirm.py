@@ -5,6 +5,7 @@ import pytest
 import SimpleITK as sitk
 
 from InnerEarSegLib import confirm, preprocess
+from InnerEarSegLib.grid import center_of
 from InnerEarSegLib.result import EarRegion
 
 PRE = {"spacing_mm": 1.0, "patch_size": [16, 16, 16], "ear_region_mm": [24.0, 24.0, 24.0]}
@@ -49,7 +50,7 @@ def test_an_off_centre_candidate_is_moved_onto_the_ear():
     assert len(confirmed) == 1 and confirmed[0][0].side == "right"
     assert np.allclose(centres(confirmed)[0], ear, atol=0.5)
     reference = confirmed[0][1]   # the region kept is the one centred on the ear
-    assert np.allclose(confirm.region_centre(reference), ear, atol=confirm.RECENTER_MM)
+    assert np.allclose(center_of(reference), ear, atol=confirm.RECENTER_MM)
     assert len(segmenter.calls) == 2
 
 

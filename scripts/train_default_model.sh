@@ -16,20 +16,18 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 train() { .venv/bin/innerear-seg train --patience 0 --val-samples 8 --workers 1 --no-augment \
             --channels 8 16 32 64 --batch 2 "$@"; }
-seg=(--stage segmenter --patch-size 64 64 64 --steps-per-epoch 150)
-train "${seg[@]}" --out runs/seg/model.json --loss tversky --lr 3e-4 --epochs 6 --threads 1 --seed 1
-train "${seg[@]}" --out runs/seg2/model.json --init runs/seg/model.json --loss tverskyce --lr 3e-4 \
-  --epochs 19 --threads 1 --seed 3
-train "${seg[@]}" --out runs/seg3/model.json --init runs/seg2/model.json --loss tverskyce --lr 2e-4 \
-  --epochs 8 --threads 2 --seed 4
-train "${seg[@]}" --out runs/seg4/model.json --init runs/seg3/model.json --loss tverskyce --lr 2e-4 \
-  --epochs 7 --threads 2 --seed 5
-train "${seg[@]}" --out runs/seg5/model.json --init runs/seg4/model.json --loss dicece --lr 1e-4 \
-  --epochs 2 --threads 1 --seed 6
-train "${seg[@]}" --out runs/seg6/model.json --init runs/seg5/model.json --loss dicece --lr 1e-4 \
-  --epochs 24 --threads 1 --seed 7
-train "${seg[@]}" --out runs/seg7/model.json --init runs/seg6/model.json --loss dicece --lr 3e-5 \
-  --epochs 11 --threads 1 --seed 8
+seg() {  # run, --init run ("-": none), loss, lr, epochs, threads, seed
+  local init=(); [ "$2" = - ] || init=(--init "runs/$2/model.json")
+  train --stage segmenter --patch-size 64 64 64 --steps-per-epoch 150 --out "runs/$1/model.json" \
+    "${init[@]}" --loss "$3" --lr "$4" --epochs "$5" --threads "$6" --seed "$7"; }
+#   run  init loss      lr   epochs threads seed
+seg seg  -    tversky   3e-4 6      1       1
+seg seg2 seg  tverskyce 3e-4 19     1       3
+seg seg3 seg2 tverskyce 2e-4 8      2       4
+seg seg4 seg3 tverskyce 2e-4 7      2       5
+seg seg5 seg4 dicece    1e-4 2      1       6
+seg seg6 seg5 dicece    1e-4 24     1       7
+seg seg7 seg6 dicece    3e-5 11     1       8
 train --stage localizer --out runs/loc/model.json --init runs/seg4/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 1e-3 --epochs 9 --threads 1 --seed 2
 .venv/bin/python scripts/make_default_model.py --segmenter runs/seg7/model.json \
