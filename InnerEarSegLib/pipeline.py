@@ -36,7 +36,9 @@ class SegmentParameters:
 
     device: auto | cpu | cuda. modality: auto | mr | ct (auto: ``preprocess.detect_modality``).
     roi: ``ears`` (localizer finds each ear) | ``center`` (the reference method's fixed crop at
-    the scan centre, split into right and left halves at its middle). tta: average over flips.
+    the scan centre, split into right and left halves at its middle). tta: average the segmenter
+    over flips (not the localiser: averaged, its weak blobs fell below threshold and whole ears
+    were lost on the synthetic test set).
     keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
     split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,
     stats rows have side ``both`` and the surface builder gets ``sides=None``.
@@ -151,6 +153,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         device = infer.pick_device(params.device)
         model = _model(model, device)
         infer.configure_threads()
+        locate_with = predictor or partial(infer.predict_probabilities, device=device, tta=False)
         predictor = predictor or partial(infer.predict_probabilities, device=device, tta=params.tta)
 
         stage("preprocess")
@@ -165,7 +168,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         if params.roi == "center":
             candidates = []
         else:
-            candidates = (locator or localize.locate_ears)(image, model, predictor)
+            candidates = (locator or localize.locate_ears)(image, model, locate_with)
 
         stage("segment")
         passes = 0

@@ -320,3 +320,17 @@ def test_localizer_window_covers_a_slightly_larger_scan_at_once(width_mm, window
     assert (roi[2] == shape[2]) == (windows == "one"), (shape, roi)
     if windows == "several":
         assert roi[2] == tiny_model.card["preprocessing"]["localizer_patch_size"][2]
+
+
+def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monkeypatch):
+    image, _ = volume((90, 40, 40), (1.0, 1.0, 1.0), blobs=[((20, 0, 0), (8, 8, 8))])
+    calls = []
+
+    def spy(net, array, roi, device="cpu", tta=False, amp=True):
+        calls.append((net is tiny_model.localizer, tta))
+        return threshold_predictor(net, array, roi)
+
+    monkeypatch.setattr(infer, "predict_probabilities", spy)
+    segment(image, tiny_model, SegmentParameters(tta=True, surfaces=False))
+    assert (True, False) in calls and (False, True) in calls
+    assert (True, True) not in calls and (False, False) not in calls
