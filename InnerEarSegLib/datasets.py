@@ -223,12 +223,26 @@ def augmentation() -> Compose:
     ])
 
 
-def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float):
-    """``seed -> (image, label)`` from the synthetic generator for one stage."""
+def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float, soft: bool = False):
+    """``seed -> (image, label)`` from the synthetic generator for one stage; ``soft``: the
+    segmenter's labels are class fractions (C, z, y, x) instead of classes."""
     from .synth import generate  # imported late: training on user data alone does not need it
     if stage == "segmenter":
-        return functools.partial(generate.segmenter_sample, patch_size=tuple(patch_size), spacing=spacing)
+        return functools.partial(generate.segmenter_sample, patch_size=tuple(patch_size), spacing=spacing,
+                                 soft=soft)
     return functools.partial(generate.localizer_sample, shape=tuple(patch_size), spacing=spacing)
+
+
+def as_labels(label: np.ndarray) -> np.ndarray:
+    """Classes (z, y, x) from classes or class fractions (C, z, y, x)."""
+    return label.argmax(0).astype(np.uint8) if label.ndim == 4 else label
+
+
+def as_fractions(label: np.ndarray, classes: int) -> np.ndarray:
+    """Class fractions (C, z, y, x) float32 from classes (one-hot) or fractions (as they are)."""
+    if label.ndim == 4:
+        return np.asarray(label, np.float32)
+    return (np.arange(classes)[:, None, None, None] == np.asarray(label)[None]).astype(np.float32)
 
 
 def generator_version():
@@ -240,7 +254,10 @@ def generator_version():
 
 
 class PatchStream(IterableDataset):
-    """An endless stream of training batches ``(image (B,1,z,y,x) float, label (B,1,z,y,x) long)``.
+    """An endless stream of training batches ``(image (B,1,z,y,x), target (B,C,z,y,x))``, both float.
+
+    The target holds class fractions: one-hot for labelled classes, fractions where the
+    sampler gives them (``generate.soft_labels``), so both kinds mix in one batch.
 
     Batch ``step`` mixes synthetic samples (``sampler``, seeded by :func:`sample_seed`) and
     user patches (``volumes``), a sample being synthetic with probability ``synthetic_fraction``
@@ -249,7 +266,7 @@ class PatchStream(IterableDataset):
 
     def __init__(self, volumes: List[Volume], sampler, patch_size: Sequence[int], batch: int, seed: int = 0,
                  start_step: int = 0, synthetic_fraction: float = 0.5, augment: bool = True,
-                 normalisation=(0.5, 99.5)):
+                 normalisation=(0.5, 99.5), classes: int = NUM_CLASSES):
         super().__init__()
         if not volumes and sampler is None:
             raise ValueError("no training data: give user volumes, a synthetic sampler, or both")
@@ -259,6 +276,7 @@ class PatchStream(IterableDataset):
         self.synthetic_fraction = 1.0 if not volumes else 0.0 if sampler is None else synthetic_fraction
         self.transform = augmentation() if augment else None
         self.normalisation = normalisation
+        self.classes = classes
 
     def sample(self, seed: int):
         rng = np.random.default_rng(seed)
@@ -267,12 +285,12 @@ class PatchStream(IterableDataset):
         else:
             volume = self.volumes[rng.integers(len(self.volumes))]
             image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
-        data = {"image": np.asarray(image, np.float32)[None], "label": np.asarray(label, np.float32)[None]}
+        data = {"image": np.asarray(image, np.float32)[None], "label": as_fractions(label, self.classes)}
         if self.transform is not None:
             self.transform.set_random_state(seed=seed % 2 ** 32)
             data = self.transform(data)
         return (convert_to_tensor(data["image"], dtype=torch.float32),
-                convert_to_tensor(data["label"]).round().long())
+                convert_to_tensor(data["label"], dtype=torch.float32))
 
     def batch(self, step: int):
         samples = [self.sample(sample_seed(self.seed, step, self.batch_size, i)) for i in range(self.batch_size)]

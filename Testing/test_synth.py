@@ -5,7 +5,7 @@ import SimpleITK as sitk
 
 from InnerEarSegLib.grid import canonical_reference
 from InnerEarSegLib.synth.anatomy import Head, grid_points, ground_truth
-from InnerEarSegLib.synth.generate import generate_volume, localizer_sample, segmenter_sample
+from InnerEarSegLib.synth.generate import generate_volume, localizer_sample, segmenter_sample, soft_labels
 
 
 def ear_grid(center, spacing_xyz, direction, extent_mm=34.0):
@@ -83,6 +83,43 @@ def test_samples_are_deterministic_and_well_formed():
     assert set(np.unique(a_lab)) <= {0, 1, 2, 3}
     c_img, _ = segmenter_sample(6, patch_size=(32, 48, 40))
     assert not np.array_equal(a_img, c_img)
+
+
+class Ball:
+    """A stand-in anatomy: a canal-sized ball (class 3) around a known point, for exact volumes."""
+
+    def __init__(self, center, radius):
+        self.center, self.radius = np.asarray(center, float), radius
+
+    def labels_at(self, points):
+        return np.where(np.linalg.norm(points - self.center, axis=1) < self.radius, 3, 0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("direction", [np.eye(3), np.diag([-1.0, 1, -1])[:, [2, 0, 1]]])
+def test_soft_labels_hold_the_volume_between_voxel_centres(direction):
+    ref = ear_grid([3.1, -2.2, 7.3], [0.45, 0.45, 0.45], direction, extent_mm=6.0)
+    ball = Ball([3.2, -2.0, 7.1], 0.9)          # 1.8 mm across: four voxels
+    hard = ground_truth(ball.labels_at(grid_points(ref)).reshape(ref.GetSize()[::-1]))
+    soft = soft_labels(ball, ref, hard, k=5)
+    assert soft.shape == (4,) + hard.shape and np.allclose(soft.sum(0), 1)
+    truth = 4 / 3 * np.pi * 0.9 ** 3
+    voxel = 0.45 ** 3
+    assert abs(soft[3].sum() * voxel - truth) < 0.05 * truth    # the hard count misses by up to ~20 %
+    assert abs(soft[3].sum() * voxel - truth) < abs(np.sum(hard == 3) * voxel - truth)
+    mixed = (soft.max(0) < 1)
+    assert mixed.any() and np.all(soft[1:3] == 0)
+    far = np.linalg.norm(grid_points(ref) - ball.center, axis=1).reshape(hard.shape) > 0.9 + 0.45 * 1.8
+    assert np.all(soft[0][far] == 1)          # far from the surface nothing is mixed
+
+
+def test_soft_samples_match_the_hard_ones():
+    image, soft = segmenter_sample(12, patch_size=(32, 32, 32), soft=True)
+    same_image, hard = segmenter_sample(12, patch_size=(32, 32, 32))
+    assert np.array_equal(image, same_image) and soft.shape == (4, 32, 32, 32)
+    assert np.allclose(soft.sum(0), 1) and np.count_nonzero(hard) > 500
+    changed = soft.argmax(0) != hard          # only mixed voxels can change class, and few do
+    mixed = soft.max(0) < 1
+    assert mixed.sum() > 500 and not np.any(changed & ~mixed) and changed.sum() < 0.1 * mixed.sum()
 
 
 def test_localizer_target_marks_the_ears():

@@ -42,7 +42,7 @@ def fake_generator(monkeypatch):
     """Replace the synthetic generator; returns a switch to make every sample the same."""
     mode = {"fixed": False}
 
-    def sampler(stage, patch_size, spacing):
+    def sampler(stage, patch_size, spacing, soft=False):
         fn = fixed_sample if mode["fixed"] else fake_sample
         return functools.partial(fn, patch_size=tuple(patch_size), binary=stage == "localizer")
     monkeypatch.setattr(datasets, "synthetic_sampler", sampler)
@@ -84,6 +84,20 @@ def test_every_loss_is_zero_for_a_perfect_prediction_and_high_for_a_wrong_one(na
     loss = training.make_loss(name)
     assert loss(hard_logits(label), target).item() < 1e-3
     assert loss(hard_logits((label + 1) % 4), target).item() > 0.5
+
+
+def test_fraction_targets_are_best_met_by_those_fractions():
+    """With soft targets the loss prefers the fractions themselves to the nearest one-hot guess."""
+    rng = np.random.default_rng(2)
+    fractions = torch.as_tensor(rng.dirichlet(np.ones(4) * 0.5, (4, 4, 4))).permute(3, 0, 1, 2)[None].float()
+    exact = torch.log(fractions.clamp_min(1e-6))
+    rounded = hard_logits(fractions[0].argmax(0).numpy())
+    for name in ("ce", "dicece", "tverskyce"):
+        loss = training.make_loss(name)
+        assert loss(exact, fractions).item() < loss(rounded, fractions).item(), name
+    labels = fractions.argmax(1, keepdim=True)
+    assert training.make_loss("dice")(rounded, labels).item() == pytest.approx(
+        training.make_loss("dice")(rounded, torch.nn.functional.one_hot(labels[:, 0], 4).permute(0, 4, 1, 2, 3)).item())
 
 
 # --- user data ------------------------------------------------------------------------------------
@@ -197,11 +211,24 @@ def test_stream_is_the_same_whatever_the_workers(fake_generator):
     loader = iter(DataLoader(stream, batch_size=None, num_workers=2))
     for (image, label), (want_image, want_label) in zip([next(loader) for _ in range(3)], expected):
         assert torch.equal(image, want_image) and torch.equal(label, want_label)
-    assert image.shape == (2, 1) + PATCH and label.dtype == torch.long
+    assert image.shape == (2, 1) + PATCH and label.shape == (2, 4) + PATCH and label.dtype == torch.float32
     assert not torch.equal(expected[0][0], expected[1][0])  # steps differ
     plain = datasets.PatchStream([], functools.partial(fake_sample, patch_size=PATCH), PATCH, batch=2, seed=3,
                                  augment=False)
     assert not torch.equal(plain.batch(5)[0], expected[0][0])  # augmentation changed something
+    _, target = plain.batch(5)  # without augmentation the targets are exactly one-hot labels
+    want = fake_sample(datasets.sample_seed(3, 5, 2, 0))[1]
+    assert torch.equal(target[0].argmax(0), torch.as_tensor(want).long()) and torch.all(target.sum(1) == 1)
+
+
+def test_soft_and_hard_samples_mix_in_one_batch():
+    def soft_or_hard(seed):
+        image, label = fake_sample(seed)
+        return image, (datasets.as_fractions(label, 4) * 0.5 + 0.125 if seed % 2 else label)
+    stream = datasets.PatchStream([], soft_or_hard, PATCH, batch=4, seed=1, augment=False)
+    _, target = stream.batch(0)
+    assert target.shape == (4, 4) + PATCH and torch.allclose(target.sum(1), torch.ones(()))
+    assert sorted(float(t.max()) for t in target) == [0.625, 0.625, 1.0, 1.0]
 
 
 # --- training runs ----------------------------------------------------------------------------------
