@@ -25,7 +25,7 @@ LIMITATIONS = [
     "Synthetic anatomy follows published sizes (shared/ANATOMY.md); rare malformations, implants, "
     "motion and post-operative changes are modelled crudely or not at all.",
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure "
-    "(synthetic test DSC about 0.66), worse in CT and CBCT than in MRI.",
+    "(see test_metrics), worse in CT and CBCT than in MRI.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
     "canals next to the surviving cochlea: check such cases by eye.",
 ]
@@ -48,7 +48,7 @@ def init_chain(card_path, stage):
             break
         runs.insert(0, {"stage": stage, "run": str(path), **{k: run.get(k) for k in (
             "steps", "seconds", "loss", "lr", "hardware", "amp", "seed", "init", "generator_version",
-            "validation")}})
+            "soft_labels", "validation")}})
         path = Path(run["init"]) if run.get("init") else None
     return runs
 

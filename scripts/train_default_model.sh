@@ -9,6 +9,7 @@
 #   seg5  Dice + cross-entropy from seg4 at lr 1e-4, 2 epochs (generator 1.0)
 #   seg6  the same from seg5 with generator 1.1 (more fluid loss and CBCT), 24 epochs
 #   seg7  the same from seg6 at lr 3e-5, 11 epochs
+#   seg8  the same from seg7 at lr 5e-5 with soft targets (class fractions per voxel)
 #   loc   the 2 mm localiser, Dice + cross-entropy, 9 epochs of 100 steps
 # then the synthetic test-set evaluation and the card. About 4.5-5 hours on 2 cores.
 set -euo pipefail
@@ -16,23 +17,25 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 train() { .venv/bin/innerear-seg train --patience 0 --val-samples 8 --workers 1 --no-augment \
             --channels 8 16 32 64 --batch 2 "$@"; }
-seg() {  # run, --init run ("-": none), loss, lr, epochs, threads, seed
+seg() {  # run, --init run ("-": none), loss, lr, epochs, threads, seed, soft targets (soft|hard)
   local init=(); [ "$2" = - ] || init=(--init "runs/$2/model.json")
   train --stage segmenter --patch-size 64 64 64 --steps-per-epoch 150 --out "runs/$1/model.json" \
-    "${init[@]}" --loss "$3" --lr "$4" --epochs "$5" --threads "$6" --seed "$7"; }
-#   run  init loss      lr   epochs threads seed
-seg seg  -    tversky   3e-4 6      1       1
-seg seg2 seg  tverskyce 3e-4 19     1       3
-seg seg3 seg2 tverskyce 2e-4 8      2       4
-seg seg4 seg3 tverskyce 2e-4 7      2       5
-seg seg5 seg4 dicece    1e-4 2      1       6
-seg seg6 seg5 dicece    1e-4 24     1       7
-seg seg7 seg6 dicece    3e-5 11     1       8
+    "${init[@]}" --loss "$3" --lr "$4" --epochs "$5" --threads "$6" --seed "$7" \
+    "$([ "$8" = soft ] && echo --soft-labels || echo --no-soft-labels)"; }
+#   run  init loss      lr   epochs threads seed targets
+seg seg  -    tversky   3e-4 6      1       1    hard
+seg seg2 seg  tverskyce 3e-4 19     1       3    hard
+seg seg3 seg2 tverskyce 2e-4 8      2       4    hard
+seg seg4 seg3 tverskyce 2e-4 7      2       5    hard
+seg seg5 seg4 dicece    1e-4 2      1       6    hard
+seg seg6 seg5 dicece    1e-4 24     1       7    hard
+seg seg7 seg6 dicece    3e-5 11     1       8    hard
+seg seg8 seg7 dicece    5e-5 EPOCHS8 1      9    soft
 train --stage localizer --out runs/loc/model.json --init runs/seg4/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 1e-3 --epochs 9 --threads 1 --seed 2
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg7/model.json \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg8/model.json \
   --localizer runs/loc/model.json --out Resources/Models/InnerEarSeg-synthetic.json
 bash scripts/evaluate_default_model.sh
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg7/model.json \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg8/model.json \
   --localizer runs/loc/model.json --test-summary runs/testeval/summary.csv \
   --out Resources/Models/InnerEarSeg-synthetic.json
