@@ -221,7 +221,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
     messages = [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]
     return SegmentationResult(labels=labels, sides=sides, stats=stats, surfaces=surfaces, ears=ears,
                               warnings=messages, source=str(source) if source else None,
-                              model_name=model.name, timings=timings)
+                              model_name=model.name, modality=modality, timings=timings)
 
 
 def _warn_if_unsuited(image: sitk.Image, model: LoadedModel, modality: str, source) -> None:

@@ -23,6 +23,7 @@ class SegmentationResult:
     sides: UInt8 image on the same grid, 0 none, 1 right, 2 left (where labels > 0).
     stats: one dict per structure and side plus totals, see ``measure.measure``.
     surfaces: ``segment_id`` (e.g. ``cochlea_left``) -> vtkPolyData in LPS millimetres.
+    modality: ``mr`` or ``ct``, as given or as detected (``preprocess.detect_modality``).
     """
 
     labels: sitk.Image
@@ -33,4 +34,5 @@ class SegmentationResult:
     warnings: List[str] = field(default_factory=list)
     source: Optional[str] = None
     model_name: str = ""
+    modality: str = ""
     timings: Dict[str, float] = field(default_factory=dict)

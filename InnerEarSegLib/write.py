@@ -131,6 +131,7 @@ def stats_document(result, name: str, labels: sitk.Image, present_sides: Iterabl
         "case": name,
         "input": result.source,
         "model": result.model_name,
+        "modality": result.modality,
         "library_version": __version__,
         "coordinate_system": "LPS",
         "coordinate_note": COORDINATE_NOTE,

@@ -287,10 +287,11 @@ def test_detect_modality_and_warning_for_a_modality_the_model_never_saw(tiny_mod
     image = sitk.GetImageFromArray(ct.astype(np.float32))
     with pytest.warns(UserWarning, match="looks like CT"):
         result = segment(image, model, SegmentParameters(surfaces=False), predictor=threshold_predictor)
-    assert any("trained on MR only" in w for w in result.warnings)
+    assert any("trained on MR only" in w for w in result.warnings) and result.modality == "ct"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        segment(image, model, SegmentParameters(modality="mr", surfaces=False), predictor=threshold_predictor)
+        given = segment(image, model, SegmentParameters(modality="mr", surfaces=False), predictor=threshold_predictor)
+    assert given.modality == "mr"  # the user's choice is what the result reports
 
 
 def test_threads_follow_the_user_setting(monkeypatch):

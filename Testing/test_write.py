@@ -72,7 +72,8 @@ def make_case(empty=False):
     result = SegmentationResult(labels=labels, sides=sides, stats=stats,
                                 surfaces=surface.build_surfaces(labels, sides, 0.5),
                                 ears=[EarRegion("right", (-15.0, -7.0, 11.0), 0.9)], warnings=["a warning"],
-                                source="/data/case1.nii.gz", model_name="tiny 0.1", timings={"segment": 1.5})
+                                source="/data/case1.nii.gz", model_name="tiny 0.1", modality="ct",
+                                timings={"segment": 1.5})
     return image, result
 
 
@@ -138,7 +139,7 @@ def test_json_and_csv_agree_with_stats(case, written):
     _, result = case
     doc = json.loads((written[0] / "case1_stats.json").read_text())
     assert doc["coordinate_system"] == "LPS" and "STL" in doc["coordinate_note"]
-    assert doc["input"] == "/data/case1.nii.gz" and doc["model"] == "tiny 0.1"
+    assert doc["input"] == "/data/case1.nii.gz" and doc["model"] == "tiny 0.1" and doc["modality"] == "ct"
     assert doc["warnings"] == ["a warning"] and doc["timings_s"] == {"segment": 1.5}
     with open(written[0] / "case1_stats.csv", newline="") as f:
         rows = list(csv.DictReader(f))
