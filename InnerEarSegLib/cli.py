@@ -13,8 +13,9 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InnerEarSegError, InputError
+from .resources import bundled
 
-SAMPLE = Path(__file__).resolve().parent.parent / "Resources" / "Samples" / "sample_t2.nrrd"
+SAMPLE = bundled("Samples", "sample_t2.nrrd")
 STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure", "surface")
 # sub-command -> (module, add-arguments function, run function, help); imported only when chosen,
 # so a missing or broken module never breaks the other commands

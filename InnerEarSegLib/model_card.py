@@ -19,9 +19,10 @@ import torch
 
 from .errors import ModelError
 from .model import AttentionPyramidUNet, build_network
+from .resources import bundled
 
 CARD_FORMAT = "InnerEarSeg model card 1"
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "Resources" / "Models" / "InnerEarSeg-synthetic.json"
+DEFAULT_MODEL = bundled("Models", "InnerEarSeg-synthetic.json")
 
 
 def sha256_of(path) -> str:

@@ -1,0 +1,32 @@
+"""A wheel (non-editable install) carries the bundled model and sample, and finds them."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from InnerEarSegLib.resources import ROOTS, bundled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_source_tree_finds_the_top_level_resources():
+    assert bundled("Models", "InnerEarSeg-synthetic.json") == ROOT / "Resources" / "Models" / "InnerEarSeg-synthetic.json"
+    assert bundled("Models", "no-such-model.json") == ROOTS[0] / "Models" / "no-such-model.json"
+
+
+def test_wheel_holds_and_finds_the_bundled_model(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
+    wheel = next((tmp_path / "wheel").glob("*.whl"))
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    for name in ("Models/InnerEarSeg-synthetic.json", "Models/InnerEarSeg-synthetic.pt", "Samples/sample_t2.nrrd"):
+        assert f"InnerEarSegLib/Resources/{name}" in names
+    code = ("import InnerEarSegLib, InnerEarSegLib.cli as cli; from InnerEarSegLib.model_card import DEFAULT_MODEL, "
+            "load_model; m = load_model(); print(InnerEarSegLib.__file__); print(DEFAULT_MODEL); print(cli.SAMPLE)")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
+                         env=env).stdout.split()
+    assert all(Path(p).is_relative_to(site) for p in out), out
