@@ -19,10 +19,10 @@ import torch
 
 from .errors import ModelError
 from .model import AttentionPyramidUNet, build_network
-from .resources import bundled
+from .resources import default_model
 
 CARD_FORMAT = "InnerEarSeg model card 1"
-DEFAULT_MODEL = bundled("Models", "InnerEarSeg-synthetic.json")
+DEFAULT_MODEL = default_model()
 
 
 def sha256_of(path) -> str:

@@ -16,3 +16,8 @@ def bundled(*parts: str) -> Path:
         if root.joinpath(*parts).exists():
             return root.joinpath(*parts)
     return ROOTS[0].joinpath(*parts)
+
+
+def default_model() -> Path:
+    """The bundled model card (torch-free, so the Slicer panel can show it before torch is installed)."""
+    return bundled("Models", "InnerEarSeg-synthetic.json")

@@ -153,8 +153,9 @@ def library_parent() -> Path:
 
 
 def default_model_card() -> Path:
-    """The bundled model card: where ``model_card.DEFAULT_MODEL`` points, found without importing torch."""
-    return library_parent() / "Resources" / "Models" / "InnerEarSeg-synthetic.json"
+    """The bundled model card (``InnerEarSegLib.resources`` does not import torch)."""
+    from InnerEarSegLib.resources import default_model
+    return default_model()
 
 
 def model_card_summary(path=None) -> str:
