@@ -20,6 +20,7 @@ MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belon
 EAR_CROP_MM = 50.0            # a scan no larger than this in every direction is a crop around one ear
 WINDOW_SLACK = 1.25           # a coarse array this much larger than the patch is still one window
 EXTRA_CANDIDATES = 2          # blobs beyond the chosen ears handed on for the segmenter to check
+WEAK_THRESHOLD = 0.2          # when no blob reaches the card's threshold, weaker ones are checked
 
 Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
 
@@ -92,6 +93,9 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     finds nothing in a scan of at most ``EAR_CROP_MM`` in every direction, such a scan is
     taken as a crop around one ear too (with a warning): at 2 mm it is only ~30 voxels
     across, too little context for the localizer, and an ear crop is what such scans are.
+    In a larger scan with nothing above the threshold, blobs above ``WEAK_THRESHOLD`` are
+    handed on (with a warning): a localiser trained on synthetic scans may be unsure on a
+    real one, and the segmenter drops candidates without a labyrinth.
     """
     pre = model.card["preprocessing"]
     if fits_one_region(image, pre["ear_region_mm"]):
@@ -107,8 +111,14 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     # array and an 80-voxel patch cost 3x as much as one window over all of it
     roi = tuple(s if s <= WINDOW_SLACK * p else p for s, p in zip(array.shape, patch))
     probabilities = predictor(net, array, roi)
-    ears = find_ears(probabilities[1], coarse, pre.get("localizer_threshold", 0.5), extra=EXTRA_CANDIDATES)
+    threshold = pre.get("localizer_threshold", 0.5)
+    ears = find_ears(probabilities[1], coarse, threshold, extra=EXTRA_CANDIDATES)
     if not ears and fits_one_region(image, [EAR_CROP_MM] * 3):
         warnings.warn("the localizer found no ear in this small scan; segmenting it as a crop around one ear")
         return [center_region(image)]
+    if not ears and WEAK_THRESHOLD < threshold:
+        ears = find_ears(probabilities[1], coarse, WEAK_THRESHOLD, extra=EXTRA_CANDIDATES)
+        if ears:
+            warnings.warn(f"the localizer was unsure (no ear above {threshold:g}); checking {len(ears)} weaker "
+                          f"candidate(s) with the segmenter")
     return ears

@@ -306,6 +306,24 @@ def test_threads_follow_the_user_setting(monkeypatch):
     assert calls and calls[0] >= 1
 
 
+@pytest.mark.parametrize("peak, found", [(0.35, True), (0.1, False)])
+def test_an_unsure_localizer_hands_on_weaker_candidates(peak, found, volume, tiny_model):
+    image, _ = volume((120, 40, 40), (1.0, 1.0, 1.0), noise=10.0)
+
+    def unsure(net, array, roi):   # a faint blob around the left ear only
+        reference = canonical_reference(localize.scan_center(image), array.shape[::-1], 2.0)
+        p = blob_map([LEFT_EAR], reference) / 0.9 * peak
+        return np.stack([1 - p, p])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ears = localize.locate_ears(image, tiny_model, unsure)
+    assert bool(ears) == found and any("unsure" in str(w.message) for w in caught) == found
+    if found:
+        assert [e.side for e in ears] == ["left"] and np.allclose(ears[0].center_lps, LEFT_EAR, atol=2.0)
+        assert ears[0].score == pytest.approx(peak, rel=1e-5)
+
+
 @pytest.mark.parametrize("width_mm, windows", [(76.0, "one"), (120.0, "several")])
 def test_localizer_window_covers_a_slightly_larger_scan_at_once(width_mm, windows, volume, tiny_model):
     image, _ = volume((int(width_mm), 40, 40), (1.0, 1.0, 1.0), noise=10.0)   # tiny model: 32-voxel patches at 2 mm
