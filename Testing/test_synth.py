@@ -5,7 +5,8 @@ import SimpleITK as sitk
 
 from InnerEarSegLib.grid import canonical_reference
 from InnerEarSegLib.synth.anatomy import Head, grid_points, ground_truth
-from InnerEarSegLib.synth.generate import generate_volume, localizer_sample, segmenter_sample, soft_labels
+from InnerEarSegLib.synth.generate import (generate_volume, localizer_sample, scan_grid_render, segmenter_sample,
+                                           soft_labels)
 
 
 def ear_grid(center, spacing_xyz, direction, extent_mm=34.0):
@@ -120,6 +121,24 @@ def test_soft_samples_match_the_hard_ones():
     changed = soft.argmax(0) != hard          # only mixed voxels can change class, and few do
     mixed = soft.max(0) < 1
     assert mixed.sum() > 500 and not np.any(changed & ~mixed) and changed.sum() < 0.1 * mixed.sum()
+
+
+def test_scan_grid_rendering_lands_on_the_model_grid():
+    """An MR patch rendered on a random (oblique, anisotropic) scan grid and resampled onto the
+    model grid shows the labyrinth where the model-grid labels put it."""
+    head = Head(5)
+    ref = canonical_reference(head.ear_center("left"), (48, 48, 48), 0.45)
+    fluid = np.isin(head.labels_at(grid_points(ref)).reshape(48, 48, 48), [1, 2, 3, 4, 6, 17, 20]).ravel()
+
+    def match(image, mask):
+        return np.corrcoef(image.ravel(), mask)[0, 1]
+    for seed in range(3):
+        image = scan_grid_render(head, ref, np.random.default_rng(seed), "mr")
+        assert image.shape == (48, 48, 48) and np.isfinite(image).all()
+        assert match(image, fluid) > 0.25, seed          # fluid bright where the anatomy has it ...
+        for axis in range(3):                            # ... and not 1.35 mm off along any axis
+            off = np.roll(fluid.reshape(48, 48, 48), 3, axis).ravel()
+            assert match(image, fluid) > match(image, off) + 0.1, (seed, axis)
 
 
 def test_localizer_target_marks_the_ears():

@@ -6,8 +6,10 @@ so a model card can say exactly which generator its training data came from.
 CBCT more often; whole scans (test sets) are identical to 1.0 for the same seeds.
 1.2: 60 % of segmenter patches at temporal-bone resolutions (``generate.FINE_SHARE``); soft
 targets (``generate.soft_labels``); whole scans still identical to 1.0.
+1.3: 30 % of segmenter patches rendered on a random scan grid and resampled as the pipeline
+does (``generate.scan_grid_render``); whole scans still identical to 1.0.
 """
-GENERATOR_VERSION = "1.2"
+GENERATOR_VERSION = "1.3"
 
 
 def cli_add_arguments(parser):

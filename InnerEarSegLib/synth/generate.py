@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..grid import canonical_reference, normalise
+from ..grid import canonical_reference, center_of, normalise, resample
 from .anatomy import Head, grid_points, ground_truth
 from .appearance import pick_family, random_acquisition, render
 from .shapes import rotation
@@ -27,6 +27,13 @@ TRAINING_PATHOLOGY = 2.5
 # Generator 1.1 drew all from the broad range, where canals are barely resolved and the small
 # network spent much of its capacity.
 FINE_SHARE = 0.6
+# Share of segmenter patches rendered on a random scan grid (spacing, orientation, offset) and
+# B-spline resampled onto the model grid, the way the pipeline reads a scan; the others are
+# rendered on the model grid with the acquisition's blur. Scan-grid rendering samples tissue
+# at the scan's voxel centres without averaging, so a 1 mm canal on 0.7 mm slices shows
+# aliasing steps, as in whole synthetic scans (the test sets) and sharp-kernel real scans.
+SCAN_GRID_SHARE = 0.3
+SCAN_GRID_MAX_VOXELS = 800_000    # finer scan grids are coarsened: generation must keep up with training
 
 
 def _tissue_on(head, ref):
@@ -76,6 +83,27 @@ def _ear_tissue(head_seed, size_zyx, spacing):
     return head, ref, _tissue_on(head, ref)
 
 
+def scan_grid_render(head, ref, rng, family, margin_mm=1.5):
+    """An image (z, y, x) of ``ref``'s region (an identity-direction model grid) rendered on a
+    random scan grid that covers it, then B-spline resampled onto ``ref``."""
+    acq = random_acquisition(rng, fine=True)[::-1]                  # x, y, z
+    D, _ = random_direction(rng)
+    extent = np.array(ref.GetSize()) * np.array(ref.GetSpacing()) + 2 * margin_mm
+    size = np.ceil(np.abs(D.T) @ extent / acq).astype(int) + 1
+    while np.prod(size) > SCAN_GRID_MAX_VOXELS:
+        acq = acq * 1.1
+        size = np.ceil(np.abs(D.T) @ extent / acq).astype(int) + 1
+    center = np.array(center_of(ref)) + D @ (rng.uniform(-0.5, 0.5, 3) * acq)   # any sub-voxel phase
+    scan = sitk.Image([int(n) for n in size], sitk.sitkFloat32)
+    scan.SetSpacing([float(a) for a in acq])
+    scan.SetDirection(D.flatten().tolist())
+    scan.SetOrigin((center - D @ ((size - 1) * acq / 2.0)).tolist())
+    image = sitk.GetImageFromArray(render(_tissue_on(head, scan), rng, family, float(np.mean(acq))))
+    image.CopyInformation(scan)
+    low = float(np.percentile(sitk.GetArrayViewFromImage(image), 0.5))
+    return sitk.GetArrayFromImage(resample(image, ref, "bspline", low))
+
+
 def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, soft=False):
     """(image float32 (z,y,x) in [0,1], label) around a random ear.
 
@@ -88,10 +116,13 @@ def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, s
     off = rng.integers(0, 9, 3)
     tissue = big[tuple(slice(o, o + p) for o, p in zip(off, patch_size))]
     fam = pick_family(rng, family)
-    img = render(tissue, rng, fam, spacing, random_acquisition(rng, fine=rng.uniform() < FINE_SHARE))
+    patch_ref = sitk.RegionOfInterest(big_ref, [int(p) for p in patch_size[::-1]], [int(o) for o in off[::-1]])
+    if rng.uniform() < SCAN_GRID_SHARE:
+        img = scan_grid_render(head, patch_ref, rng, fam)
+    else:
+        img = render(tissue, rng, fam, spacing, random_acquisition(rng, fine=rng.uniform() < FINE_SHARE))
     label = ground_truth(tissue)
     if soft:
-        patch_ref = sitk.RegionOfInterest(big_ref, [int(p) for p in patch_size[::-1]], [int(o) for o in off[::-1]])
         label = soft_labels(head, patch_ref, label)
     image = normalise(img)
     if rng.uniform() < 0.1:    # the scan's field of view ends inside the patch
