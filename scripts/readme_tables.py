@@ -5,7 +5,8 @@
 
 - test-set table: ``summary.csv`` of ``bash scripts/evaluate_default_model.sh``;
 - per-contrast labyrinth DSC: its ``metrics.csv`` with the families in ``cases.json``;
-- speed table: the JSON of ``python benchmarks/benchmark.py --json runs/benchmark.json``.
+- speed table: the JSON of ``python benchmarks/benchmark.py --json runs/benchmark.json``;
+- training totals: the bundled model card's ``training_runs`` (``scripts/make_default_model.py``).
 Nothing is typed in by hand, so the README says only what those commands measured.
 """
 import argparse
@@ -64,12 +65,28 @@ def speed_table(benchmark_json: Path) -> str:
     return f"threads {b['threads']}, device {b['device']}, repeats {b['repeats']}\n\n" + "\n".join(out)
 
 
+def training_line(card_path: Path) -> str:
+    """Steps and hours per network over the card's chain of runs (each run to its best checkpoint)."""
+    runs = json.loads(card_path.read_text()).get("training_runs", [])
+    parts = []
+    for stage in ("segmenter", "localizer"):
+        chain = [r for r in runs if r["stage"] == stage]
+        if chain:
+            steps = sum(r.get("steps") or 0 for r in chain)
+            hours = sum(r.get("seconds") or 0 for r in chain) / 3600
+            parts.append(f"{stage}: {steps:,} steps in {len(chain)} runs, {hours:.1f} h")
+    return "training: " + "; ".join(parts)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval", type=Path, default=Path("runs/testeval"))
     ap.add_argument("--cases", type=Path, default=Path("runs/testset/cases.json"))
     ap.add_argument("--benchmark", type=Path, default=Path("runs/benchmark.json"))
+    ap.add_argument("--card", type=Path, default=Path("Resources/Models/InnerEarSeg-synthetic.json"))
     args = ap.parse_args(argv)
+    if args.card.is_file():
+        print(training_line(args.card), end="\n\n")
     if (args.eval / "summary.csv").is_file():
         print(test_set_table(args.eval), end="\n\n")
         if args.cases.is_file():
