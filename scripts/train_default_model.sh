@@ -11,7 +11,7 @@
 #   seg7  the same from seg6 at lr 3e-5, 11 epochs
 #   seg8  the same from seg7 at lr 5e-5 with soft targets (class fractions per voxel), 14 epochs
 #   seg9  the same from seg8 with generator 1.2 (60 % temporal-bone resolutions), 17 epochs
-#   seg10 the same from seg9 with generator 1.3 (30 % rendered on a scan grid), EPOCHS10 epochs
+#   seg10 the same from seg9 with generator 1.3 (30 % rendered on a scan grid), 17 epochs
 #   loc   the 2 mm localiser, Dice + cross-entropy, 9 epochs of 100 steps
 # then the synthetic test-set evaluation and the card. About 5.5-6 hours on 2 cores.
 # The shipped runs used the generator version of their day (1.0 to 1.3, per run in the card's
@@ -36,7 +36,7 @@ seg seg6 seg5 dicece    1e-4 24     1       7    hard
 seg seg7 seg6 dicece    3e-5 11     1       8    hard
 seg seg8 seg7 dicece    5e-5 14     1       9    soft
 seg seg9 seg8 dicece    5e-5 17     1       10   soft
-seg seg10 seg9 dicece   5e-5 EPOCHS10 1     11   soft
+seg seg10 seg9 dicece   5e-5 17     1       11   soft
 train --stage localizer --out runs/loc/model.json --init runs/seg4/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 1e-3 --epochs 9 --threads 1 --seed 2
 .venv/bin/python scripts/make_default_model.py --segmenter runs/seg10/model.json \
