@@ -209,7 +209,9 @@ def augmentation() -> Compose:
     Only the x (left-right) flip: a mirrored right ear is a plausible left ear, but flipping
     up/down or front/back gives anatomy that never occurs in the canonical LPS model space.
     Rotations of up to 15 degrees and scaling of 10 % cover head tilt and ear size; the
-    intensity changes cover scanners, coils and bias fields.
+    intensity changes cover scanners, coils and bias fields. Targets are class fractions
+    (C, z, y, x); where rotation pads with zeros they sum to 0: no cross-entropy there, and
+    foreground predicted there counts as false in the Dice term.
     """
     keys = ("image", "label")
     return Compose([

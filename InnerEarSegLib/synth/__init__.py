@@ -4,8 +4,9 @@
 so a model card can say exactly which generator its training data came from.
 1.1: segmenter training draws fluid loss 2.5x as often (``generate.TRAINING_PATHOLOGY``) and
 CBCT more often; whole scans (test sets) are identical to 1.0 for the same seeds.
-1.2: 60 % of segmenter patches at temporal-bone resolutions (``generate.FINE_SHARE``); soft
-targets (``generate.soft_labels``); whole scans still identical to 1.0.
+1.2: 60 % of segmenter patches at temporal-bone resolutions (``generate.FINE_SHARE``); whole
+scans still identical to 1.0. Fraction targets (``generate.soft_labels``) are a training
+option, recorded per run as ``soft_labels`` (first used under 1.1).
 1.3: 30 % of segmenter patches rendered on a random scan grid and resampled as the pipeline
 does (``generate.scan_grid_render``); whole scans still identical to 1.0.
 """
