@@ -204,7 +204,7 @@ def sample_patch(volume: Volume, patch_size: Sequence[int], rng: np.random.Gener
 
 
 def augmentation() -> Compose:
-    """Random augmentation of a {"image", "label"} dict of channel-first (1, z, y, x) patches.
+    """Random augmentation of a {"image" (1, z, y, x), "label" (C, z, y, x)} dict of patches.
 
     Only the x (left-right) flip: a mirrored right ear is a plausible left ear, but flipping
     up/down or front/back gives anatomy that never occurs in the canonical LPS model space.
