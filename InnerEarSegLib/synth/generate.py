@@ -83,22 +83,31 @@ def _ear_tissue(head_seed, size_zyx, spacing):
     return head, ref, _tissue_on(head, ref)
 
 
+def scan_grid(center, D, acq, size_of, max_voxels, phase=(0.0, 0.0, 0.0)) -> sitk.Image:
+    """An empty scan grid centred on ``center`` (LPS) with direction ``D`` and voxels ``acq`` (x, y, z),
+    coarsened in 10 % steps until it has at most ``max_voxels``; ``size_of(acq)`` gives its size,
+    ``phase`` shifts it by that many voxels along its own axes."""
+    acq = np.asarray(acq, float)
+    size = size_of(acq)
+    while np.prod(size) > max_voxels:
+        acq = acq * 1.1
+        size = size_of(acq)
+    ref = sitk.Image([int(n) for n in size], sitk.sitkUInt8)
+    ref.SetSpacing([float(a) for a in acq])
+    ref.SetDirection(np.asarray(D, float).flatten().tolist())
+    ref.SetOrigin((np.asarray(center, float) + D @ (np.asarray(phase) * acq) - D @ ((size - 1) * acq / 2.0)).tolist())
+    return ref
+
+
 def scan_grid_render(head, ref, rng, family, margin_mm=1.5):
     """An image (z, y, x) of ``ref``'s region (an identity-direction model grid) rendered on a
     random scan grid that covers it, then B-spline resampled onto ``ref``."""
     acq = random_acquisition(rng, fine=True)[::-1]                  # x, y, z
     D, _ = random_direction(rng)
     extent = np.array(ref.GetSize()) * np.array(ref.GetSpacing()) + 2 * margin_mm
-    size = np.ceil(np.abs(D.T) @ extent / acq).astype(int) + 1
-    while np.prod(size) > SCAN_GRID_MAX_VOXELS:
-        acq = acq * 1.1
-        size = np.ceil(np.abs(D.T) @ extent / acq).astype(int) + 1
-    center = np.array(center_of(ref)) + D @ (rng.uniform(-0.5, 0.5, 3) * acq)   # any sub-voxel phase
-    scan = sitk.Image([int(n) for n in size], sitk.sitkFloat32)
-    scan.SetSpacing([float(a) for a in acq])
-    scan.SetDirection(D.flatten().tolist())
-    scan.SetOrigin((center - D @ ((size - 1) * acq / 2.0)).tolist())
-    image = sitk.GetImageFromArray(render(_tissue_on(head, scan), rng, family, float(np.mean(acq))))
+    scan = scan_grid(center_of(ref), D, acq, lambda a: np.ceil(np.abs(D.T) @ extent / a).astype(int) + 1,
+                     SCAN_GRID_MAX_VOXELS, phase=rng.uniform(-0.5, 0.5, 3))     # any sub-voxel phase
+    image = sitk.GetImageFromArray(render(_tissue_on(head, scan), rng, family, float(np.mean(scan.GetSpacing()))))
     image.CopyInformation(scan)
     low = float(np.percentile(sitk.GetArrayViewFromImage(image), 0.5))
     return sitk.GetArrayFromImage(resample(image, ref, "bspline", low))
@@ -216,14 +225,8 @@ def generate_volume(seed, family=None, spacing_xyz=None, fov=None, direction=Non
         center, extent = head.to_world([0, -5, 10]), np.array([170.0, 210.0, 190.0])
     # extent is given in patient axes (x, y, z); express it along the image axes
     extent_img = np.abs(D.T) @ extent
-    size = np.maximum(np.round(extent_img / acq).astype(int), 8)
-    while np.prod(size) > max_voxels:
-        acq = acq * 1.1
-        size = np.maximum(np.round(extent_img / acq).astype(int), 8)
-    ref = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
-    ref.SetSpacing([float(a) for a in acq])
-    ref.SetDirection(D.flatten().tolist())
-    ref.SetOrigin((center - D @ ((size - 1) * acq / 2.0)).tolist())
+    ref = scan_grid(center, D, acq, lambda a: np.maximum(np.round(extent_img / a).astype(int), 8), max_voxels)
+    acq, size = np.array(ref.GetSpacing()), ref.GetSize()
     tissue = _tissue_on(head, ref)
     img = render(tissue, rng, fam, float(np.mean(acq)), acquisition=None)
     if fam == "ct":
