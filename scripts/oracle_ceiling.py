@@ -50,17 +50,13 @@ def main(argv=None):
         ref_labels = sitk.GetArrayFromImage(truth)
         head = Head(int(np.random.default_rng([case["seed"], 3]).integers(1 << 62)))
         for mode in scores:
-            out = np.zeros_like(ref_labels)
+            regions = []
             for side in ("right", "left"):
                 region = preprocess.ear_reference(head.ear_center(side), pre, 16)
                 lab = ground_truth(head.labels_at(grid_points(region)).reshape(region.GetSize()[::-1]))
-                prob = soft_labels(head, region, lab, args.supersample if mode == "soft" else 1)
-                box = postprocess.input_subgrid(truth, region)
-                if box is None:
-                    continue
-                target, where = box
-                found = postprocess.labels_on(target, region, prob)
-                out[where][found > 0] = found[found > 0]
+                regions.append((side, region, soft_labels(head, region, lab, args.supersample if mode == "soft" else 1)))
+            labels, _ = postprocess.assemble(truth, regions, keep_largest=False, fill_holes=False)
+            out = sitk.GetArrayFromImage(labels)
             row = {name: dice(out == v, ref_labels == v) for v, name in STRUCTURES.items()}
             row["labyrinth"] = dice(out > 0, ref_labels > 0)
             scores[mode].append(row)
