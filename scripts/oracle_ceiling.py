@@ -1,7 +1,7 @@
 """What DSC a perfect segmenter on the model grid could reach on the synthetic test set.
 
 For each test scan the true tissue map is evaluated on the segmenter's 0.45 mm grid around
-each ear, then taken through the pipeline's own output path (``postprocess.labels_on``:
+each ear, then taken through the pipeline's own output path (``postprocess.assemble``:
 linear resampling of class probabilities onto the scan grid, argmax) and scored against the
 scan's labels. ``hard``: one-hot labels sampled at voxel centres (what a network trained on
 point-sampled labels can at best output). ``soft``: partial-volume fractions (each voxel
