@@ -9,7 +9,9 @@ thin slab. So every candidate region is segmented; when the labyrinth found lies
 labyrinthectomy still shows its cochlea). When one ear is confirmed in a scan that also
 covers the other side, its mirror image across the head's midline is searched too (the two
 labyrinths are mirror images ~90 mm apart): the usual region first, then a larger one
-(``SEARCH_REGION_MM``) when the head is too asymmetric for the first to see the ear.
+(``SEARCH_REGION_MM``) when the head is too asymmetric for the first to see the ear. The mirror
+search comes right after the first confirmation, before the localiser's other candidates: on
+unusual contrasts the localiser can rank several look-alikes above the second ear.
 A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not.
 """
@@ -30,7 +32,7 @@ MIN_LABYRINTH_MM3 = 40.0
 RECENTER_MM = 4.0
 MAX_MOVES = 2
 SEARCH_REGION_MM = 50.0
-MAX_PASSES = 10          # segmenter passes per scan, all candidates together
+MAX_PASSES = 16          # segmenter passes (64^3 windows) per scan, all candidates together
 PAIR_X_MM = (60.0, 130.0)  # the two labyrinths: this far apart in x (left-right) ...
 PAIR_YZ_MM = 30.0          # ... and at most this far apart front-back and up-down (head tilt)
 
@@ -138,15 +140,24 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
         elif fallback is None or found.volume_mm3 > fallback[1].volume_mm3:
             fallback = (candidate, found)
 
-    for candidate in candidates:
-        consider(candidate)
-    if len(confirmed) == 1 and midline_x is not None:
+    def search_mirror() -> None:
         centre = confirmed[0][1].center_lps
         mirror = (2.0 * midline_x() - centre[0], centre[1], centre[2])
         if inside(image, mirror):   # the usual region first (cheap), a wider one if that saw nothing
             consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0))
             if len(confirmed) == 1:
                 consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
+
+    mirrored = False
+    for candidate in candidates:
+        consider(candidate)
+        # the mirror image of the first ear is the best guess for the second: look there before
+        # spending the budget on the localiser's weaker candidates
+        if len(confirmed) == 1 and midline_x is not None and not mirrored:
+            mirrored = True
+            search_mirror()
+        if len(confirmed) == 2:
+            break
     if not confirmed and fallback is not None:
         confirmed = [fallback]
 

@@ -145,8 +145,8 @@ def default_card() -> dict:
             "spacing_mm": 0.45,               # segmenter input spacing, isotropic
             "interpolation": "bspline",
             "normalisation": {"method": "percentile", "low": 0.5, "high": 99.5},
-            "patch_size": [80, 80, 80],       # sliding-window ROI at inference (z, y, x voxels)
-            "ear_region_mm": [36.0, 36.0, 36.0],  # region segmented around each located ear (x, y, z)
+            "patch_size": [64, 64, 64],       # training patch = sliding-window ROI at inference (z, y, x)
+            "ear_region_mm": [28.8, 28.8, 28.8],  # region segmented around each located ear (x, y, z): one window
             "localizer_spacing_mm": 2.0,
             "localizer_threshold": 0.5,
         },

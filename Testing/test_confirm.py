@@ -91,6 +91,17 @@ def test_a_second_ear_where_no_head_has_one_is_replaced_by_the_mirror_search():
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
 
 
+def test_the_mirror_search_comes_before_weaker_candidates_use_up_the_passes():
+    ears = [(-44.0, 6.0, -4.0), (45.0, 5.0, -16.0)]
+    segmenter = FakeSegmenter(ears)
+    look_alikes = [EarRegion("left", (float(x), 60.0, 70.0), 0.9) for x in range(-60, 60, 6)]  # 20 empty ones
+    candidates = [EarRegion("right", ears[0], 1.0)] + look_alikes
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
+    assert len(segmenter.calls) < confirm.MAX_PASSES   # the look-alikes were never needed
+
+
 def test_no_mirror_search_outside_the_scan():
     segmenter = FakeSegmenter([(-46.0, 0.0, 0.0)])
     image = head(width_mm=70.0)  # -35 .. 35 mm: the mirror image at +46 is outside

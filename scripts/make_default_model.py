@@ -68,8 +68,14 @@ def main(argv=None):
     seg, seg_card = network_from_run(args.segmenter, "segmenter")
     loc, loc_card = network_from_run(args.localizer, "localizer")
     card = dict(seg_card)
-    card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=[80, 80, 80],
-                                 ear_region_mm=[36.0, 36.0, 36.0], localizer_patch_size=[48, 80, 80])
+    # Inference sees exactly the training patch: one window per ear region. With instance norm the
+    # network depends on the window size it was trained on; run on 80^3 windows (36 mm regions),
+    # the 64^3-trained segmenter painted 23 % too much cochlea on whole synthetic scans (8 % at 64^3;
+    # labyrinth DSC 0.851 vs 0.861 on the 12-scan validation set runs/valset, and 25 % faster).
+    patch = [int(p) for p in seg_card["preprocessing"]["patch_size"]]
+    region_mm = [round(n * float(seg_card["preprocessing"]["spacing_mm"]), 4) for n in patch[::-1]]
+    card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
+                                 localizer_patch_size=[48, 80, 80])
     card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
     card["training_runs"] = init_chain(args.segmenter, "segmenter") + init_chain(args.localizer, "localizer")
     card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
