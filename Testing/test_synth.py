@@ -64,6 +64,20 @@ def test_anatomy_sizes_and_positions_follow_anatomy_md():
         assert 78 <= np.linalg.norm(centroids["left"] - centroids["right"]) <= 108
 
 
+@pytest.mark.parametrize("seed", [3, 8])
+def test_the_labyrinth_is_walled_in_bone_never_touching_air(seed):
+    """Real canals run in otic-capsule bone; air cells or the middle ear next to the fluid would
+    show, on CT, a canal crossing air."""
+    from scipy import ndimage
+    head = Head(seed)
+    for side in ("right", "left"):
+        ref = canonical_reference(head.ear_center(side), [96] * 3, 0.25)
+        tissue = head.labels_at(grid_points(ref)).reshape(96, 96, 96)
+        fluid = ndimage.binary_dilation((tissue >= 1) & (tissue <= 3), iterations=2)   # 0.5 mm around it
+        assert fluid.sum() > 1000
+        assert not np.isin(tissue[fluid], (0, 11, 12)).any()
+
+
 def test_pathology_rate_removes_fluid_labels_and_keeps_the_ears_in_place():
     normal, damaged = Head(0), Head(0, pathology=25.0)   # 25 x 4 %: every ear loses its vestibule
     for side in ("left", "right"):

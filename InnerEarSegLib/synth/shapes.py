@@ -29,6 +29,10 @@ class Ellipsoid:
         r = self.semi.max()
         self.lo, self.hi = self.center - r, self.center + r
 
+    def grown(self, mm):
+        """The ellipsoid with every semi-axis ``mm`` longer (a wall around it)."""
+        return Ellipsoid(self.center, self.semi + mm, self.rot)
+
     def contains(self, p):
         q = (p - self.center) @ self.rot / self.semi
         return np.einsum("ij,ij->i", q, q) <= 1.0
@@ -46,6 +50,12 @@ class _Spheres:
         self.lo = self.centers.min(0) - self.rmax if len(self.radii) else np.zeros(3)
         self.hi = self.centers.max(0) + self.rmax if len(self.radii) else np.zeros(3)
         self._tree = cKDTree(self.centers) if len(self.radii) else None
+
+    def grown(self, mm):
+        """The same spheres with radii ``mm`` larger (a wall around a tube)."""
+        out = object.__new__(type(self))
+        out._index(self.centers, self.radii + mm)
+        return out
 
     def contains(self, p):
         inside = np.zeros(len(p), bool)
