@@ -74,8 +74,11 @@ def read_card(path) -> dict:
     return card
 
 
-def load_model(path=None, device="cpu") -> LoadedModel:
-    """Load and verify a model; ``path`` is a card or weights file, None for the bundled one."""
+def load_model(path=None, device="cpu", require_segmenter: bool = True) -> LoadedModel:
+    """Load and verify a model; ``path`` is a card or weights file, None for the bundled one.
+
+    ``require_segmenter=False`` accepts a card with a localiser only (a localiser training run
+    to continue); segmenting needs the segmenter."""
     cpath = card_path_for(path or DEFAULT_MODEL)
     card = read_card(cpath)
     wpath = cpath.parent / card["weights"]
@@ -104,7 +107,7 @@ def load_model(path=None, device="cpu") -> LoadedModel:
             raise ModelError(wpath, f"weights do not match the card's architecture for '{name}': "
                                     + " ".join(first[:3])[:400]) from e
         networks[name] = net.to(device).eval()
-    if "segmenter" not in networks:
+    if require_segmenter and "segmenter" not in networks:
         raise ModelError(cpath, "model card names no 'segmenter' network")
     return LoadedModel(card=card, networks=networks, card_path=cpath)
 

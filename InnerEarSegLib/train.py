@@ -193,7 +193,7 @@ def starting_point(config: TrainConfig):
     """(base card, networks): the ``--init`` model's, or a default card and a fresh network."""
     networks, card = {}, default_card()
     if config.init:
-        loaded = load_model(config.init)
+        loaded = load_model(config.init, require_segmenter=False)
         networks, card = dict(loaded.networks), copy.deepcopy(loaded.card)
     if config.stage not in networks:
         networks[config.stage] = AttentionPyramidUNet(out_channels=STAGES[config.stage], channels=config.channels)

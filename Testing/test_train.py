@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from InnerEarSegLib import datasets
 from InnerEarSegLib import train as training
-from InnerEarSegLib.errors import InputError
+from InnerEarSegLib.errors import InputError, ModelError
 from InnerEarSegLib.model import AttentionPyramidUNet
 from InnerEarSegLib.model_card import default_card, load_model, save_model
 
@@ -294,6 +294,16 @@ def test_localizer_run_keeps_the_segmenter_of_its_init(tmp_path, fake_generator)
     assert model.localizer.head.out_channels == 2 and set(model.card["training"]) == {"localizer"}
     for a, b in zip(model.segmenter.state_dict().values(), segmenter.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_localizer_only_model_can_be_trained_further(tmp_path, fake_generator):
+    first = training.train(tiny(tmp_path, "loc", stage="localizer"))
+    assert first["best"] == first["best"]   # a validation score was computed
+    with pytest.raises(ModelError, match="no 'segmenter'"):
+        load_model(tmp_path / "loc.json")   # cannot segment with it ...
+    training.train(tiny(tmp_path, "loc2", stage="localizer", init=str(tmp_path / "loc.json")))   # ... but can go on
+    model = load_model(tmp_path / "loc2.json", require_segmenter=False)
+    assert set(model.networks) == {"localizer"} and model.card["training"]["localizer"]["init"].endswith("loc.json")
 
 
 def test_time_limit_stops_and_saves(tmp_path, fake_generator):
