@@ -69,9 +69,9 @@ def main(argv=None):
     loc, loc_card = network_from_run(args.localizer, "localizer")
     card = dict(seg_card)
     # Inference sees exactly the training patch: one window per ear region. With instance norm the
-    # network depends on the window size it was trained on; run on 80^3 windows (36 mm regions),
-    # the 64^3-trained segmenter painted 23 % too much cochlea on whole synthetic scans (8 % at 64^3;
-    # labyrinth DSC 0.851 vs 0.861 on the 12-scan validation set runs/valset, and 25 % faster).
+    # network depends on the window size it was trained on: on 80^3 windows (36 mm regions) the
+    # 64^3-trained segmenter painted the cochlea about 20 % too large (README, "Inference window =
+    # training patch").
     patch = [int(p) for p in seg_card["preprocessing"]["patch_size"]]
     region_mm = [round(n * float(seg_card["preprocessing"]["spacing_mm"]), 4) for n in patch[::-1]]
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
