@@ -37,11 +37,14 @@ seg seg7 seg6 dicece    3e-5 11     1       8    hard
 seg seg8 seg7 dicece    5e-5 14     1       9    soft
 seg seg9 seg8 dicece    5e-5 17     1       10   soft
 seg seg10 seg9 dicece   5e-5 17     1       11   soft
+seg seg14 seg10 dicece  5e-5 9      1       14   soft
 train --stage localizer --out runs/loc/model.json --init runs/seg4/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 1e-3 --epochs 9 --threads 1 --seed 2
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg10/model.json \
-  --localizer runs/loc/model.json --out Resources/Models/InnerEarSeg-synthetic.json
+train --stage localizer --out runs/loc2/model.json --init runs/loc/model.json --patch-size 48 80 80 \
+  --steps-per-epoch 100 --loss dicece --lr 3e-4 --epochs 24 --threads 1 --seed 3
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg14/model.json \
+  --localizer runs/loc2/model.json --out Resources/Models/InnerEarSeg-synthetic.json
 bash scripts/evaluate_default_model.sh
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg10/model.json \
-  --localizer runs/loc/model.json --test-summary runs/testeval/summary.csv \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg14/model.json \
+  --localizer runs/loc2/model.json --test-summary runs/testeval/summary.csv \
   --out Resources/Models/InnerEarSeg-synthetic.json
