@@ -18,13 +18,11 @@ esac
 bin=.venv/bin
 dir="runs/${set_name}set"
 # (re)generate when missing or made by another generator version (the set moved aside, not lost)
-stale=$($bin/python -c "import json, sys; from InnerEarSegLib.synth import GENERATOR_VERSION as v
-try: print(json.load(open('$dir/cases.json'))['generator_version'] != v)
-except OSError: print('missing')")
-if [ "$stale" = True ]; then
-  old_version=$($bin/python -c "import json; print(json.load(open('$dir/cases.json'))['generator_version'])")
-  rm -rf "${dir}_g$old_version" && mv "$dir" "${dir}_g$old_version"
-fi
+old_version=$($bin/python -c "import json; from InnerEarSegLib.synth import GENERATOR_VERSION as v
+try: g = json.load(open('$dir/cases.json'))['generator_version']
+except OSError: g = v
+print('' if g == v else g)")
+if [ -n "$old_version" ]; then rm -rf "${dir}_g$old_version" && mv "$dir" "${dir}_g$old_version"; fi
 [ -f "$dir/cases.json" ] || $bin/innerear-seg synth -o "$dir" -n $n --seed $seed
 $bin/innerear-seg segment "$dir/images" -o "runs/${set_name}pred" --model "$model" --no-surfaces || true
 $bin/innerear-seg evaluate --pred "runs/${set_name}pred" --ref "$dir/labels" -o "runs/${set_name}eval"

@@ -21,8 +21,8 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from InnerEarSegLib import postprocess, preprocess  # noqa: E402
 from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card  # noqa: E402
-from InnerEarSegLib.synth.anatomy import Head, grid_points, ground_truth  # noqa: E402
-from InnerEarSegLib.synth.generate import soft_labels  # noqa: E402
+from InnerEarSegLib.synth.anatomy import grid_points, ground_truth  # noqa: E402
+from InnerEarSegLib.synth.generate import soft_labels, volume_head  # noqa: E402
 
 STRUCTURES = {1: "cochlea", 2: "vestibule", 3: "canals"}
 
@@ -48,7 +48,7 @@ def main(argv=None):
     for case in cases:
         truth = sitk.ReadImage(str(args.testset / "labels" / f"{case['name']}.nrrd"))
         ref_labels = sitk.GetArrayFromImage(truth)
-        head = Head(int(np.random.default_rng([case["seed"], 3]).integers(1 << 62)))
+        head = volume_head(case["seed"])
         for mode in scores:
             regions = []
             for side in ("right", "left"):

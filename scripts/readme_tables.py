@@ -22,13 +22,21 @@ NAMES = {"cochlea": "Cochlea", "vestibule": "Vestibule", "semicircular_canals": 
 
 def test_set_table(eval_dir: Path) -> str:
     rows = {(r["structure"], r["metric"]): r for r in csv.DictReader(open(eval_dir / "summary.csv"))}
-    out = ["| structure | DSC mean +- SD (median) | TPR mean | FDR mean | HD95 mm, median | ASSD mm, median |",
-           "|---|---|---|---|---|---|"]
+    volume = defaultdict(lambda: [0.0, 0.0])   # structure -> predicted, reference mm3 over all ears
+    for r in csv.DictReader(open(eval_dir / "metrics.csv")):
+        if r["side"] in ("left", "right"):
+            volume[r["structure"]][0] += float(r["pred_mm3"])
+            volume[r["structure"]][1] += float(r["ref_mm3"])
+    out = ["| structure | DSC mean +- SD (median) | TPR mean | FDR mean | HD95 mm, median | ASSD mm, median "
+           "| predicted / true volume |", "|---" * 7 + "|"]
     for key, name in NAMES.items():
         d = rows[(key, "dsc")]
+        pred, ref = volume[key]
+        ratio = f"{pred / ref:.2f}" if ref else "-"
         out.append(f"| {name} | {float(d['mean']):.3f} +- {float(d['std']):.3f} ({float(d['median']):.3f}) "
                    f"| {float(rows[(key, 'tpr')]['mean']):.3f} | {float(rows[(key, 'fdr')]['mean']):.3f} "
-                   f"| {float(rows[(key, 'hd95_mm')]['median']):.2f} | {float(rows[(key, 'assd_mm')]['median']):.2f} |")
+                   f"| {float(rows[(key, 'hd95_mm')]['median']):.2f} | {float(rows[(key, 'assd_mm')]['median']):.2f} "
+                   f"| {ratio} |")
     return "\n".join(out)
 
 

@@ -10,8 +10,8 @@ option, recorded per run as ``soft_labels`` (first used under 1.1).
 1.3: 30 % of segmenter patches rendered on a random scan grid and resampled as the pipeline
 does (``generate.scan_grid_render``); whole scans still identical to 1.0.
 1.4: an otic-capsule wall (``anatomy.CAPSULE_WALL_MM``) of bone around the labyrinth, painted
-over air cells and the middle ear: before, air touched about a quarter of the canal voxels,
-so on CT canals ran through air. Same heads and the same labels as 1.0-1.3 for the same
+over air cells and the middle ear: before, air came within 0.5 mm of a fifth of the canal
+voxels (``scripts/capsule_check.py``), so on CT canals ran through air. Same heads and the same labels as 1.0-1.3 for the same
 seeds; the images differ around the labyrinth, so test sets are regenerated.
 """
 GENERATOR_VERSION = "1.4"

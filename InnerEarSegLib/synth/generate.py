@@ -202,14 +202,24 @@ def random_direction(rng, kind=None):
     return D, kind
 
 
+def _volume_stream(seed):
+    """The random stream of ``generate_volume(seed)`` and the head drawn first from it."""
+    rng = np.random.default_rng([seed, 3])
+    return rng, Head(int(rng.integers(1 << 62)))
+
+
+def volume_head(seed) -> Head:
+    """The anatomy of ``generate_volume(seed)`` (e.g. a test scan's, from its ``cases.json`` seed)."""
+    return _volume_stream(seed)[1]
+
+
 def generate_volume(seed, family=None, spacing_xyz=None, fov=None, direction=None, max_voxels=12_000_000):
     """A synthetic scan and its labels on the same grid; returns (image, labels, info).
 
     fov: "ear" (one ear, ~40 mm), "slab" (both ears, 40-60 slices) or "head" (whole head).
     Intensities: HU for CT (int16), arbitrary scale for MR and CBCT (float32).
     """
-    rng = np.random.default_rng([seed, 3])
-    head = Head(int(rng.integers(1 << 62)))
+    rng, head = _volume_stream(seed)
     fam = pick_family(rng, family)
     acq = np.asarray(spacing_xyz, float) if spacing_xyz is not None else random_acquisition(rng, fine=True)[::-1]
     fov = fov or str(rng.choice(["ear", "slab", "head"], p=[0.4, 0.45, 0.15]))
