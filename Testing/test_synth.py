@@ -178,3 +178,23 @@ def test_generate_volume_geometry_and_labels():
     assert (lab > 0).sum() * 0.5 * 0.5 * 0.8 > 60         # a labyrinth is in the crop
     # fluid is dark inside bright bone on CT
     assert np.median(arr[lab > 0]) < 400
+
+
+@pytest.mark.parametrize("family", ["mr", "ct", "cbct", "random"])
+def test_plain_context_gives_the_surroundings_one_intensity_apart_from_the_fluid(family):
+    from InnerEarSegLib.synth.appearance import plain_context, tissue_means
+    modes = set()
+    for seed in range(12):
+        m, sd = tissue_means(np.random.default_rng(seed), family)
+        pm, psd = plain_context(np.random.default_rng([seed, 1]), m, sd)
+        np.testing.assert_array_equal(pm[[1, 2, 3]], m[[1, 2, 3]])          # the labyrinth keeps its look
+        np.testing.assert_array_equal(m, tissue_means(np.random.default_rng(seed), family)[0])  # input untouched
+        changed = np.flatnonzero(pm != m)
+        if not len(changed):
+            continue
+        assert not {1, 2, 3} & set(changed.tolist())
+        value = pm[changed[0]]
+        assert np.all(pm[changed] == value) and np.all(psd[changed] == psd[changed[0]])
+        assert abs(value - m[[1, 2, 3]].mean()) > 0.2 * np.ptp(m)        # the fluid stands out from the block
+        modes.add(int(np.sum(pm[np.setdiff1d(np.arange(len(m)), [1, 2, 3])] == value)) == len(m) - 3)
+    assert modes == {True, False}, "both the whole-block and the half-merged surroundings occur"

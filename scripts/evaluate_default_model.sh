@@ -5,15 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-#   bash scripts/evaluate_default_model.sh [MODEL.json] [test|val]
+#   bash scripts/evaluate_default_model.sh [MODEL.json] [test|val|phantom]
 # "val": 12 other volumes (seed 700000) into runs/valset, runs/valpred, runs/valeval, for
-# choosing between variants without tuning on the test set.
+# choosing between variants without tuning on the test set. "phantom": 12 labyrinths alone in
+# a uniform block (scripts/make_phantoms.py, seed 800000): found by shape, not surroundings.
 model="${1:-Resources/Models/InnerEarSeg-synthetic.json}"
 set_name="${2:-test}"
 case "$set_name" in
   test) n=24; seed=900000 ;;
   val)  n=12; seed=700000 ;;
-  *) echo "unknown set '$set_name' (test or val)" >&2; exit 2 ;;
+  phantom) n=12; seed=800000 ;;
+  *) echo "unknown set '$set_name' (test, val or phantom)" >&2; exit 2 ;;
 esac
 bin=.venv/bin
 dir="runs/${set_name}set"
@@ -23,6 +25,9 @@ try: g = json.load(open('$dir/cases.json'))['generator_version']
 except OSError: g = v
 print('' if g == v else g)")
 if [ -n "$old_version" ]; then rm -rf "${dir}_g$old_version" && mv "$dir" "${dir}_g$old_version"; fi
+if [ ! -f "$dir/cases.json" ] && [ "$set_name" = phantom ]; then
+  $bin/python scripts/make_phantoms.py -o "$dir" -n $n --seed $seed
+fi
 [ -f "$dir/cases.json" ] || $bin/innerear-seg synth -o "$dir" -n $n --seed $seed
 $bin/innerear-seg segment "$dir/images" -o "runs/${set_name}pred" --model "$model" --no-surfaces || true
 $bin/innerear-seg evaluate --pred "runs/${set_name}pred" --ref "$dir/labels" -o "runs/${set_name}eval"

@@ -65,6 +65,27 @@ def tissue_means(rng, family):
     return m, sd
 
 
+def plain_context(rng, m, sd):
+    """Means and spreads with the surroundings made plain: every non-labyrinth tissue (or a
+    random half of them) takes the intensity of one tissue that stands out from the fluid.
+
+    Why: with its neighbours always drawn (IAC, capsule, air cells) the network learned to find
+    the labyrinth by its context. A labyrinth cast in a uniform block (a phantom) or surroundings
+    unlike ours then gave almost no labels (``scripts/phantom_check.py``); these samples make it
+    read the labyrinth's own shape and contrast.
+    """
+    lab = m[[1, 2, 3]].mean()
+    others = np.setdiff1d(np.arange(NUM_TISSUES), [1, 2, 3])
+    donors = [t for t in others if abs(m[t] - lab) > 0.2 * np.ptp(m)]
+    if not donors:
+        return m, sd
+    donor = int(rng.choice(donors))
+    merged = others if rng.uniform() < 0.5 else others[rng.uniform(size=len(others)) < 0.5]
+    m, sd = m.copy(), sd.copy()
+    m[merged], sd[merged] = m[donor], sd[donor]
+    return m, sd
+
+
 def smooth_field(rng, shape, spacing, scale_mm, amplitude):
     """Smooth random field: coarse Gaussian noise upsampled (cheap), zero mean, given amplitude."""
     coarse = np.maximum(2, (np.array(shape) * spacing / scale_mm).astype(int) + 2)
@@ -73,13 +94,18 @@ def smooth_field(rng, shape, spacing, scale_mm, amplitude):
     return amplitude * f / (np.abs(f).max() + 1e-6)
 
 
-def render(tissue, rng, family, spacing, acquisition=None):
+def render(tissue, rng, family, spacing, acquisition=None, plain=0.0):
     """Synthesise an image (float32, same grid) from a tissue map on an isotropic grid.
+
+    ``plain``: the probability of plain surroundings (``plain_context``); 0 draws nothing,
+    so whole scans stay as they were.
 
     ``acquisition`` is the simulated voxel size (mm) along (z, y, x); the image is blurred
     and resampled to it and back, as a scan of that resolution resampled onto this grid.
     """
     m, sd = tissue_means(rng, family)
+    if plain and rng.uniform() < plain:
+        m, sd = plain_context(rng, m, sd)
     shape = tissue.shape
     img = m[tissue] + sd[tissue] * rng.normal(size=shape)
     # texture: smooth multiplicative variation inside tissues

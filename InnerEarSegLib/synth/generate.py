@@ -33,6 +33,9 @@ FINE_SHARE = 0.6
 # at the scan's voxel centres without averaging, so a 1 mm canal on 0.7 mm slices shows
 # aliasing steps, as in whole synthetic scans (the test sets) and sharp-kernel real scans.
 SCAN_GRID_SHARE = 0.3
+# Share of training samples (segmenter and localiser) whose surroundings are plain
+# (``appearance.plain_context``): the labyrinth must be found by its own shape, as in a phantom.
+PLAIN_SHARE = 0.15
 SCAN_GRID_MAX_VOXELS = 800_000    # finer scan grids are coarsened: generation must keep up with training
 
 
@@ -107,7 +110,8 @@ def scan_grid_render(head, ref, rng, family, margin_mm=1.5):
     extent = np.array(ref.GetSize()) * np.array(ref.GetSpacing()) + 2 * margin_mm
     scan = scan_grid(center_of(ref), D, acq, lambda a: np.ceil(np.abs(D.T) @ extent / a).astype(int) + 1,
                      SCAN_GRID_MAX_VOXELS, phase=rng.uniform(-0.5, 0.5, 3))     # any sub-voxel phase
-    image = sitk.GetImageFromArray(render(_tissue_on(head, scan), rng, family, float(np.mean(scan.GetSpacing()))))
+    image = sitk.GetImageFromArray(render(_tissue_on(head, scan), rng, family, float(np.mean(scan.GetSpacing())),
+                                          plain=PLAIN_SHARE))
     image.CopyInformation(scan)
     low = float(np.percentile(sitk.GetArrayViewFromImage(image), 0.5))
     return sitk.GetArrayFromImage(resample(image, ref, "bspline", low))
@@ -129,7 +133,8 @@ def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, s
     if rng.uniform() < SCAN_GRID_SHARE:
         img = scan_grid_render(head, patch_ref, rng, fam)
     else:
-        img = render(tissue, rng, fam, spacing, random_acquisition(rng, fine=rng.uniform() < FINE_SHARE))
+        img = render(tissue, rng, fam, spacing, random_acquisition(rng, fine=rng.uniform() < FINE_SHARE),
+                     plain=PLAIN_SHARE)
     label = ground_truth(tissue)
     if soft:
         label = soft_labels(head, patch_ref, label)
@@ -175,7 +180,7 @@ def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
     tissue = _fit(tissue_all[sl], shape, 0)
     target = _fit(target_all[sl], shape, 0)
     fam = pick_family(rng, family)
-    img = render(tissue, rng, fam, spacing)
+    img = render(tissue, rng, fam, spacing, plain=PLAIN_SHARE)
     inside = np.ones(tuple(shape), bool)
     if rng.uniform() < 0.6:    # limited field of view: a box, possibly a thin slab or one ear
         lo = [int(rng.integers(0, n // 2)) for n in shape]
