@@ -94,7 +94,8 @@ def segment_inputs(inputs, out_dir, model, params) -> int:
 def run_segment(args) -> int:
     from .pipeline import SegmentParameters
     params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
-                               smoothing=args.smoothing, surfaces=not args.no_surfaces)
+                               smoothing=args.smoothing, surfaces=not args.no_surfaces,
+                               fluid_check=not args.no_fluid_check)
     return segment_inputs(args.inputs, args.output, args.model, params)
 
 
@@ -153,6 +154,8 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average predictions over flips (about 3x slower; thinned the canals in tests, see README)")
     p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
+    p.add_argument("--no-fluid-check", action="store_true",
+                   help="keep a vestibule and canals that do not look like the cochlea's fluid (see README)")
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("demo", help="segment the bundled sample scan with the bundled model")

@@ -18,7 +18,7 @@ from typing import Callable, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from . import confirm, grid, infer, localize, postprocess, preprocess
+from . import confirm, fluid_check, grid, infer, localize, postprocess, preprocess
 from .errors import Cancelled, InnerEarSegError, InputError
 from .measure import measure
 from .model_card import LoadedModel, load_model
@@ -40,6 +40,8 @@ class SegmentParameters:
     over flips (not the localiser: averaged, its weak blobs fell below threshold and whole ears
     were lost on the synthetic test set).
     keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
+    fluid_check: remove a vestibule and canals that do not look like the cochlea's fluid
+    (``fluid_check``; a warning says so).
     split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,
     stats rows have side ``both`` and the surface builder gets ``sides=None``.
     smoothing: surface smoothing factor 0..1 for the surface stage. surfaces: build them.
@@ -51,6 +53,7 @@ class SegmentParameters:
     tta: bool = False
     keep_largest: bool = True
     fill_holes: bool = True
+    fluid_check: bool = True
     split_sides: bool = True
     smoothing: float = 0.5
     surfaces: bool = True
@@ -200,6 +203,8 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
                 warnings.warn("no inner ear found in the field of view; the labels are empty")
 
         stage("postprocess")
+        if params.fluid_check:
+            regions = [_check_fluid(image, region, pre["normalisation"]) for region in regions]
         labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)
         if not params.split_sides:
             sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
@@ -222,6 +227,18 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
     return SegmentationResult(labels=labels, sides=sides, stats=stats, surfaces=surfaces, ears=ears,
                               warnings=messages, source=str(source) if source else None,
                               model_name=model.name, modality=modality, timings=timings)
+
+
+def _check_fluid(image: sitk.Image, region, normalisation: dict):
+    """One region with ``fluid_check.drop_unfilled`` applied, and a warning when it removed anything."""
+    side, reference, probabilities = region
+    array = preprocess.region_input(image, reference, normalisation)
+    checked, ratio = fluid_check.drop_unfilled(array, probabilities, reference.GetSpacing())
+    if checked is not probabilities:
+        warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid (contrast "
+                      f"to the otic capsule {ratio:.2f} x the cochlea's); they were removed. Labyrinthectomy or "
+                      "ossification? Turn the fluid check off to keep them.")
+    return side, reference, checked
 
 
 def _warn_if_unsuited(image: sitk.Image, model: LoadedModel, modality: str, source) -> None:

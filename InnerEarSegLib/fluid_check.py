@@ -1,0 +1,54 @@
+"""A guard against a vestibule and canals painted where the image shows no fluid.
+
+The segmenter has a strong shape prior: beside a visible cochlea it paints a vestibule and
+canals even where they are gone (labyrinthectomy) or filled with bone. The cochlea and the
+vestibule hold the same fluid, so on any contrast they differ from the surrounding otic
+capsule by about the same amount. Where the vestibule's contrast to the capsule differs
+from the cochlea's by more than a factor ``RATIO_LIMIT`` (either way), the vestibule and the
+canals are removed with a warning. Measured with ``scripts/fluid_check.py`` (README): the ratio
+stays within 0.8-1.4 on every normal synthetic ear; hallucinated vestibules in bone or in
+tissue unlike fluid fall outside 0.5-2; a soft-tissue fill that looks like fluid (CT) cannot
+be told apart and stays. Works on one ear's region on the model grid, before ``postprocess``.
+"""
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from .postprocess import clean_labels
+
+RATIO_LIMIT = 2.0
+MIN_COCHLEA_CONTRAST = 0.1   # of the normalised [0, 1] image; below it the cochlea cannot calibrate
+SHELL_VOXELS = (1, 3)         # the capsule sample: this many voxels outside the labyrinth (0.45-1.35 mm)
+
+
+def vestibule_ratio(image: np.ndarray, labels: np.ndarray) -> Optional[float]:
+    """(vestibule - capsule) / (cochlea - capsule) of median intensities; None when undecidable
+    (no cochlea or vestibule, or a cochlea that does not stand out from the capsule)."""
+    labyrinth = labels > 0
+    if not (labels == 1).any() or not (labels == 2).any():
+        return None
+    near, far = (ndimage.binary_dilation(labyrinth, iterations=n) for n in SHELL_VOXELS)
+    shell = far & ~near
+    if not shell.any():
+        return None
+    capsule = float(np.median(image[shell]))
+    cochlea = float(np.median(image[labels == 1])) - capsule
+    if abs(cochlea) < MIN_COCHLEA_CONTRAST:
+        return None
+    return (float(np.median(image[labels == 2])) - capsule) / cochlea
+
+
+def drop_unfilled(image: np.ndarray, probabilities: np.ndarray, spacing: Sequence[float]
+                  ) -> Tuple[np.ndarray, Optional[float]]:
+    """(probabilities, ratio): vestibule and canal probabilities moved to background when the
+    ratio (``vestibule_ratio`` of the cleaned labels) is outside 1/RATIO_LIMIT..RATIO_LIMIT.
+    The input array is left alone."""
+    labels = clean_labels(probabilities.argmax(0).astype(np.uint8), spacing)
+    ratio = vestibule_ratio(image, labels)
+    if ratio is None or 1.0 / RATIO_LIMIT <= ratio <= RATIO_LIMIT:
+        return probabilities, ratio
+    out = probabilities.copy()
+    out[0] += out[2] + out[3]
+    out[2:4] = 0.0
+    return out, ratio
