@@ -204,7 +204,8 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
 
         stage("postprocess")
         if params.fluid_check:
-            regions = [_check_fluid(image, region, pre["normalisation"]) for region in regions]
+            regions = [_check_fluid(image, region, ear, pre["normalisation"])
+                       for region, ear in zip(regions, ears)]
         labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)
         if not params.split_sides:
             sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
@@ -229,11 +230,13 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
                               model_name=model.name, modality=modality, timings=timings)
 
 
-def _check_fluid(image: sitk.Image, region, normalisation: dict):
-    """One region with ``fluid_check.drop_unfilled`` applied, and a warning when it removed anything."""
+def _check_fluid(image: sitk.Image, region, ear: EarRegion, normalisation: dict):
+    """One region with ``fluid_check.drop_unfilled`` applied (its ratio kept in ``ear``), and a
+    warning when it removed anything."""
     side, reference, probabilities = region
     array = preprocess.region_input(image, reference, normalisation)
     checked, ratio = fluid_check.drop_unfilled(array, probabilities, reference.GetSpacing())
+    ear.fluid_ratio = ratio
     if checked is not probabilities:
         warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid (contrast "
                       f"to the otic capsule {ratio:.2f} x the cochlea's); they were removed. Labyrinthectomy or "
