@@ -5,17 +5,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-#   bash scripts/evaluate_default_model.sh [MODEL.json] [test|val|phantom]
+#   bash scripts/evaluate_default_model.sh [MODEL.json] [test|val|phantom|lx]
 # "val": 12 other volumes (seed 700000) into runs/valset, runs/valpred, runs/valeval, for
 # choosing between variants without tuning on the test set. "phantom": 12 labyrinths alone in
 # a uniform block (scripts/make_phantoms.py, seed 800000): found by shape, not surroundings.
+# "lx": 12 slabs with a labyrinthectomy in one or both ears (scripts/make_labyrinthectomy_set.py,
+# heads from seed 600000), for the fluid check. Extra arguments go to innerear-seg segment;
+# TAG=_x puts predictions and metrics in runs/<set>pred_x and runs/<set>eval_x instead.
 model="${1:-Resources/Models/InnerEarSeg-synthetic.json}"
 set_name="${2:-test}"
 case "$set_name" in
   test) n=24; seed=900000 ;;
   val)  n=12; seed=700000 ;;
   phantom) n=12; seed=800000 ;;
-  *) echo "unknown set '$set_name' (test, val or phantom)" >&2; exit 2 ;;
+  lx) n=12; seed=600000 ;;
+  *) echo "unknown set '$set_name' (test, val, phantom or lx)" >&2; exit 2 ;;
 esac
 bin=.venv/bin
 dir="runs/${set_name}set"
@@ -28,6 +32,9 @@ if [ -n "$old_version" ]; then rm -rf "${dir}_g$old_version" && mv "$dir" "${dir
 if [ ! -f "$dir/cases.json" ] && [ "$set_name" = phantom ]; then
   $bin/python scripts/make_phantoms.py -o "$dir" -n $n --seed $seed
 fi
+if [ ! -f "$dir/cases.json" ] && [ "$set_name" = lx ]; then
+  $bin/python scripts/make_labyrinthectomy_set.py -o "$dir" -n $n --seed $seed
+fi
 [ -f "$dir/cases.json" ] || $bin/innerear-seg synth -o "$dir" -n $n --seed $seed
-$bin/innerear-seg segment "$dir/images" -o "runs/${set_name}pred" --model "$model" --no-surfaces || true
-$bin/innerear-seg evaluate --pred "runs/${set_name}pred" --ref "$dir/labels" -o "runs/${set_name}eval"
+$bin/innerear-seg segment "$dir/images" -o "runs/${set_name}pred${TAG:-}" --model "$model" --no-surfaces "${@:3}" || true
+$bin/innerear-seg evaluate --pred "runs/${set_name}pred${TAG:-}" --ref "$dir/labels" -o "runs/${set_name}eval${TAG:-}"
