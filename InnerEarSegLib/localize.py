@@ -21,6 +21,8 @@ EAR_CROP_MM = 50.0            # a scan no larger than this in every direction is
 WINDOW_SLACK = 1.25           # a coarse array this much larger than the patch is still one window
 EXTRA_CANDIDATES = 2          # blobs beyond the chosen ears handed on for the segmenter to check
 WEAK_THRESHOLD = 0.2          # when no blob reaches the card's threshold, weaker ones are checked
+RELATIVE_THRESHOLD = 0.5      # ... and when none reaches that either, blobs above half the map's peak
+MIN_PEAK = 0.02               # (unless even that is below this: nothing there)
 
 Predictor = Callable[[object, np.ndarray, tuple], np.ndarray]
 
@@ -93,9 +95,12 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     finds nothing in a scan of at most ``EAR_CROP_MM`` in every direction, such a scan is
     taken as a crop around one ear too (with a warning): at 2 mm it is only ~30 voxels
     across, too little context for the localizer, and an ear crop is what such scans are.
-    In a larger scan with nothing above the threshold, blobs above ``WEAK_THRESHOLD`` are
-    handed on (with a warning): a localiser trained on synthetic scans may be unsure on a
-    real one, and the segmenter drops candidates without a labyrinth.
+    When it finds blobs in such a small scan, the scan centre follows them as a last candidate.
+    In a larger scan with nothing above the threshold, blobs above ``WEAK_THRESHOLD``, else
+    above ``RELATIVE_THRESHOLD`` x the map's peak, are handed on (with a warning): a localiser
+    trained on synthetic scans may be unsure on a real one or a phantom (on labyrinths in a
+    uniform block it found nothing above 0.2 in some scans, ``scripts/make_phantoms.py``), and
+    the segmenter drops candidates without a labyrinth.
     """
     pre = model.card["preprocessing"]
     if fits_one_region(image, pre["ear_region_mm"]):
@@ -113,11 +118,17 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     probabilities = predictor(net, array, roi)
     threshold = pre.get("localizer_threshold", 0.5)
     ears = find_ears(probabilities[1], coarse, threshold, extra=EXTRA_CANDIDATES)
-    if not ears and fits_one_region(image, [EAR_CROP_MM] * 3):
+    small = fits_one_region(image, [EAR_CROP_MM] * 3)
+    if not ears and small:
         warnings.warn("the localizer found no ear in this small scan; segmenting it as a crop around one ear")
         return [center_region(image)]
-    if not ears and WEAK_THRESHOLD < threshold:
-        ears = find_ears(probabilities[1], coarse, WEAK_THRESHOLD, extra=EXTRA_CANDIDATES)
+    if small:   # a crop around one ear: its centre is the last candidate, should the blobs be look-alikes
+        return ears + [center_region(image)]
+    peak = float(probabilities[1].max())
+    for weak in (WEAK_THRESHOLD, RELATIVE_THRESHOLD * peak):
+        if ears or not MIN_PEAK < weak < threshold:
+            break
+        ears = find_ears(probabilities[1], coarse, weak, extra=EXTRA_CANDIDATES)
         if ears:
             warnings.warn(f"the localizer was unsure (no ear above {threshold:g}); checking {len(ears)} weaker "
                           f"candidate(s) with the segmenter")

@@ -306,8 +306,9 @@ def test_threads_follow_the_user_setting(monkeypatch):
     assert calls and calls[0] >= 1
 
 
-@pytest.mark.parametrize("peak, found", [(0.35, True), (0.1, False)])
+@pytest.mark.parametrize("peak, found", [(0.35, True), (0.1, True), (0.015, False)])
 def test_an_unsure_localizer_hands_on_weaker_candidates(peak, found, volume, tiny_model):
+    """Above 0.2, or above half the map's peak (0.1: as on phantoms); nothing below 0.02."""
     image, _ = volume((120, 40, 40), (1.0, 1.0, 1.0), noise=10.0)
 
     def unsure(net, array, roi):   # a faint blob around the left ear only
@@ -322,6 +323,19 @@ def test_an_unsure_localizer_hands_on_weaker_candidates(peak, found, volume, tin
     if found:
         assert [e.side for e in ears] == ["left"] and np.allclose(ears[0].center_lps, LEFT_EAR, atol=2.0)
         assert ears[0].score == pytest.approx(peak, rel=1e-5)
+
+
+def test_a_small_scan_keeps_its_centre_as_the_last_candidate(volume, tiny_model):
+    image, _ = volume((40, 40, 40), (1.0, 1.0, 1.0), center_lps=(45.0, 0.0, 0.0), noise=10.0)
+
+    def off_centre(net, array, roi):   # a confident blob 12 mm from the centre (a look-alike, maybe)
+        reference = canonical_reference(localize.scan_center(image), array.shape[::-1], 2.0)
+        p = blob_map([(57.0, 0.0, 0.0)], reference, radius=4.0)
+        return np.stack([1 - p, p])
+
+    ears = localize.locate_ears(image, tiny_model, off_centre)
+    assert len(ears) == 2 and np.allclose(ears[0].center_lps, (57.0, 0.0, 0.0), atol=2.0)
+    assert np.allclose(ears[1].center_lps, localize.scan_center(image)) and ears[1].score == 0.0
 
 
 @pytest.mark.parametrize("width_mm, windows", [(76.0, "one"), (120.0, "several")])
