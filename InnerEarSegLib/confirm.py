@@ -13,8 +13,14 @@ labyrinths are mirror images ~90 mm apart): the usual region first, then a large
 search comes right after the first confirmation, before the localiser's other candidates: on
 unusual contrasts the localiser can rank several look-alikes above the second ear.
 A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
-Cost: one segmenter pass per ear when the localiser was right, a few more when it was not.
+When no candidate holds a labyrinth, the segmenter sweeps the whole scan (``sweep_centres``;
+at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs context, and on a
+labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found nothing or
+fired on the block's edges, while the segmenter found the labyrinth once its region was there.
+Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,
+the sweep (tens of passes) only when nothing was found.
 """
+import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -33,6 +39,8 @@ RECENTER_MM = 4.0
 MAX_MOVES = 2
 SEARCH_REGION_MM = 50.0
 MAX_PASSES = 16          # segmenter passes (64^3 windows) per scan, all candidates together
+SWEEP_PASSES = 96        # more for the sweep when nothing was found (a 160 x 110 x 40 mm slab: about 80)
+SWEEP_OVERLAP = 0.25     # neighbouring sweep regions overlap by this share of the region
 PAIR_X_MM = (60.0, 130.0)  # the two labyrinths: this far apart in x (left-right) ...
 PAIR_YZ_MM = 30.0          # ... and at most this far apart front-back and up-down (head tilt)
 
@@ -103,20 +111,36 @@ def head_midline_x(image: sitk.Image, normalisation: dict) -> float:
     return float((xs.min() + xs.max()) / 2.0)
 
 
+def sweep_centres(image: sitk.Image, region_mm: Sequence[float]) -> List[tuple]:
+    """Region centres (LPS) covering the scan's bounding box with overlapping regions, the
+    scan centre's nearest first."""
+    lo, hi = grid.physical_bounds(image)
+    step = np.asarray(region_mm, float) * (1.0 - SWEEP_OVERLAP)
+    axes = []
+    for a, b, s in zip(lo, hi, step):
+        n = max(1, int(np.ceil((b - a) / s)))
+        axes.append(a + (b - a) / 2.0 + (np.arange(n) - (n - 1) / 2.0) * s)
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    order = np.argsort(np.linalg.norm(points - (lo + hi) / 2.0, axis=1), kind="stable")
+    return [tuple(float(v) for v in points[i]) for i in order]
+
+
 def inside(image: sitk.Image, point) -> bool:
     index = np.asarray(image.TransformPhysicalPointToContinuousIndex([float(v) for v in point]))
     return bool(np.all(index >= -0.5) and np.all(index <= np.asarray(image.GetSize()) - 0.5))
 
 
 def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region: RegionSegmenter,
-                 midline_x: Optional[Callable[[], float]] = None
+                 midline_x: Optional[Callable[[], float]] = None, sweep_mm: Optional[Sequence[float]] = None
                  ) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
     """At most one confirmed ear per side, right first: (ear, region grid, probabilities).
 
     ``candidates`` are tried best first; one that settles on an ear already confirmed is
     dropped. ``midline_x()`` places the mirror search (None: no mirror search). When no
-    candidate is confirmed, the largest non-empty finding is kept (a small or damaged
-    labyrinth is still reported), else the list is empty.
+    candidate holds any labyrinth and ``sweep_mm`` (the region size) is given, the scan is
+    swept (``sweep_centres``) with a warning. When no candidate is confirmed, the largest
+    non-empty finding is kept (a small or damaged labyrinth is still reported), else the
+    list is empty.
     """
     search = _Search(segment_region)
     confirmed: List[Tuple[EarRegion, Found]] = []
@@ -158,6 +182,18 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
             search_mirror()
         if len(confirmed) == 2:
             break
+    if not confirmed and fallback is None and sweep_mm is not None:
+        centres = sweep_centres(image, sweep_mm)
+        warnings.warn(f"no labyrinth where the localizer pointed; searching the whole scan with the segmenter "
+                      f"({min(len(centres), SWEEP_PASSES)} regions at most)")
+        search.budget = SWEEP_PASSES
+        for centre in centres:
+            if search.budget <= 0 or len(confirmed) == 2:
+                break
+            consider(EarRegion(side_of_x(centre[0]), centre, 0.0))
+            if len(confirmed) == 1 and midline_x is not None and not mirrored:
+                mirrored = True
+                search_mirror()
     if not confirmed and fallback is not None:
         confirmed = [fallback]
 

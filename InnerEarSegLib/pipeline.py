@@ -196,10 +196,10 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         else:
             confirmed = confirm.confirm_ears(
                 image, candidates, segment_region,
-                lambda: confirm.head_midline_x(image, pre["normalisation"]))
+                lambda: confirm.head_midline_x(image, pre["normalisation"]), sweep_mm=pre["ear_region_mm"])
             ears = [ear for ear, _, _ in confirmed]
             regions = [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
-            if not candidates:
+            if not ears:
                 warnings.warn("no inner ear found in the field of view; the labels are empty")
 
         stage("postprocess")

@@ -141,3 +141,36 @@ def test_head_midline_follows_the_head_not_the_scanner(shift):
     head_image.CopyInformation(image)
     midline = confirm.head_midline_x(head_image, {"low": 0.5, "high": 99.5})
     assert midline == pytest.approx(shift, abs=4.0)
+
+
+def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan():
+    ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
+    segmenter = FakeSegmenter(ears)
+    with pytest.warns(UserWarning, match="searching the whole scan"):
+        confirmed = confirm.confirm_ears(head(), [EarRegion("right", (0.0, 0.0, 0.0), 0.9)], segmenter,
+                                         midline_x=lambda: 0.0, sweep_mm=PRE["ear_region_mm"])
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    for found, truth in zip(centres(confirmed), ears):
+        assert np.allclose(found, truth, atol=0.5)
+    assert len(segmenter.calls) <= 1 + confirm.SWEEP_PASSES
+
+
+def test_no_sweep_when_a_candidate_found_labyrinth_or_none_was_asked_for():
+    segmenter = FakeSegmenter([(-45.0, 0.0, 0.0)])
+    confirm.confirm_ears(head(), [EarRegion("right", (-45.0, 0.0, 0.0), 0.9)], segmenter, sweep_mm=[24.0] * 3)
+    assert len(segmenter.calls) == 1
+    empty = FakeSegmenter([])
+    assert confirm.confirm_ears(head(), [EarRegion("right", (0.0, 0.0, 0.0), 0.9)], empty) == []
+    assert len(empty.calls) == 1
+
+
+def test_sweep_centres_cover_the_scan_nearest_the_centre_first():
+    image = head(160.0)   # 160 x 60 x 40 mm
+    centres_ = np.array(confirm.sweep_centres(image, [24.0] * 3))
+    lo, hi = np.array([-80.0, -30.0, -20.0]), np.array([79.0, 29.0, 19.0])
+    grid = np.stack(np.meshgrid(*[np.arange(a, b + 1, 3.0) for a, b in zip(lo, hi)],
+                                 indexing="ij"), -1).reshape(-1, 3)
+    nearest = np.abs(grid[:, None, :] - centres_[None, :, :]).max(-1).min(1)
+    assert nearest.max() <= 12.0                         # every point of the scan lies in some region
+    d = np.linalg.norm(centres_ - (lo + hi) / 2, axis=1)
+    assert np.all(np.diff(d) >= -1e-9)
