@@ -13,12 +13,12 @@ labyrinths are mirror images ~90 mm apart): the usual region first, then a large
 search comes right after the first confirmation, before the localiser's other candidates: on
 unusual contrasts the localiser can rank several look-alikes above the second ear.
 A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
-When no candidate holds a labyrinth, the segmenter sweeps the whole scan (``sweep_centres``;
+When no candidate is confirmed, the segmenter sweeps the whole scan (``sweep_centres``;
 at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs context, and on a
 labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found nothing or
 fired on the block's edges, while the segmenter found the labyrinth once its region was there.
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,
-the sweep (tens of passes) only when nothing was found.
+the sweep (tens of passes) only when no ear was confirmed.
 """
 import warnings
 from dataclasses import dataclass
@@ -137,7 +137,7 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
 
     ``candidates`` are tried best first; one that settles on an ear already confirmed is
     dropped. ``midline_x()`` places the mirror search (None: no mirror search). When no
-    candidate holds any labyrinth and ``sweep_mm`` (the region size) is given, the scan is
+    candidate is confirmed and ``sweep_mm`` (the region size) is given, the scan is
     swept (``sweep_centres``) with a warning. When no candidate is confirmed, the largest
     non-empty finding is kept (a small or damaged labyrinth is still reported), else the
     list is empty.
@@ -182,7 +182,7 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
             search_mirror()
         if len(confirmed) == 2:
             break
-    if not confirmed and fallback is None and sweep_mm is not None:
+    if not confirmed and sweep_mm is not None:
         centres = sweep_centres(image, sweep_mm)
         warnings.warn(f"no labyrinth where the localizer pointed; searching the whole scan with the segmenter "
                       f"({min(len(centres), SWEEP_PASSES)} regions at most)")

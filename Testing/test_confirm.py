@@ -155,7 +155,7 @@ def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan(
     assert len(segmenter.calls) <= 1 + confirm.SWEEP_PASSES
 
 
-def test_no_sweep_when_a_candidate_found_labyrinth_or_none_was_asked_for():
+def test_no_sweep_when_an_ear_was_confirmed_or_none_was_asked_for():
     segmenter = FakeSegmenter([(-45.0, 0.0, 0.0)])
     confirm.confirm_ears(head(), [EarRegion("right", (-45.0, 0.0, 0.0), 0.9)], segmenter, sweep_mm=[24.0] * 3)
     assert len(segmenter.calls) == 1
