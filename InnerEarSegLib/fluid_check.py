@@ -5,10 +5,11 @@ canals even where they are gone (labyrinthectomy) or filled with bone. The cochl
 vestibule hold the same fluid, so on any contrast they differ from the surrounding otic
 capsule by about the same amount. Where the vestibule's contrast to the capsule differs
 from the cochlea's by more than a factor ``RATIO_LIMIT`` (either way), the vestibule and the
-canals are removed with a warning. Measured with ``scripts/fluid_check.py`` (README): the ratio
-stays within 0.8-1.4 on every normal synthetic ear; hallucinated vestibules in bone or in
-tissue unlike fluid fall outside 0.5-2; a soft-tissue fill that looks like fluid (CT) cannot
-be told apart and stays. Works on one ear's region on the model grid, before ``postprocess``.
+canals are removed with a warning. Measured with ``scripts/fluid_ratios.py`` on the
+labyrinthectomy set (README, "Labyrinthectomy"): normal ears 0.86-1.25; hallucinated vestibules
+in bone or in tissue unlike fluid fall outside 0.5-2; a fill that looks like fluid (soft
+tissue on CT) cannot be told apart and stays. Works on one ear's region on the model grid,
+before ``postprocess``.
 """
 from typing import Optional, Sequence, Tuple
 
