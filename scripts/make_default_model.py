@@ -27,8 +27,13 @@ LIMITATIONS = [
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure "
     "(see test_metrics), worse in CT and CBCT than in MRI.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
-    "canals next to the surviving cochlea: check such cases by eye. On CT, fibrous or soft-tissue "
+    "canals next to the surviving cochlea. The pipeline's fluid check (on by default) removes them when "
+    "their contrast to the otic capsule is not within 0.5-2x the cochlea's (bone fill, tissue unlike "
+    "fluid); a fill that looks like fluid stays: check such cases by eye. On CT, fibrous or soft-tissue "
     "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth.",
+    "On a labyrinth alone in a uniform block (a phantom) the localiser, which relies on the surroundings, "
+    "often finds nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
+    "is below that on synthetic heads (README, Phantoms).",
     "The segmenter works on a 0.45 mm grid; it is trained on class fractions, so its probabilities "
     "place boundaries between voxel centres, but a perfect network on this grid would still score "
     "canal DSC about 0.89 on the synthetic test set (scripts/oracle_ceiling.py).",
