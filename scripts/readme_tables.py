@@ -45,8 +45,9 @@ def family_table(eval_dir: Path, cases_json: Path) -> str:
     rows = [r for r in csv.DictReader(open(eval_dir / "metrics.csv")) if r["side"] in ("left", "right")]
     ears = {(r["case"], r["side"]) for r in rows if r["structure"] == "labyrinth" and float(r["ref_mm3"]) > 0}
     per = defaultdict(lambda: defaultdict(list))   # the ears the summary counts, all their structures
-    for r in rows:
-        if (r["case"], r["side"]) in ears and r["structure"] in NAMES:
+    for r in rows:   # like the summary, a structure empty in both prediction and reference is left out
+        empty = float(r["pred_mm3"]) == 0 and float(r["ref_mm3"]) == 0
+        if (r["case"], r["side"]) in ears and r["structure"] in NAMES and not empty:
             per[family[r["case"]]][r["structure"]].append(float(r["dsc"]))
     out = ["| contrast | ears | " + " | ".join(NAMES.values()) + " |", "|---" * (len(NAMES) + 2) + "|"]
     for fam in ("mr", "ct", "cbct", "random"):
