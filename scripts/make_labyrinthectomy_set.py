@@ -5,15 +5,11 @@ from --seed on; contrasts cycle MR, CT, CBCT, random.
 
   python scripts/make_labyrinthectomy_set.py -o runs/lxset -n 12 --seed 600000
 """
-import argparse
-import json
 import sys
 from pathlib import Path
 
-import SimpleITK as sitk
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth import GENERATOR_VERSION  # noqa: E402
+from InnerEarSegLib.synth import set_arguments, write_cases, write_pair  # noqa: E402
 from InnerEarSegLib.synth.generate import generate_volume, volume_head  # noqa: E402
 
 FAMILIES = ("mr", "ct", "cbct", "random")
@@ -25,13 +21,7 @@ def operated_sides(seed):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    ap.add_argument("-n", "--count", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=600000)
-    args = ap.parse_args(argv)
-    for sub in ("images", "labels"):
-        (args.output / sub).mkdir(parents=True, exist_ok=True)
+    args = set_arguments(argv, __doc__.splitlines()[0], seed=600000)
     cases, seed = [], args.seed
     while len(cases) < args.count:
         sides = operated_sides(seed)
@@ -39,13 +29,11 @@ def main(argv=None):
             image, labels, info = generate_volume(seed, family=FAMILIES[len(cases) % 4], fov="slab",
                                                   max_voxels=8_000_000)
             name = f"lx_{seed}"
-            for img, sub in ((image, "images"), (labels, "labels")):
-                sitk.WriteImage(img, str(args.output / sub / f"{name}.nrrd"), True)
+            write_pair(args.output, name, image, labels)
             cases.append({"name": name, **info, "labyrinthectomy": sides})
             print(f"{name}: {info['family']:6s} labyrinthectomy {', '.join(sides)}", flush=True)
         seed += 1
-    (args.output / "cases.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, "cases": cases},
-                                                       indent=2))
+    write_cases(args.output, cases)
     return 0
 
 

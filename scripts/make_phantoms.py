@@ -11,8 +11,6 @@ the capsule, air cells) finds nothing here.
 
   python scripts/make_phantoms.py -o runs/phantomset -n 12 --seed 800000
 """
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth import GENERATOR_VERSION  # noqa: E402
+from InnerEarSegLib.synth import set_arguments, write_cases, write_pair  # noqa: E402
 from InnerEarSegLib.synth.generate import generate_volume  # noqa: E402
 
 KINDS = {   # fluid, block, noise sd, pixel type
@@ -48,25 +46,17 @@ def phantom(seed, kind, fov):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-o", "--output", type=Path, required=True)
-    ap.add_argument("-n", "--count", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=800000)
-    args = ap.parse_args(argv)
-    for sub in ("images", "labels"):
-        (args.output / sub).mkdir(parents=True, exist_ok=True)
+    args = set_arguments(argv, __doc__.splitlines()[0], seed=800000)
     cases = []
     for i in range(args.count):
         kind, fov = list(KINDS)[i % len(KINDS)], ("ear", "slab", "slab", "ear", "ear", "slab")[i % 6]
         image, labels, info = phantom(args.seed + i, kind, fov)
         name = f"phantom_{args.seed + i:05d}"
-        for img, sub in ((image, "images"), (labels, "labels")):
-            sitk.WriteImage(img, str(args.output / sub / f"{name}.nrrd"), True)
+        write_pair(args.output, name, image, labels)
         cases.append({"name": name, **info})
         print(f"{name}: {kind:8s} {info['fov']:5s} {info['orientation']:8s} "
               f"spacing {', '.join(f'{s:.2f}' for s in info['spacing'])}", flush=True)
-    (args.output / "cases.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, "phantoms": True,
-                                                        "cases": cases}, indent=2))
+    write_cases(args.output, cases, phantoms=True)
     return 0
 
 

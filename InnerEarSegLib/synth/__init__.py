@@ -39,16 +39,11 @@ def cli_run(args) -> int:
     ``innerear-seg segment OUT/images`` and ``innerear-seg evaluate --ref OUT/labels`` then
     match by name, and ``innerear-seg train --data OUT`` reads the pairs.
     """
-    import json
     from pathlib import Path
-
-    import SimpleITK as sitk
 
     from .generate import generate_volume
 
     out = Path(args.output)
-    for sub in ("images", "labels"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
     cycle = ["mr", "ct", "mr", "cbct", "mr", "random"]
     cases = []
     for i in range(args.count):
@@ -57,12 +52,45 @@ def cli_run(args) -> int:
         image, labels, info = generate_volume(args.seed + i, family=family, fov=fov,
                                                max_voxels=args.max_voxels)
         name = f"synth_{args.seed + i:05d}"
-        for img, sub in ((image, "images"), (labels, "labels")):
-            tmp = out / sub / f".{name}.tmp.nrrd"
-            sitk.WriteImage(img, str(tmp), True)
-            tmp.replace(out / sub / f"{name}.nrrd")
+        write_pair(out, name, image, labels)
         cases.append({"name": name, **info})
         print(f"{name}: {info['family']:6s} {info['fov']:5s} {info['orientation']:8s} "
               f"spacing {', '.join(f'{s:.2f}' for s in info['spacing'])} size {info['size']}", flush=True)
-    (out / "cases.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, "cases": cases}, indent=2))
+    write_cases(out, cases)
     return 0
+
+
+def set_arguments(argv, description, seed, count=12):
+    """Parsed ``-o/--output``, ``-n/--count`` and ``--seed`` of a script that writes a case set."""
+    import argparse
+    from pathlib import Path
+
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    ap.add_argument("-n", "--count", type=int, default=count)
+    ap.add_argument("--seed", type=int, default=seed)
+    return ap.parse_args(argv)
+
+
+def write_pair(out, name, image, labels) -> None:
+    """``out/images/<name>.nrrd`` and ``out/labels/<name>.nrrd``, each under a temporary name first:
+    a set being written never holds half a file."""
+    from pathlib import Path
+
+    import SimpleITK as sitk
+
+    for img, sub in ((image, "images"), (labels, "labels")):
+        folder = Path(out) / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.tmp.nrrd"
+        sitk.WriteImage(img, str(tmp), True)
+        tmp.replace(folder / f"{name}.nrrd")
+
+
+def write_cases(out, cases, **extra) -> None:
+    """``out/cases.json``: the generator version, ``extra`` entries and one entry per case."""
+    import json
+    from pathlib import Path
+
+    Path(out, "cases.json").write_text(json.dumps({"generator_version": GENERATOR_VERSION, **extra,
+                                                   "cases": cases}, indent=2))
