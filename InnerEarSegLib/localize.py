@@ -126,8 +126,10 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
         return ears + [center_region(image)]
     peak = float(probabilities[1].max())
     for weak in (WEAK_THRESHOLD, RELATIVE_THRESHOLD * peak):
-        if ears or not MIN_PEAK < weak < threshold:
+        if ears:
             break
+        if not MIN_PEAK < weak < threshold:
+            continue
         ears = find_ears(probabilities[1], coarse, weak, extra=EXTRA_CANDIDATES)
         if ears:
             warnings.warn(f"the localizer was unsure (no ear above {threshold:g}); checking {len(ears)} weaker "
