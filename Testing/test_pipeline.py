@@ -325,6 +325,21 @@ def test_an_unsure_localizer_hands_on_weaker_candidates(peak, found, volume, tin
         assert ears[0].score == pytest.approx(peak, rel=1e-5)
 
 
+def test_a_card_threshold_below_the_weak_one_still_gets_the_relative_tier(volume, tiny_model, monkeypatch):
+    monkeypatch.setitem(tiny_model.card["preprocessing"], "localizer_threshold", 0.15)
+    image, _ = volume((120, 40, 40), (1.0, 1.0, 1.0), noise=10.0)
+
+    def faint(net, array, roi):
+        reference = canonical_reference(localize.scan_center(image), array.shape[::-1], 2.0)
+        p = blob_map([LEFT_EAR], reference) / 0.9 * 0.1
+        return np.stack([1 - p, p])
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        ears = localize.locate_ears(image, tiny_model, faint)
+    assert [e.side for e in ears] == ["left"]
+
+
 def test_a_small_scan_keeps_its_centre_as_the_last_candidate(volume, tiny_model):
     image, _ = volume((40, 40, 40), (1.0, 1.0, 1.0), center_lps=(45.0, 0.0, 0.0), noise=10.0)
 
