@@ -121,3 +121,43 @@ def build_network(arch: dict) -> AttentionPyramidUNet:
     if extra:
         raise ValueError(f"unknown architecture keys: {sorted(extra)}")
     return AttentionPyramidUNet(**{k: v for k, v in arch.items() if k in known})
+
+
+def widened(net: AttentionPyramidUNet, channels: Sequence[int], noise: float = 0.01,
+            seed: int = 0) -> AttentionPyramidUNet:
+    """A copy of ``net`` with every level's channels doubled that computes the same function (Net2Net).
+
+    Lets a model trained small on a CPU continue at the reference width (16-128) without
+    starting over. Each old channel k becomes new channels 2k and 2k+1 (so concatenated
+    skips and pyramid features stay in order); a layer reading doubled inputs gets its
+    weights halved, so sums are unchanged; instance norm sees two identical channels. The
+    image input, the attention maps and the class outputs keep their size. Relative noise
+    ``noise`` on the new weights breaks the symmetry between twins, or they would learn alike.
+    """
+    channels = tuple(int(c) for c in channels)
+    if len(channels) != len(net.channels) or any(c != 2 * o for c, o in zip(channels, net.channels)):
+        raise ValueError(f"can only double every level's channels: {net.channels} -> "
+                         f"{tuple(2 * c for c in net.channels)}, not {channels}")
+    wide = AttentionPyramidUNet(in_channels=net.encoders[0][0].conv.in_channels,
+                                out_channels=net.head.out_channels, channels=channels,
+                                pyramid_levels=net.pyramid_levels, attention=net.attention)
+    generator = torch.Generator().manual_seed(seed)
+    old_modules = dict(net.named_modules())
+    with torch.no_grad():
+        for name, new in wide.named_modules():
+            if not isinstance(new, (nn.Conv3d, nn.ConvTranspose3d)):
+                continue
+            old = old_modules[name]
+            out_dim, in_dim = (1, 0) if isinstance(new, nn.ConvTranspose3d) else (0, 1)
+            w = old.weight
+            for dim in (out_dim, in_dim):
+                if new.weight.shape[dim] != w.shape[dim]:
+                    w = w.repeat_interleave(2, dim=dim)
+            if new.weight.shape[in_dim] != old.weight.shape[in_dim]:
+                w = w / 2
+            w = w + noise * w.std() * torch.randn(w.shape, generator=generator)
+            new.weight.copy_(w)
+            if new.bias is not None:
+                b = old.bias
+                new.bias.copy_(b.repeat_interleave(2) if new.bias.shape != b.shape else b)
+    return wide

@@ -35,13 +35,14 @@ from tqdm import tqdm
 from . import __version__, datasets, grid
 from .errors import Cancelled, InnerEarSegError, ModelError
 from .labels import NUM_CLASSES, STRUCTURES
-from .model import AttentionPyramidUNet, build_network
+from .model import AttentionPyramidUNet, build_network, widened
 from .model_card import card_path_for, default_card, load_model, network_arch, save_model
 from .progress import CancelFlag, no_progress
 
 STAGES = {"segmenter": NUM_CLASSES, "localizer": 2}  # stage -> output classes
 LOSSES = ("tversky", "tverskyce", "dice", "ce", "dicece")
-LOCALIZER_PATCH = (48, 80, 80)  # the generator's default field of view: 96 x 160 x 160 mm
+LOCALIZER_PATCH = (48, 80, 80)
+DEFAULT_CHANNELS = (16, 32, 64, 128)  # the reference network's width  # the generator's default field of view: 96 x 160 x 160 mm
 
 
 @dataclass
@@ -56,7 +57,7 @@ class TrainConfig:
     val_data: List[str] = field(default_factory=list)
     val_samples: int = 16
     patch_size: Optional[Sequence[int]] = None  # (z, y, x); None: the card's (segmenter) or 48x80x80
-    channels: Sequence[int] = (16, 32, 64, 128)
+    channels: Optional[Sequence[int]] = None  # None: the --init network's, else DEFAULT_CHANNELS
     loss: str = "tversky"
     lr: float = 1e-4
     batch: int = 2
@@ -87,12 +88,13 @@ class TrainConfig:
             p.append("--synthetic-fraction must be between 0 and 1")
         if self.loss not in LOSSES:
             p.append(f"--loss must be one of {LOSSES}")
-        if len(self.channels) < 2 or min(self.channels) < 2:
+        channels = self.channels or DEFAULT_CHANNELS
+        if len(channels) < 2 or min(channels) < 2:
             p.append("--channels needs at least two levels of at least 2 channels")
-        divisor = 2 ** (len(self.channels) - 1)
+        divisor = 2 ** (len(channels) - 1)
         if self.patch_size is not None and (len(self.patch_size) != 3 or any(s < divisor or s % divisor
                                                                                 for s in self.patch_size)):
-            p.append(f"--patch-size must be 3 sizes, multiples of {divisor} for {len(self.channels)} levels")
+            p.append(f"--patch-size must be 3 sizes, multiples of {divisor} for {len(channels)} levels")
         for name in ("batch", "steps_per_epoch", "epochs"):
             if getattr(self, name) < 1:
                 p.append(f"--{name.replace('_', '-')} must be at least 1")
@@ -196,7 +198,14 @@ def starting_point(config: TrainConfig):
         loaded = load_model(config.init, require_segmenter=False)
         networks, card = dict(loaded.networks), copy.deepcopy(loaded.card)
     if config.stage not in networks:
-        networks[config.stage] = AttentionPyramidUNet(out_channels=STAGES[config.stage], channels=config.channels)
+        networks[config.stage] = AttentionPyramidUNet(out_channels=STAGES[config.stage],
+                                                      channels=config.channels or DEFAULT_CHANNELS)
+    elif config.channels and tuple(config.channels) != networks[config.stage].channels:
+        try:
+            networks[config.stage] = widened(networks[config.stage], config.channels, seed=config.seed)
+        except ValueError as e:
+            raise ModelError(config.init, f"its {config.stage} cannot start --channels "
+                                          f"{' '.join(map(str, config.channels))}: {e}") from None
     if networks[config.stage].head.out_channels != STAGES[config.stage]:
         raise ModelError(config.init, f"its {config.stage} has {networks[config.stage].head.out_channels} "
                                       f"outputs, expected {STAGES[config.stage]}")
@@ -431,7 +440,8 @@ def add_arguments(parser) -> None:
     a("--val-data", nargs="+", default=[], metavar="DIR", help="held-out user cases for validation")
     a("--val-samples", type=int, default=d.val_samples, help="fixed synthetic validation samples (0: none)")
     a("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), help="patch size in voxels")
-    a("--channels", type=int, nargs="+", default=list(d.channels), help="features per level")
+    a("--channels", type=int, nargs="+", help="features per level (default: the --init network's, else "
+      f"{' '.join(map(str, DEFAULT_CHANNELS))}); with --init, twice the init's widens it (same outputs to start)")
     a("--loss", choices=LOSSES, default=d.loss)
     a("--lr", type=float, default=d.lr)
     a("--batch", type=int, default=d.batch)
@@ -455,7 +465,7 @@ def add_arguments(parser) -> None:
 def config_from_args(args) -> TrainConfig:
     names = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
-    config.channels = tuple(config.channels)
+    config.channels = tuple(config.channels) if config.channels else None
     return config
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from InnerEarSegLib.model import AttentionPyramidUNet, build_network
+from InnerEarSegLib.model import AttentionPyramidUNet, build_network, widened
 
 
 @pytest.mark.parametrize("channels,size,out", [((4, 8), (2, 1, 8, 12, 16), 4),
@@ -79,3 +79,24 @@ def test_build_network_from_a_card_entry():
     assert net.channels == (4, 8) and net.head.out_channels == 2 and not net.attention
     with pytest.raises(ValueError, match="unknown architecture keys"):
         build_network({**arch, "depth": 3})
+
+
+def test_widened_network_computes_the_same_function():
+    torch.manual_seed(0)
+    net = AttentionPyramidUNet(channels=(4, 8, 16)).eval()
+    for m in net.modules():  # non-zero biases, so copying them is checked too
+        if isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)) and m.bias is not None:
+            torch.nn.init.normal_(m.bias, std=0.1)
+    wide = widened(net, (8, 16, 32), noise=0).eval()
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        before, after = net(x), wide(x)
+    assert wide.channels == (8, 16, 32) and wide.encoders[1][0].conv.in_channels == 8 + 16 // 2
+    assert torch.allclose(before, after, atol=1e-4)
+    noisy = widened(net, (8, 16, 32), noise=0.01, seed=1)
+    assert not torch.equal(noisy.head.weight[:, 0], noisy.head.weight[:, 1])  # twins differ
+
+
+def test_widening_only_doubles():
+    with pytest.raises(ValueError, match="only double"):
+        widened(AttentionPyramidUNet(channels=(4, 8)), (8, 12))

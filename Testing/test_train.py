@@ -275,7 +275,7 @@ def saved_segmenter(tmp_path):
 def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     fake_generator["fixed"] = True
     init, _ = saved_segmenter(tmp_path)
-    config = tiny(tmp_path, "tuned", init=str(init), augment=False, steps_per_epoch=1, channels=(16, 32, 64))
+    config = tiny(tmp_path, "tuned", init=str(init), augment=False, steps_per_epoch=1, channels=None)
     result = training.train(config)
     batch = datasets.PatchStream([], functools.partial(fixed_sample, patch_size=PATCH), PATCH, 2,
                                  augment=False).batch(0)
@@ -284,7 +284,27 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
         expected = training.make_loss("tversky")(shipped(batch[0]), batch[1]).item()
     assert result["losses"][0] == pytest.approx(expected, rel=1e-5)
     tuned = load_model(tmp_path / "tuned.json")
-    assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # --channels ignored
+    assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # the init's width
+
+
+def test_init_with_twice_the_channels_continues_a_widened_copy(tmp_path, fake_generator):
+    fake_generator["fixed"] = True
+    init, _ = saved_segmenter(tmp_path)
+    result = training.train(tiny(tmp_path, "wide", init=str(init), augment=False, steps_per_epoch=1,
+                                 channels=(8, 16)))
+    batch = datasets.PatchStream([], functools.partial(fixed_sample, patch_size=PATCH), PATCH, 2,
+                                 augment=False).batch(0)
+    shipped = load_model(init).segmenter.train()
+    with torch.no_grad():
+        expected = training.make_loss("tversky")(shipped(batch[0]), batch[1]).item()
+    assert result["losses"][0] == pytest.approx(expected, rel=0.05)  # same function, up to the twin noise
+    assert load_model(tmp_path / "wide.json").segmenter.channels == (8, 16)
+
+
+def test_init_with_other_channels_names_the_model(tmp_path, fake_generator):
+    init, _ = saved_segmenter(tmp_path)
+    with pytest.raises(ModelError, match=r"shipped\.json.*cannot start --channels 6 8"):
+        training.train(tiny(tmp_path, "odd", init=str(init), channels=(6, 8)))
 
 
 def test_localizer_run_keeps_the_segmenter_of_its_init(tmp_path, fake_generator):
