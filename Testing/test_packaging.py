@@ -1,5 +1,6 @@
 """A wheel (non-editable install) carries the bundled model and sample, and finds them."""
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,7 +17,11 @@ def test_source_tree_finds_the_top_level_resources():
 
 
 def test_wheel_holds_and_finds_the_bundled_model(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    # built from a copy: setuptools writes build/ and *.egg-info beside the sources
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "output", "build",
+                                                                 "*.egg-info", "__pycache__", ".pytest_cache"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
     wheel = next((tmp_path / "wheel").glob("*.whl"))
     site = tmp_path / "site"
