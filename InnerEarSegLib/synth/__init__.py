@@ -60,8 +60,9 @@ def cli_run(args) -> int:
     return 0
 
 
-def set_arguments(argv, description, seed, count=12):
-    """Parsed ``-o/--output``, ``-n/--count`` and ``--seed`` of a script that writes a case set."""
+def set_arguments(argv, description, seed, count=12, flags=None):
+    """Parsed ``-o/--output``, ``-n/--count``, ``--seed`` and the on/off ``flags`` ({option: help})
+    of a script that writes a case set."""
     import argparse
     from pathlib import Path
 
@@ -69,6 +70,8 @@ def set_arguments(argv, description, seed, count=12):
     ap.add_argument("-o", "--output", type=Path, required=True)
     ap.add_argument("-n", "--count", type=int, default=count)
     ap.add_argument("--seed", type=int, default=seed)
+    for option, help_text in (flags or {}).items():
+        ap.add_argument(option, action="store_true", help=help_text)
     return ap.parse_args(argv)
 
 
