@@ -17,6 +17,10 @@ When no candidate is confirmed, the segmenter sweeps the whole scan (``sweep_cen
 at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs context, and on a
 labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found nothing or
 fired on the block's edges, while the segmenter found the labyrinth once its region was there.
+The sweep has no ranking to trust (it starts at the scan centre), so everything it finds is
+kept until two findings make a plausible pair; then the best pair (largest total labyrinth)
+wins, else the largest single finding. Taking the first finding instead let a 78 mm3 look-alike
+beside a fluid ball near the midline block both real ears of a phantom (``--lookalikes``).
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,
 the sweep (tens of passes) only when no ear was confirmed.
 """
@@ -43,6 +47,7 @@ SWEEP_PASSES = 96        # more for the sweep when nothing was found (a 160 x 11
 SWEEP_OVERLAP = 0.25     # neighbouring sweep regions overlap by this share of the region
 PAIR_X_MM = (60.0, 130.0)  # the two labyrinths: this far apart in x (left-right) ...
 PAIR_YZ_MM = 30.0          # ... and at most this far apart front-back and up-down (head tilt)
+SAME_FINDING_MM = 10.0     # sweep findings closer than this are one structure
 
 # segment_region(center_lps, region_mm or None) -> (reference grid, probabilities (C, z, y, x))
 RegionSegmenter = Callable[[Sequence[float], Optional[float]], Tuple[sitk.Image, np.ndarray]]
@@ -192,10 +197,9 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
         warnings.warn(f"no labyrinth where the localizer pointed; searching the whole scan with the segmenter "
                       f"({min(len(centres), SWEEP_PASSES)} regions at most)")
         search.budget = SWEEP_PASSES
-        for centre in centres:
-            if search.budget <= 0 or len(confirmed) == 2:
-                break
-            try_candidate(EarRegion(side_of_x(centre[0]), centre, 0.0))
+        confirmed, small = _sweep(image, centres, search, midline_x)
+        if small is not None and (fallback is None or small[1].volume_mm3 > fallback[1].volume_mm3):
+            fallback = small
     if not confirmed and fallback is not None:
         confirmed = [fallback]
 
@@ -208,3 +212,51 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
            for side, (c, f) in zip(sides, confirmed)]
     return sorted(out, key=lambda e: e[0].side != "right")
 
+
+
+def _sweep(image: sitk.Image, centres, search: _Search, midline_x: Optional[Callable[[], float]]):
+    """(chosen findings, largest finding below ``MIN_LABYRINTH_MM3`` or None) of a sweep over ``centres``.
+
+    Every finding of at least ``MIN_LABYRINTH_MM3`` is kept (one per ``SAME_FINDING_MM``), and the
+    mirror image of each off-midline one is searched next, until two of them make a plausible pair
+    or the passes run out. Chosen: the plausible pair with the most labyrinth, else the largest one.
+    """
+    findings: List[Tuple[EarRegion, Found]] = []
+    small: Optional[Tuple[EarRegion, Found]] = None
+    mid = midline_x() if midline_x is not None else None
+
+    def pairs():
+        return [(a, b) for i, a in enumerate(findings) for b in findings[i + 1:]
+                if pair_plausible(a[1].center_lps, b[1].center_lps)]
+
+    def look(centre, region_mm=None) -> Optional[Found]:
+        """Segment there; a new finding is kept and returned, anything else gives None."""
+        nonlocal small
+        found = search.settle(centre, region_mm)
+        if found is None or found.center_lps is None:
+            return None
+        if any(np.linalg.norm(np.subtract(found.center_lps, f.center_lps)) < SAME_FINDING_MM for _, f in findings):
+            return None
+        finding = (EarRegion(side_of_x(found.center_lps[0]), found.center_lps, 0.0), found)
+        if found.volume_mm3 < MIN_LABYRINTH_MM3:
+            if small is None or found.volume_mm3 > small[1].volume_mm3:
+                small = finding
+            return None
+        findings.append(finding)
+        return found
+
+    for centre in centres:
+        if search.budget <= 0 or pairs():
+            break
+        found = look(centre)
+        if found is None or mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:
+            continue
+        mirror = (2.0 * mid - found.center_lps[0], found.center_lps[1], found.center_lps[2])
+        if inside(image, mirror) and look(mirror) is None and not pairs():
+            look(mirror, SEARCH_REGION_MM)
+    best = pairs()
+    if best:
+        chosen = list(max(best, key=lambda p: p[0][1].volume_mm3 + p[1][1].volume_mm3))
+    else:
+        chosen = [max(findings, key=lambda f: f[1].volume_mm3)] if findings else []
+    return chosen, small

@@ -22,8 +22,9 @@ def head(width_mm=160.0):
 class FakeSegmenter:
     """segment_region for balls of labyrinth (label 1) at ``ears`` (LPS); counts its passes."""
 
-    def __init__(self, ears, radius=RADIUS):
-        self.ears, self.radius, self.calls = [np.asarray(e, float) for e in ears], radius, []
+    def __init__(self, ears, radius=RADIUS, radii=None):
+        self.ears, self.calls = [np.asarray(e, float) for e in ears], []
+        self.radii = radii or [radius] * len(ears)
 
     def __call__(self, center, region_mm=None):
         self.calls.append((tuple(center), region_mm))
@@ -32,8 +33,8 @@ class FakeSegmenter:
         k, j, i = np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij")
         points = np.stack([i, j, k], -1) * reference.GetSpacing()[0] + reference.GetOrigin()
         inside = np.zeros(size[::-1], bool)
-        for ear in self.ears:
-            inside |= ((points - ear) ** 2).sum(-1) <= self.radius ** 2
+        for ear, radius in zip(self.ears, self.radii):
+            inside |= ((points - ear) ** 2).sum(-1) <= radius ** 2
         probabilities = np.zeros((4,) + inside.shape, np.float32)
         probabilities[0], probabilities[1] = ~inside, inside
         return reference, probabilities
@@ -153,6 +154,18 @@ def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan(
     for found, truth in zip(centres(confirmed), ears):
         assert np.allclose(found, truth, atol=0.5)
     assert len(segmenter.calls) <= 1 + confirm.SWEEP_PASSES
+
+
+@pytest.mark.parametrize("ears", [[(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)], [(44.0, -6.0, -3.0)]])
+def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
+    # a 92 mm3 look-alike where the sweep starts, 45 mm from each ear: no head has an ear pair like that
+    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8] + [RADIUS] * len(ears))
+    with pytest.warns(UserWarning, match="searching the whole scan"):
+        confirmed = confirm.confirm_ears(head(), [], segmenter, midline_x=lambda: 0.0,
+                                         sweep_mm=PRE["ear_region_mm"])
+    assert len(confirmed) == len(ears)
+    for found, truth in zip(centres(confirmed), ears):
+        assert np.allclose(found, truth, atol=0.5)
 
 
 def test_no_sweep_when_an_ear_was_confirmed_or_none_was_asked_for():
