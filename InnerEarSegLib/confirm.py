@@ -220,10 +220,17 @@ def _sweep(image: sitk.Image, centres, search: _Search, midline_x: Optional[Call
     Every finding of at least ``MIN_LABYRINTH_MM3`` is kept (one per ``SAME_FINDING_MM``), and the
     mirror image of each off-midline one is searched next, until two of them make a plausible pair
     or the passes run out. Chosen: the plausible pair with the most labyrinth, else the largest one.
+    The sweep also stops when the scan does not reach where any finding's partner would be (a
+    crop around one ear): sweeping on would cost every remaining pass (99 instead of 5 on a
+    54 mm ear-crop phantom).
     """
     findings: List[Tuple[EarRegion, Found]] = []
     small: Optional[Tuple[EarRegion, Found]] = None
     mid = midline_x() if midline_x is not None else None
+
+    def partner_fits(found: Found) -> bool:   # whether the scan reaches where this ear's partner would be
+        x, y, z = found.center_lps
+        return any(inside(image, (x + d, y, z)) for a in np.linspace(*PAIR_X_MM, 8) for d in (a, -a))
 
     def pairs():
         return [(a, b) for i, a in enumerate(findings) for b in findings[i + 1:]
@@ -246,7 +253,7 @@ def _sweep(image: sitk.Image, centres, search: _Search, midline_x: Optional[Call
         return found
 
     for centre in centres:
-        if search.budget <= 0 or pairs():
+        if search.budget <= 0 or pairs() or (findings and not any(partner_fits(f) for _, f in findings)):
             break
         found = look(centre)
         if found is None or mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:

@@ -168,6 +168,15 @@ def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
         assert np.allclose(found, truth, atol=0.5)
 
 
+def test_a_sweep_of_a_one_ear_crop_stops_at_its_first_finding():
+    segmenter = FakeSegmenter([(3.0, 2.0, 0.0)])
+    with pytest.warns(UserWarning, match="searching the whole scan"):
+        confirmed = confirm.confirm_ears(head(50.0), [], segmenter, midline_x=lambda: 0.0,
+                                         sweep_mm=PRE["ear_region_mm"])
+    assert np.allclose(centres(confirmed)[0], (3.0, 2.0, 0.0), atol=0.5)
+    assert len(segmenter.calls) <= 1 + confirm.MAX_MOVES   # no partner fits in 50 mm: nothing more to sweep
+
+
 def test_no_sweep_when_an_ear_was_confirmed_or_none_was_asked_for():
     segmenter = FakeSegmenter([(-45.0, 0.0, 0.0)])
     confirm.confirm_ears(head(), [EarRegion("right", (-45.0, 0.0, 0.0), 0.9)], segmenter, sweep_mm=[24.0] * 3)
