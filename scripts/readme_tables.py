@@ -50,7 +50,8 @@ def family_table(eval_dir: Path, cases_json: Path) -> str:
         if (r["case"], r["side"]) in ears and r["structure"] in NAMES and not empty:
             per[family[r["case"]]][r["structure"]].append(float(r["dsc"]))
     out = ["| contrast | ears | " + " | ".join(NAMES.values()) + " |", "|---" * (len(NAMES) + 2) + "|"]
-    for fam in ("mr", "ct", "cbct", "random"):
+    known = ("mr", "ct", "cbct", "random")   # the generator's contrasts first, then any other (phantom kinds)
+    for fam in [f for f in known if f in per] + sorted(set(per) - set(known)):
         if fam in per:
             cells = [f"{statistics.mean(per[fam][k]):.3f}" if per[fam][k] else "-" for k in NAMES]
             out.append(f"| {fam} | {len(per[fam]['labyrinth'])} | " + " | ".join(cells) + " |")
