@@ -11,7 +11,7 @@ import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -225,14 +225,18 @@ def augmentation() -> Compose:
     ])
 
 
-def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float, soft: bool = False):
+def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float, soft: bool = False,
+                      contrast_weights: Optional[Sequence[float]] = None):
     """``seed -> (image, label)`` from the synthetic generator for one stage; ``soft``: the
-    segmenter's labels are class fractions (C, z, y, x) instead of classes."""
+    segmenter's labels are class fractions (C, z, y, x) instead of classes; ``contrast_weights``:
+    shares of the generator's contrasts (mr, ct, cbct, random; default its own)."""
     from .synth import generate  # imported late: training on user data alone does not need it
+    weights = tuple(contrast_weights) if contrast_weights else None
     if stage == "segmenter":
         return functools.partial(generate.segmenter_sample, patch_size=tuple(patch_size), spacing=spacing,
-                                 soft=soft)
-    return functools.partial(generate.localizer_sample, shape=tuple(patch_size), spacing=spacing)
+                                 soft=soft, family_weights=weights)
+    return functools.partial(generate.localizer_sample, shape=tuple(patch_size), spacing=spacing,
+                             family_weights=weights)
 
 
 def as_labels(label: np.ndarray) -> np.ndarray:

@@ -74,6 +74,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     soft_labels: bool = True               # segmenter: synthetic targets are class fractions (sub-voxel)
+    contrast_weights: Optional[Sequence[float]] = None  # synthetic training contrasts mr, ct, cbct, random
     progress_bar: bool = True
 
     def problems(self) -> List[str]:
@@ -101,6 +102,9 @@ class TrainConfig:
         for name in ("val_samples", "patience", "workers", "threads", "seed", "time_limit_min"):
             if getattr(self, name) < 0:
                 p.append(f"--{name.replace('_', '-')} must not be negative")
+        if self.contrast_weights is not None and (len(self.contrast_weights) != 4 or min(self.contrast_weights) < 0
+                                                  or not sum(self.contrast_weights) > 0):
+            p.append("--contrast-weights needs 4 shares (mr ct cbct random), none negative, not all 0")
         if not self.lr > 0:
             p.append("--lr must be positive")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -324,12 +328,15 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
     norm = (pre["normalisation"]["low"], pre["normalisation"]["high"])
     sampler = datasets.synthetic_sampler(config.stage, patch, spacing, config.soft_labels) \
         if config.synthetic or config.val_samples else None
+    # validation keeps the generator's own mix, so runs with other contrast weights compare
+    train_sampler = datasets.synthetic_sampler(config.stage, patch, spacing, config.soft_labels,
+                                               config.contrast_weights) if config.contrast_weights else sampler
     volumes = datasets.load_volumes(config.data, config.stage, spacing, patch)
     val_volumes = datasets.load_volumes(config.val_data, config.stage, spacing, patch)
     val_set = [sampler(datasets.VALIDATION_SEED + i) for i in range(config.val_samples)] if sampler else []
     val_synthetic = (np.stack([s[0] for s in val_set]).astype(np.float32) if val_set else np.zeros((0,)),
                      np.stack([datasets.as_labels(s[1]) for s in val_set]) if val_set else np.zeros((0,)))
-    stream = datasets.PatchStream(volumes, sampler if config.synthetic else None, patch, config.batch,
+    stream = datasets.PatchStream(volumes, train_sampler if config.synthetic else None, patch, config.batch,
                                   config.seed, state["step"], config.synthetic_fraction, config.augment, norm,
                                   STAGES[config.stage])
     loader = DataLoader(stream, batch_size=None, num_workers=config.workers,
@@ -352,6 +359,7 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             "augment": config.augment, "synthetic": config.synthetic,
             "soft_labels": config.soft_labels and config.stage == "segmenter",
             "synthetic_fraction": stream.synthetic_fraction, "generator_version": datasets.generator_version(),
+            "contrast_weights": list(config.contrast_weights) if config.contrast_weights else None,
             "data": [str(d) for d in config.data], "cases": len(volumes),
             "val_data": [str(d) for d in config.val_data], "val_cases": len(val_volumes),
             "init": str(config.init) if config.init else None, "validation": metrics}
@@ -455,6 +463,8 @@ def add_arguments(parser) -> None:
     a("--amp", action=argparse.BooleanOptionalAction, default=d.amp,
       help="mixed precision: bf16 on CPU (about twice as fast), bf16/fp16 on CUDA")
     a("--augment", action=argparse.BooleanOptionalAction, default=d.augment)
+    a("--contrast-weights", type=float, nargs=4, metavar=("MR", "CT", "CBCT", "RANDOM"),
+      help="shares of the synthetic training contrasts (default 0.4 0.25 0.15 0.2); validation keeps the default")
     a("--soft-labels", action=argparse.BooleanOptionalAction, default=d.soft_labels,
       help="segmenter: synthetic targets are the fraction of each voxel every class fills (default on)")
     a("--workers", type=int, default=d.workers, help="data loader processes")
@@ -466,6 +476,7 @@ def config_from_args(args) -> TrainConfig:
     names = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
     config.channels = tuple(config.channels) if config.channels else None
+    config.contrast_weights = tuple(config.contrast_weights) if config.contrast_weights else None
     return config
 
 

@@ -198,3 +198,18 @@ def test_plain_context_gives_the_surroundings_one_intensity_apart_from_the_fluid
         assert abs(value - m[[1, 2, 3]].mean()) > 0.2 * np.ptp(m)        # the fluid stands out from the block
         modes.add(int(np.sum(pm[np.setdiff1d(np.arange(len(m)), [1, 2, 3])] == value)) == len(m) - 3)
     assert modes == {True, False}, "both the whole-block and the half-merged surroundings occur"
+
+
+def test_contrast_weights_pick_the_family_and_leave_the_stream_alone():
+    from InnerEarSegLib.synth.appearance import FAMILIES, pick_family
+    draws = []
+    for weights in (None, (0.0, 1.0, 0.0, 0.0)):
+        rng = np.random.default_rng(5)
+        families = [pick_family(rng, None, weights) for _ in range(20)]
+        draws.append(rng.uniform())
+        if weights:
+            assert set(families) == {"ct"}
+        else:
+            assert len(set(families)) > 1 and set(families) <= set(FAMILIES)
+    assert draws[0] == draws[1]   # one number taken per draw, whatever the weights
+    assert pick_family(np.random.default_rng(0), "mr", (0, 1, 0, 0)) == "mr"

@@ -42,7 +42,8 @@ def fake_generator(monkeypatch):
     """Replace the synthetic generator; returns a switch to make every sample the same."""
     mode = {"fixed": False}
 
-    def sampler(stage, patch_size, spacing, soft=False):
+    def sampler(stage, patch_size, spacing, soft=False, contrast_weights=None):
+        mode.setdefault("weights", []).append(contrast_weights)
         fn = fixed_sample if mode["fixed"] else fake_sample
         return functools.partial(fn, patch_size=tuple(patch_size), binary=stage == "localizer")
     monkeypatch.setattr(datasets, "synthetic_sampler", sampler)
@@ -373,3 +374,15 @@ def test_command_line(tmp_path, fake_generator, capsys):
     assert load_model(tmp_path / "cli.json").card["training"]["segmenter"]["loss"] == "dice"
     assert training.run(parser.parse_args(["--out", "x.json", "--lr", "-1"])) == 2
     assert "--lr" in capsys.readouterr().err
+
+
+def test_contrast_weights_reach_the_training_samples_only(tmp_path, fake_generator):
+    training.train(tiny(tmp_path, "ct", contrast_weights=(0.1, 0.5, 0.3, 0.1)))
+    assert fake_generator["weights"] == [None, (0.1, 0.5, 0.3, 0.1)]   # validation, then training
+    card = load_model(tmp_path / "ct.json").card
+    assert card["training"]["segmenter"]["contrast_weights"] == [0.1, 0.5, 0.3, 0.1]
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1), (1, -1, 1, 1), (0, 0, 0, 0)])
+def test_bad_contrast_weights_are_refused(tmp_path, weights):
+    assert any("--contrast-weights" in p for p in tiny(tmp_path, contrast_weights=weights).problems())

@@ -15,8 +15,15 @@ FAMILIES = ("mr", "ct", "cbct", "random")
 FAMILY_WEIGHTS = (0.4, 0.25, 0.15, 0.2)
 
 
-def pick_family(rng, family=None):
-    return family or str(rng.choice(FAMILIES, p=FAMILY_WEIGHTS))
+def pick_family(rng, family=None, weights=None):
+    """``family``, else one drawn with ``weights`` (shares of FAMILIES; default FAMILY_WEIGHTS).
+    The draw takes one number from ``rng`` whatever the weights, so they change nothing else."""
+    if family:
+        return family
+    if weights is None:
+        return str(rng.choice(FAMILIES, p=FAMILY_WEIGHTS))
+    p = np.asarray(weights, float)
+    return str(rng.choice(FAMILIES, p=p / p.sum()))
 
 
 def tissue_means(rng, family):

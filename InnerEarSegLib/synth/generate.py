@@ -117,7 +117,7 @@ def scan_grid_render(head, ref, rng, family, margin_mm=1.5):
     return sitk.GetArrayFromImage(resample(image, ref, "bspline", low))
 
 
-def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, soft=False):
+def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, soft=False, family_weights=None):
     """(image float32 (z,y,x) in [0,1], label) around a random ear.
 
     label: uint8 (z,y,x) 0..3 sampled at voxel centres, or with ``soft`` float32 (4,z,y,x)
@@ -128,7 +128,7 @@ def segmenter_sample(seed, patch_size=(64, 64, 64), spacing=0.45, family=None, s
     head, big_ref, big = _ear_tissue(seed // 2, tuple(int(p) + 8 for p in patch_size), float(spacing))
     off = rng.integers(0, 9, 3)
     tissue = big[tuple(slice(o, o + p) for o, p in zip(off, patch_size))]
-    fam = pick_family(rng, family)
+    fam = pick_family(rng, family, family_weights)
     patch_ref = sitk.RegionOfInterest(big_ref, [int(p) for p in patch_size[::-1]], [int(o) for o in off[::-1]])
     if rng.uniform() < SCAN_GRID_SHARE:
         img = scan_grid_render(head, patch_ref, rng, fam)
@@ -163,7 +163,7 @@ def _head_tissue(head_seed, spacing):
     return (head.labels_at(pts).reshape(size[::-1]), head.ear_target_at(pts).reshape(size[::-1]))
 
 
-def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
+def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None, family_weights=None):
     """(image float32 (z,y,x) in [0,1], target uint8 0/1) for a random field of view at 2 mm.
 
     Sixteen consecutive seeds share one head (cached: the whole head costs seconds) and differ in crop, field of view and
@@ -179,7 +179,7 @@ def localizer_sample(seed, shape=(48, 80, 80), spacing=2.0, family=None):
     sl = tuple(slice(a, a + n) for a, n in zip(start, shape))
     tissue = _fit(tissue_all[sl], shape, 0)
     target = _fit(target_all[sl], shape, 0)
-    fam = pick_family(rng, family)
+    fam = pick_family(rng, family, family_weights)
     img = render(tissue, rng, fam, spacing, plain=PLAIN_SHARE)
     inside = np.ones(tuple(shape), bool)
     if rng.uniform() < 0.6:    # limited field of view: a box, possibly a thin slab or one ear
