@@ -213,7 +213,6 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
     return sorted(out, key=lambda e: e[0].side != "right")
 
 
-
 def _sweep(image: sitk.Image, centres, search: _Search, midline_x: Optional[Callable[[], float]]):
     """(chosen findings, largest finding below ``MIN_LABYRINTH_MM3`` or None) of a sweep over ``centres``.
 

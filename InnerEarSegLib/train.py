@@ -41,8 +41,8 @@ from .progress import CancelFlag, no_progress
 
 STAGES = {"segmenter": NUM_CLASSES, "localizer": 2}  # stage -> output classes
 LOSSES = ("tversky", "tverskyce", "dice", "ce", "dicece")
-LOCALIZER_PATCH = (48, 80, 80)
-DEFAULT_CHANNELS = (16, 32, 64, 128)  # the reference network's width  # the generator's default field of view: 96 x 160 x 160 mm
+LOCALIZER_PATCH = (48, 80, 80)  # the generator's default field of view: 96 x 160 x 160 mm
+DEFAULT_CHANNELS = (16, 32, 64, 128)  # the reference network's width
 
 
 @dataclass
