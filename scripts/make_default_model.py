@@ -57,7 +57,7 @@ def init_chain(card_path, stage):
             break
         runs.insert(0, {"stage": stage, "run": str(path), **{k: run.get(k) for k in (
             "steps", "seconds", "loss", "lr", "hardware", "amp", "seed", "init", "generator_version",
-            "soft_labels", "validation")}})
+            "soft_labels", "contrast_weights", "validation")}})
         path = Path(run["init"]) if run.get("init") else None
     return runs
 
