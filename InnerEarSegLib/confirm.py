@@ -178,18 +178,13 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
                 consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
 
     mirrored = False
-
-    def try_candidate(candidate: EarRegion) -> None:
-        nonlocal mirrored
+    for candidate in candidates:
         consider(candidate)
         # the mirror image of the first ear is the best guess for the second: look there before
         # spending the budget on the localiser's weaker candidates
         if len(confirmed) == 1 and midline_x is not None and not mirrored:
             mirrored = True
             search_mirror()
-
-    for candidate in candidates:
-        try_candidate(candidate)
         if len(confirmed) == 2:
             break
     if not confirmed and sweep_mm is not None:

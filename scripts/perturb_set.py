@@ -64,8 +64,9 @@ def main(argv=None):
     ap.add_argument("--compare", type=Path, help="predictions of the source set: links them and the source "
                     "labels of the chosen cases into OUTPUT/baseline_pred and OUTPUT/baseline_ref")
     args = ap.parse_args(argv)
+    source = json.loads((args.source / "cases.json").read_text())
     cases = []
-    for case in json.loads((args.source / "cases.json").read_text())["cases"]:
+    for case in source["cases"]:
         if case["family"] not in FAMILIES[args.perturb]:
             continue
         name = case["name"]
@@ -77,7 +78,8 @@ def main(argv=None):
             link(args.output / "baseline_ref" / f"{name}.nrrd", args.source / "labels" / f"{name}.nrrd")
         cases.append({**case, "perturbation": args.perturb})
         print(f"{name}: {case['family']} {args.perturb}", flush=True)
-    write_cases(args.output, cases, source=str(args.source), perturbation=args.perturb)
+    write_cases(args.output, cases, source=str(args.source), perturbation=args.perturb,
+                generator_version=source.get("generator_version"))  # the images' generator, not today's
     return 0
 
 
