@@ -78,6 +78,27 @@ def test_the_labyrinth_is_walled_in_bone_never_touching_air(seed):
         assert not np.isin(tissue[fluid], (0, 11, 12)).any()
 
 
+@pytest.mark.parametrize("seed", [1, 777])
+def test_bone_channels_run_beside_the_labyrinth_and_leave_its_labels_alone(seed, monkeypatch):
+    """Facial-nerve canal, cochlear aqueduct and subarcuate canal (generator 1.6): present near the
+    labyrinth, never touching its fluid (the capsule wall stays), and nothing else changes."""
+    from scipy import ndimage
+    from InnerEarSegLib.synth import anatomy
+    with_channels = Head(seed)
+    monkeypatch.setattr(anatomy.Ear, "_build_bone_channels", lambda self, rng: None)
+    without = Head(seed)
+    for side in ("right", "left"):
+        ref = canonical_reference(with_channels.ear_center(side), [100] * 3, 0.3)
+        pts = grid_points(ref)
+        a, b = with_channels.labels_at(pts).reshape(100, 100, 100), without.labels_at(pts).reshape(100, 100, 100)
+        assert np.array_equal(ground_truth(a), ground_truth(b))
+        changed = a != b
+        assert (changed & (a == 5)).sum() * 0.027 > 10, "facial-nerve canal missing"   # mm3
+        assert set(np.unique(a[changed])) <= {5, 17, 21}
+        fluid = ndimage.binary_dilation((a >= 1) & (a <= 3), iterations=1)   # 0.3 mm around the labyrinth
+        assert not (changed & fluid).any()
+
+
 def test_pathology_rate_removes_fluid_labels_and_keeps_the_ears_in_place():
     normal, damaged = Head(0), Head(0, pathology=25.0)   # 25 x 4 %: every ear loses its vestibule
     for side in ("left", "right"):

@@ -16,8 +16,13 @@ seeds; the images differ around the labyrinth, so test sets are regenerated.
 1.5: 15 % of training samples have plain surroundings (``generate.PLAIN_SHARE``,
 ``appearance.plain_context``), so the labyrinth is found by its own shape (phantoms); whole
 scans (test sets) identical to 1.4.
+1.6: the facial-nerve canal, the cochlear aqueduct and the subarcuate canal
+(``anatomy.Ear._build_bone_channels``): canal-like channels through the petrous bone that a
+model must leave out, dark in bright bone on CT as the canals are. Drawn from each ear's own
+generator after everything else, so heads and labels are identical to 1.4-1.5; images differ
+along the channels, so test sets are regenerated.
 """
-GENERATOR_VERSION = "1.5"
+GENERATOR_VERSION = "1.6"
 
 
 def cli_add_arguments(parser):

@@ -46,6 +46,7 @@ class Ear:
         self.layers = []          # (tissue label, solid) in head coordinates
         self.pathology = pathology
         self._build(rng)
+        self._build_bone_channels(rng)
 
     # local -> head coordinates
     def p(self, local):
@@ -117,6 +118,7 @@ class Ear:
         if eva:
             L.append((20, Ellipsoid(self.p([-6.5, -12.0, -3.5]), [1.5, 4.0, 3.0], self.B)))
         self.layers.extend(L)
+        self._context_end = len(self.layers)
         self._build_labyrinth(rng, s)
 
     def _build_labyrinth(self, rng, s):
@@ -141,6 +143,7 @@ class Ear:
         pts = C + r[:, None] * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2) + (height * f ** 0.85)[:, None] * a
         rho = rho0 + (rho1 - rho0) * f
         self.cochlea_center = self.p(C + a * height * 0.45)
+        self._round_window = pts[0]           # basal end of the duct (local), for the cochlear aqueduct
         cochlea = [Tube([self.p(q) for q in pts], rho)]
         cochlea.append(Tube([self.p(pts[0]), self.p([-0.4, 1.6, -0.9])], rho0 * 0.9))
         lab += [(1, c) for c in cochlea]
@@ -170,6 +173,8 @@ class Ear:
             gap = np.deg2rad(u(95, 120))
             ends_angle = (phi_v + gap / 2, phi_v + 2 * np.pi - gap / 2)
             pts = arc(O, c1, c2, R, *ends_angle, n=80)
+            if name == "superior":
+                self._superior_arc = (O, unit(np.cross(c1, c2)))   # for the subarcuate canal
             ends = [pts[0], pts[-1]]
             parts = [Tube([self.p(q) for q in pts], rho_c)]
             if name in ("superior", "posterior"):
@@ -202,6 +207,43 @@ class Ear:
         wall = CAPSULE_WALL_MM * s
         self.layers.extend([(10, sh.grown(wall)) for _, sh in lab] + lab)
         self.ear_center = 0.5 * (self.V + self.cochlea_center)
+
+    def _build_bone_channels(self, rng):
+        """Thin soft-tissue and CSF channels through the petrous bone that look like canals.
+
+        On CT (and on random contrasts) the facial-nerve canal, the cochlear aqueduct and the
+        subarcuate canal are dark tubes in bright bone beside the labyrinth, as the canals are;
+        a model that never saw them marks them. Drawn last from the ear's own generator (nothing
+        else about the head changes) and painted under the otic capsule, so the labyrinth and its
+        wall stay exactly as before (generator 1.6).
+        """
+        u = rng.uniform
+        s = self.scale
+        ch = []
+        # facial nerve: labyrinthine segment from the fundus over the cochlea to the geniculate
+        # ganglion, tympanic segment back along the medial wall of the middle ear under the
+        # lateral canal, mastoid segment down to the stylomastoid foramen (nerve tissue)
+        r_f = u(0.5, 0.75) * s
+        genu = np.array([0.8, 5.6, 1.9]) * s + rng.normal(0, 0.3, 3)
+        path = [np.array([-2.4, 2.4, 0.5]) * s, genu, np.array([2.7, 2.4, 0.3]) * s,
+                np.array([3.5, -1.5, -1.8]) * s, np.array([3.9, -4.5, -2.6]) * s,
+                np.array([4.4 + u(-0.5, 0.5), -5.5 + u(-1, 1), -10.0]) * s, np.array([4.8, -6.0, -17.0]) * s]
+        ch.append((5, Tube([self.p(q) for q in path], r_f)))
+        ch.append((5, Ellipsoid(self.p(genu), np.array([1.2, 0.9, 0.9]) * s, self.B)))
+        # cochlear aqueduct: from the basal turn medially and down to the jugular foramen, thin at
+        # the cochlea, a funnel at its medial opening (CSF)
+        if u() < 0.8:
+            start = self._round_window + np.array([0.0, -0.6, -1.2]) * s
+            end = start + np.array([u(-7, -5), u(-4, -2), u(-8, -6)]) * s
+            ch.append((17, Tube([self.p(start), self.p(end)], [u(0.15, 0.3), u(0.6, 1.3)])))
+        # subarcuate canal: from the posterior fossa through the superior canal's arc towards the
+        # mastoid antrum (vessels in soft tissue; wide in children)
+        if u() < 0.6:
+            O, n = self._superior_arc
+            O = O + np.array([0, 0, -0.8]) * s
+            r_s = u(0.5, 0.8) if u() < 0.15 else u(0.2, 0.45)
+            ch.append((21, Tube([self.p(O + n * u(5, 7)), self.p(O), self.p(O - n * u(4, 6) + [0, -2, 0])], r_s)))
+        self.layers[self._context_end:self._context_end] = ch
 
 
 class Head:
