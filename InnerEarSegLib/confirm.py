@@ -6,21 +6,17 @@ thin slab. So every candidate region is segmented; when the labyrinth found lies
 ``RECENTER_MM`` from the region's centre, the region moves onto it and is segmented again
 (at most ``MAX_MOVES`` times). A candidate is confirmed when the segmenter finds at least
 ``MIN_LABYRINTH_MM3`` of labyrinth there (a labyrinth is 150-250 mm3; one lost after
-labyrinthectomy still shows its cochlea). When one ear is confirmed in a scan that also
-covers the other side, its mirror image across the head's midline is searched too (the two
-labyrinths are mirror images ~90 mm apart): the usual region first, then a larger one
-(``SEARCH_REGION_MM``) when the head is too asymmetric for the first to see the ear. The mirror
-search comes right after the first confirmation, before the localiser's other candidates: on
-unusual contrasts the localiser can rank several look-alikes above the second ear.
-A second ear is accepted only where the other ear of a head can be (``pair_plausible``).
-When no candidate is confirmed, the segmenter sweeps the whole scan (``sweep_centres``;
-at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs context, and on a
-labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found nothing or
-fired on the block's edges, while the segmenter found the labyrinth once its region was there.
-The sweep has no ranking to trust (it starts at the scan centre), so everything it finds is
-kept until two findings make a plausible pair; then the best pair (largest total labyrinth)
-wins, else the largest single finding. Taking the first finding instead let a 78 mm3 look-alike
-beside a fluid ball near the midline block both real ears of a phantom (``--lookalikes``).
+labyrinthectomy still shows its cochlea). The mirror image of each finding across the head's
+midline is searched right after it (the two labyrinths are mirror images ~90 mm apart): the
+usual region first, then a larger one (``SEARCH_REGION_MM``) when the head is too asymmetric for
+the first to see the ear; on unusual contrasts the localiser can rank several look-alikes above
+the second ear. Two findings are a pair only where the two ears of a head can be
+(``pair_plausible``); every finding is kept until a pair turns up, and the pair with the most
+labyrinth wins (``_Findings``). When no candidate gives a finding, the segmenter sweeps the whole
+scan (``sweep_centres``; at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs
+context, and on a labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found
+nothing or fired on the block's edges, while the segmenter found the labyrinth once its region
+was there.
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,
 the sweep (tens of passes) only when no ear was confirmed.
 """
@@ -138,126 +134,110 @@ def inside(image: sitk.Image, point) -> bool:
 def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region: RegionSegmenter,
                  midline_x: Optional[Callable[[], float]] = None, sweep_mm: Optional[Sequence[float]] = None
                  ) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
-    """At most one confirmed ear per side, right first: (ear, region grid, probabilities).
+    """At most one ear per side, right first: (ear, region grid, probabilities).
 
-    ``candidates`` are tried best first; one that settles on an ear already confirmed is
-    dropped. ``midline_x()`` places the mirror search (None: no mirror search). When no
-    candidate is confirmed and ``sweep_mm`` (the region size) is given, the scan is
-    swept (``sweep_centres``) with a warning. When no candidate is confirmed, the largest
-    non-empty finding is kept (a small or damaged labyrinth is still reported), else the
-    list is empty.
+    ``candidates`` are tried best first, each finding's mirror image right after it
+    (``midline_x()`` places it; None: no mirror search). When they give no finding and
+    ``sweep_mm`` (the region size) is given, the scan is swept (``sweep_centres``) with a
+    warning. Chosen: the plausible pair with the most labyrinth; else the localiser's best
+    finding (the largest one after a sweep, which has no ranking); else the largest finding
+    below ``MIN_LABYRINTH_MM3`` (a small or damaged labyrinth is still reported); else nothing.
     """
-    search = _Search(segment_region)
-    confirmed: List[Tuple[EarRegion, Found]] = []
-    fallback: Optional[Tuple[EarRegion, Found]] = None
-
-    def same_ear(point) -> bool:
-        return any(abs(point[0] - f.center_lps[0]) < MIN_EAR_SEPARATION_MM for _, f in confirmed)
-
-    def unpaired(point) -> bool:   # not where the other ear of a confirmed one can be
-        return bool(confirmed) and not pair_plausible(confirmed[0][1].center_lps, point)
-
-    def consider(candidate: EarRegion, region_mm=None) -> None:
-        nonlocal fallback
-        if len(confirmed) == 2 or same_ear(candidate.center_lps):
-            return
-        found = search.settle(candidate.center_lps, region_mm)
-        if found is None or found.center_lps is None or same_ear(found.center_lps) or unpaired(found.center_lps):
-            return
-        if found.volume_mm3 >= MIN_LABYRINTH_MM3:
-            confirmed.append((candidate, found))
-        elif fallback is None or found.volume_mm3 > fallback[1].volume_mm3:
-            fallback = (candidate, found)
-
-    def search_mirror() -> None:
-        centre = confirmed[0][1].center_lps
-        mirror = (2.0 * midline_x() - centre[0], centre[1], centre[2])
-        if inside(image, mirror):   # the usual region first (cheap), a wider one if that saw nothing
-            consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0))
-            if len(confirmed) == 1:
-                consider(EarRegion(side_of_x(mirror[0]), mirror, 0.0), SEARCH_REGION_MM)
-
-    mirrored = False
+    findings = _Findings(image, _Search(segment_region), midline_x)
     for candidate in candidates:
-        consider(candidate)
-        # the mirror image of the first ear is the best guess for the second: look there before
-        # spending the budget on the localiser's weaker candidates
-        if len(confirmed) == 1 and midline_x is not None and not mirrored:
-            mirrored = True
-            search_mirror()
-        if len(confirmed) == 2:
+        if findings.done():
             break
-    if not confirmed and sweep_mm is not None:
+        if not findings.near(candidate.center_lps):
+            findings.look(candidate.center_lps, candidate)
+    chosen = findings.chosen(largest=False)
+    if not chosen and sweep_mm is not None:
         centres = sweep_centres(image, sweep_mm)
         warnings.warn(f"no labyrinth where the localizer pointed; searching the whole scan with the segmenter "
                       f"({min(len(centres), SWEEP_PASSES)} regions at most)")
-        search.budget = SWEEP_PASSES
-        confirmed, small = _sweep(image, centres, search, midline_x)
-        if small is not None and (fallback is None or small[1].volume_mm3 > fallback[1].volume_mm3):
-            fallback = small
-    if not confirmed and fallback is not None:
-        confirmed = [fallback]
-
-    if len(confirmed) == 2:
-        midline = (confirmed[0][1].center_lps[0] + confirmed[1][1].center_lps[0]) / 2.0
-        sides = [side_of_x(f.center_lps[0], midline) for _, f in confirmed]
+        findings.search.budget = SWEEP_PASSES
+        for centre in centres:
+            if findings.done():
+                break
+            findings.look(centre)
+        chosen = findings.chosen(largest=True)
+    if len(chosen) == 2:
+        midline = (chosen[0][1].center_lps[0] + chosen[1][1].center_lps[0]) / 2.0
+        sides = [side_of_x(f.center_lps[0], midline) for _, f in chosen]
     else:
-        sides = [c.side for c, _ in confirmed]
+        sides = [c.side for c, _ in chosen]
     out = [(EarRegion(side, f.center_lps, c.score), f.reference, f.probabilities)
-           for side, (c, f) in zip(sides, confirmed)]
+           for side, (c, f) in zip(sides, chosen)]
     return sorted(out, key=lambda e: e[0].side != "right")
 
 
-def _sweep(image: sitk.Image, centres, search: _Search, midline_x: Optional[Callable[[], float]]):
-    """(chosen findings, largest finding below ``MIN_LABYRINTH_MM3`` or None) of a sweep over ``centres``.
+class _Findings:
+    """Every labyrinth the segmenter found so far, one per ``SAME_FINDING_MM``.
 
-    Every finding of at least ``MIN_LABYRINTH_MM3`` is kept (one per ``SAME_FINDING_MM``), and the
-    mirror image of each off-midline one is searched next, until two of them make a plausible pair
-    or the passes run out. Chosen: the plausible pair with the most labyrinth, else the largest one.
-    The sweep also stops when the scan does not reach where any finding's partner would be (a
-    crop around one ear): sweeping on would cost every remaining pass (99 instead of 5 on a
-    54 mm ear-crop phantom).
+    Nothing found is trusted alone: a look-alike (a fluid ball near the midline, the cistern)
+    confirmed first used to reject both real ears as "no partner of it" (phantoms with
+    ``--lookalikes``). So every finding of at least ``MIN_LABYRINTH_MM3`` is kept, the mirror image
+    of each off-midline one is searched next (the second ear is most likely there: on unusual
+    contrasts the localiser ranks look-alikes above it), and the search stops at the first
+    plausible pair, or when the scan does not reach where any finding's partner would be (a crop
+    around one ear: sweeping on cost 99 passes instead of 5 on a 54 mm ear-crop phantom).
     """
-    findings: List[Tuple[EarRegion, Found]] = []
-    small: Optional[Tuple[EarRegion, Found]] = None
-    mid = midline_x() if midline_x is not None else None
 
-    def partner_fits(found: Found) -> bool:   # whether the scan reaches where this ear's partner would be
-        x, y, z = found.center_lps
-        return any(inside(image, (x + d, y, z)) for a in np.linspace(*PAIR_X_MM, 8) for d in (a, -a))
+    def __init__(self, image: sitk.Image, search: _Search, midline_x: Optional[Callable[[], float]]):
+        self.image, self.search, self._midline_x, self._mid = image, search, midline_x, None
+        self.kept: List[Tuple[EarRegion, Found]] = []
+        self.small: Optional[Tuple[EarRegion, Found]] = None   # the largest below MIN_LABYRINTH_MM3
 
-    def pairs():
-        return [(a, b) for i, a in enumerate(findings) for b in findings[i + 1:]
+    def mid(self) -> Optional[float]:
+        if self._mid is None and self._midline_x is not None:
+            self._mid = self._midline_x()
+        return self._mid
+
+    def near(self, point) -> bool:
+        return any(np.linalg.norm(np.subtract(point, f.center_lps)) < SAME_FINDING_MM for _, f in self.kept)
+
+    def pairs(self):
+        return [(a, b) for i, a in enumerate(self.kept) for b in self.kept[i + 1:]
                 if pair_plausible(a[1].center_lps, b[1].center_lps)]
 
-    def look(centre, region_mm=None) -> Optional[Found]:
-        """Segment there; a new finding is kept and returned, anything else gives None."""
-        nonlocal small
-        found = search.settle(centre, region_mm)
-        if found is None or found.center_lps is None:
+    def partner_fits(self, found: Found) -> bool:
+        x, y, z = found.center_lps
+        return any(inside(self.image, (x + d, y, z)) for a in np.linspace(*PAIR_X_MM, 8) for d in (a, -a))
+
+    def done(self) -> bool:
+        return (self.search.budget <= 0 or bool(self.pairs())
+                or (bool(self.kept) and not any(self.partner_fits(f) for _, f in self.kept)))
+
+    def look(self, centre, candidate: Optional[EarRegion] = None) -> None:
+        """Segment there; keep a new finding and search its mirror image."""
+        found = self._settle(centre, candidate)
+        mid = self.mid() if found is not None else None
+        if found is None or mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:
+            return
+        mirror = (2.0 * mid - found.center_lps[0], found.center_lps[1], found.center_lps[2])
+        if inside(self.image, mirror) and not self.done() and self._settle(mirror) is None and not self.done():
+            self._settle(mirror, region_mm=SEARCH_REGION_MM)   # a head too asymmetric for the usual region
+
+    def _settle(self, centre, candidate: Optional[EarRegion] = None, region_mm=None) -> Optional[Found]:
+        """A new finding (kept) or None."""
+        found = self.search.settle(centre, region_mm)
+        if found is None or found.center_lps is None or self.near(found.center_lps):
             return None
-        if any(np.linalg.norm(np.subtract(found.center_lps, f.center_lps)) < SAME_FINDING_MM for _, f in findings):
-            return None
-        finding = (EarRegion(side_of_x(found.center_lps[0]), found.center_lps, 0.0), found)
+        if candidate is None:
+            mid = self.mid()
+            side = side_of_x(found.center_lps[0], 0.0 if mid is None else mid)
+            candidate = EarRegion(side, found.center_lps, 0.0)
+        finding = (candidate, found)
         if found.volume_mm3 < MIN_LABYRINTH_MM3:
-            if small is None or found.volume_mm3 > small[1].volume_mm3:
-                small = finding
+            if self.small is None or found.volume_mm3 > self.small[1].volume_mm3:
+                self.small = finding
             return None
-        findings.append(finding)
+        self.kept.append(finding)
         return found
 
-    for centre in centres:
-        if search.budget <= 0 or pairs() or (findings and not any(partner_fits(f) for _, f in findings)):
-            break
-        found = look(centre)
-        if found is None or mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:
-            continue
-        mirror = (2.0 * mid - found.center_lps[0], found.center_lps[1], found.center_lps[2])
-        if inside(image, mirror) and look(mirror) is None and not pairs():
-            look(mirror, SEARCH_REGION_MM)
-    best = pairs()
-    if best:
-        chosen = list(max(best, key=lambda p: p[0][1].volume_mm3 + p[1][1].volume_mm3))
-    else:
-        chosen = [max(findings, key=lambda f: f[1].volume_mm3)] if findings else []
-    return chosen, small
+    def chosen(self, largest: bool) -> List[Tuple[EarRegion, Found]]:
+        best = self.pairs()
+        if best:
+            return list(max(best, key=lambda p: p[0][1].volume_mm3 + p[1][1].volume_mm3))
+        if self.kept:
+            return [max(self.kept, key=lambda f: f[1].volume_mm3) if largest else self.kept[0]]
+        return [self.small] if self.small is not None else []

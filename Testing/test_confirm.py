@@ -92,6 +92,26 @@ def test_a_second_ear_where_no_head_has_one_is_replaced_by_the_mirror_search():
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
 
 
+def test_a_confirmed_look_alike_from_the_localizer_does_not_block_the_ears():
+    # the localiser's best candidate is a 92 mm3 look-alike near the midline (a fluid ball, the
+    # cistern): the real ears, ranked after it, still make the pair
+    ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
+    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8, RADIUS, RADIUS])
+    candidates = [EarRegion("left", (1.0, 0.0, 0.0), 1.0), EarRegion("right", ears[0], 0.8)]
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    assert [e.side for e, _, _ in confirmed] == ["right", "left"]
+    for found, truth in zip(centres(confirmed), ears):
+        assert np.allclose(found, truth, atol=0.5)
+
+
+def test_without_a_pair_the_localizers_best_finding_wins_over_a_larger_one():
+    ear, look_alike = (-46.0, 0.0, 0.0), (-5.0, 40.0, 40.0)   # no head has ears like that
+    segmenter = FakeSegmenter([ear, look_alike], radii=[RADIUS, RADIUS + 1.0])
+    candidates = [EarRegion("right", ear, 1.0), EarRegion("left", look_alike, 0.5)]
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    assert len(confirmed) == 1 and np.allclose(centres(confirmed)[0], ear, atol=0.5)
+
+
 def test_the_mirror_search_comes_before_weaker_candidates_use_up_the_passes():
     ears = [(-44.0, 6.0, -4.0), (45.0, 5.0, -16.0)]
     segmenter = FakeSegmenter(ears)
