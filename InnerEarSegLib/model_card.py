@@ -18,6 +18,7 @@ from typing import Dict, Optional
 import torch
 
 from .errors import ModelError
+from .labels import NUM_CLASSES
 from .model import AttentionPyramidUNet, build_network
 from .resources import default_model
 
@@ -71,6 +72,11 @@ def read_card(path) -> dict:
     for key in ("weights", "sha256", "networks", "preprocessing"):
         if key not in card:
             raise ModelError(cpath, f"model card lacks the '{key}' entry")
+    weights = card.get("postprocessing", {}).get("class_weights")
+    if weights is not None and not (isinstance(weights, list) and len(weights) == NUM_CLASSES and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 100 for w in weights)):
+        raise ModelError(cpath, f"postprocessing.class_weights must be {NUM_CLASSES} numbers between 0 and 100 "
+                                f"(one per class, background first), not {weights!r}")
     return card
 
 

@@ -185,8 +185,11 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
                 inputs[key] = preprocess.region_input(image, reference, pre["normalisation"])
             return inputs[key]
 
+        class_weights = model.card.get("postprocessing", {}).get("class_weights")
+
         def predict_on(reference):
-            return predictor(model.segmenter, region_input(reference), tuple(pre["patch_size"]))
+            probabilities = predictor(model.segmenter, region_input(reference), tuple(pre["patch_size"]))
+            return postprocess.reweight(probabilities, class_weights)
 
         def segment_region(center, region_mm=None):
             nonlocal passes

@@ -21,6 +21,22 @@ SIDE_VALUES = {"right": 1, "left": 2}
 CONNECTIVITY = np.ones((3, 3, 3), bool)  # 26-neighbours: thin oblique canals stay connected
 
 
+def reweight(probabilities: np.ndarray, weights: Optional[Sequence[float]]) -> np.ndarray:
+    """Class probabilities times ``weights``, renormalised; unchanged (same array) without weights.
+
+    Why: the synthetic-trained segmenter paints thin canals ~17 % too small (argmax of blurred
+    probabilities at a 0.9 mm lumen on a 0.45 mm grid: volume 35 vs 42 mm3 on the test set) while
+    cochlea and vestibule come out unbiased. A weight above 1 for a class lowers the share at
+    which it wins the argmax (1 / (1 + w) against one other class). A model card sets it
+    (``postprocessing.class_weights``), chosen on the validation set, never the test set.
+    """
+    if weights is None:
+        return probabilities
+    w = np.asarray(weights, np.float32).reshape((-1,) + (1,) * (probabilities.ndim - 1))
+    out = probabilities * w
+    return out / np.maximum(out.sum(0, keepdims=True), 1e-12)
+
+
 def clean_labels(labels: np.ndarray, spacing: Sequence[float], keep_largest: bool = True,
                  fill_holes: bool = True, min_island_mm3: float = MIN_ISLAND_MM3) -> np.ndarray:
     """One ear's labels, cleaned: a new array, the input is left alone.

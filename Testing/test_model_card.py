@@ -78,3 +78,16 @@ def test_card_without_a_segmenter_is_refused(tmp_path):
                       default_card())
     with pytest.raises(ModelError, match="no 'segmenter'"):
         load_model(path)
+
+
+@pytest.mark.parametrize("weights", [[1, 1, 2], [1, 1, 1, 0], [1, 1, 1, "2"], "1 1 1 2", [1, 1, 1, True]])
+def test_bad_class_weights_name_the_card(saved, weights):
+    path, _ = saved
+    card = json.loads(path.read_text())
+    card["postprocessing"] = {"class_weights": weights}
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"m\.json.*class_weights must be 4 numbers"):
+        load_model(path)
+    card["postprocessing"] = {"class_weights": [1, 1, 1, 1.5]}
+    path.write_text(json.dumps(card))
+    assert load_model(path).card["postprocessing"]["class_weights"][3] == 1.5

@@ -196,6 +196,33 @@ def test_progress_stages_timings_and_surface_builder(volume, tiny_model):
     assert "surface" not in result.timings and result.surfaces == {}
 
 
+def test_reweight_moves_the_argmax_and_keeps_a_distribution():
+    p = np.zeros((4, 2, 1, 1), np.float32)
+    p[:, 0, 0, 0] = [0.6, 0.0, 0.0, 0.4]   # a thin canal's edge: background wins the plain argmax
+    p[:, 1, 0, 0] = [0.8, 0.0, 0.0, 0.2]
+    assert postprocess.reweight(p, None) is p
+    out = postprocess.reweight(p, [1, 1, 1, 2])
+    assert out.argmax(0).ravel().tolist() == [3, 0]   # 0.8 vs 0.6, then 0.8 vs 0.4
+    assert np.allclose(out.sum(0), 1.0) and p[3, 0, 0, 0] == np.float32(0.4)   # input left alone
+
+
+def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypatch):
+    image, _ = small_scan(volume)
+
+    def faint_canals(net, array, roi):   # the blob at 0.4 canal, 0.6 background
+        out = np.zeros((4,) + array.shape, np.float32)
+        out[3] = 0.4 * (array > 0.5)
+        out[0] = 1.0 - out[3]
+        return out
+
+    params = SegmentParameters(surfaces=False, fluid_check=False)
+    plain = segment(image, tiny_model, params, predictor=faint_canals)
+    monkeypatch.setitem(tiny_model.card, "postprocessing", {"class_weights": [1.0, 1.0, 1.0, 2.0]})
+    weighted = segment(image, tiny_model, params, predictor=faint_canals)
+    assert not sitk.GetArrayViewFromImage(plain.labels).any()
+    assert (sitk.GetArrayViewFromImage(weighted.labels) == 3).sum() > 100
+
+
 def test_cancel_stops_at_the_next_stage(volume, tiny_model):
     image, _ = small_scan(volume)
     flag, seen = CancelFlag(), []

@@ -69,6 +69,9 @@ def main(argv=None):
     ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
     ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
     ap.add_argument("--out", default="Resources/Models/InnerEarSeg-synthetic.json")
+    ap.add_argument("--class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
+                    help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
+                         "(postprocess.reweight; choose on the validation set)")
     args = ap.parse_args(argv)
     seg, seg_card = network_from_run(args.segmenter, "segmenter")
     loc, loc_card = network_from_run(args.localizer, "localizer")
@@ -90,6 +93,8 @@ def main(argv=None):
     card["training_data"] = ("Synthetic only, generated on the fly by InnerEarSegLib.synth (generator version "
                              f"{', then '.join(versions) or '?'}; per run in training_runs); seeds in "
                              "training.*.synthetic_seeds. No real scan was used.")
+    if args.class_weights:
+        card["postprocessing"] = {"class_weights": args.class_weights}
     card["limitations"] = LIMITATIONS
     card["reproduce"] = "bash scripts/train_default_model.sh"
     card["codes"] = {"inner_ear": ["SCT", "22945000", "Inner ear"], "left": ["SCT", "7771000", "Left"],
