@@ -149,8 +149,8 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
             break
         if not findings.near(candidate.center_lps):
             findings.look(candidate.center_lps, candidate)
-    chosen = findings.chosen(largest=False)
-    if not chosen and sweep_mm is not None:
+    swept = not findings.kept and sweep_mm is not None   # a small finding alone does not stop the sweep
+    if swept:
         centres = sweep_centres(image, sweep_mm)
         warnings.warn(f"no labyrinth where the localizer pointed; searching the whole scan with the segmenter "
                       f"({min(len(centres), SWEEP_PASSES)} regions at most)")
@@ -159,7 +159,7 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region:
             if findings.done():
                 break
             findings.look(centre)
-        chosen = findings.chosen(largest=True)
+    chosen = findings.chosen(largest=swept)
     if len(chosen) == 2:
         midline = (chosen[0][1].center_lps[0] + chosen[1][1].center_lps[0]) / 2.0
         sides = [side_of_x(f.center_lps[0], midline) for _, f in chosen]

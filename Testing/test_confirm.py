@@ -176,6 +176,18 @@ def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan(
     assert len(segmenter.calls) <= 1 + confirm.SWEEP_PASSES
 
 
+def test_a_small_finding_where_the_localizer_pointed_does_not_stop_the_sweep():
+    ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
+    speck = (2.0, 20.0, 12.0)   # 14 mm3, below MIN_LABYRINTH_MM3: the only thing the localiser saw
+    segmenter = FakeSegmenter([speck] + ears, radii=[1.5, RADIUS, RADIUS])
+    with pytest.warns(UserWarning, match="searching the whole scan"):
+        confirmed = confirm.confirm_ears(head(), [EarRegion("left", speck, 0.9)], segmenter,
+                                         midline_x=lambda: 0.0, sweep_mm=PRE["ear_region_mm"])
+    assert len(confirmed) == 2
+    for found, truth in zip(centres(confirmed), ears):
+        assert np.allclose(found, truth, atol=0.5)
+
+
 @pytest.mark.parametrize("ears", [[(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)], [(44.0, -6.0, -3.0)]])
 def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
     # a 92 mm3 look-alike where the sweep starts, 45 mm from each ear: no head has an ear pair like that
