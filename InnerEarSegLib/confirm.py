@@ -222,10 +222,8 @@ class _Findings:
         found = self.search.settle(centre, region_mm)
         if found is None or found.center_lps is None or self.near(found.center_lps):
             return None
-        if candidate is None:
-            mid = self.mid()
-            side = side_of_x(found.center_lps[0], 0.0 if mid is None else mid)
-            candidate = EarRegion(side, found.center_lps, 0.0)
+        if candidate is None:   # one ear alone: the scanner's x = 0 decides (a crop's midline says nothing)
+            candidate = EarRegion(side_of_x(found.center_lps[0]), found.center_lps, 0.0)
         finding = (candidate, found)
         if found.volume_mm3 < MIN_LABYRINTH_MM3:
             if self.small is None or found.volume_mm3 > self.small[1].volume_mm3:

@@ -37,6 +37,21 @@ def physical_bounds(image: sitk.Image):
     return pts.min(0), pts.max(0)
 
 
+def inside_mask(image: sitk.Image, reference: sitk.Image) -> np.ndarray:
+    """Bool (z, y, x) on ``reference``: which of its voxel centres lie in ``image``'s field of view
+    (within half a voxel of its voxel centres), for any direction cosines of either grid."""
+    size = np.array(reference.GetSize())
+    to_lps = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
+    to_index = np.linalg.inv(np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing()))
+    step = to_index @ to_lps                                            # image index per reference index
+    start = to_index @ (np.asarray(reference.GetOrigin()) - np.asarray(image.GetOrigin()))
+    i, j, k = (np.arange(n, dtype=float) for n in size)
+    index = (start + k[:, None, None, None] * step[:, 2] + j[None, :, None, None] * step[:, 1]
+             + i[None, None, :, None] * step[:, 0])
+    limit = np.asarray(image.GetSize(), float) - 0.5
+    return np.all((index >= -0.5) & (index <= limit), axis=-1)
+
+
 def covering_reference(image: sitk.Image, spacing: float, multiple: int = 1) -> sitk.Image:
     """An identity-direction grid at ``spacing`` covering the whole image, size a multiple of ``multiple``."""
     lo, hi = physical_bounds(image)

@@ -189,7 +189,8 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
 
         def predict_on(reference):
             probabilities = predictor(model.segmenter, region_input(reference), tuple(pre["patch_size"]))
-            return postprocess.reweight(probabilities, class_weights)
+            return postprocess.outside_is_background(postprocess.reweight(probabilities, class_weights),
+                                                     grid.inside_mask(image, reference))
 
         def segment_region(center, region_mm=None):
             nonlocal passes

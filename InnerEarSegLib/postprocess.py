@@ -37,6 +37,21 @@ def reweight(probabilities: np.ndarray, weights: Optional[Sequence[float]]) -> n
     return out / np.maximum(out.sum(0, keepdims=True), 1e-12)
 
 
+def outside_is_background(probabilities: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Background (one-hot) wherever ``inside`` is False; the same array when all is inside.
+
+    Why: a region can reach past the scan's edge (padded with background intensity there), and
+    the segmenter sometimes paints a labyrinth into that padding. Such a finding has no voxel in
+    the scan, yet it was confirmed as an ear (a phantom ear crop lost its real ear to one) and it
+    could win keep-largest over the real labyrinth inside."""
+    if inside.all():
+        return probabilities
+    out = probabilities.copy()
+    out[:, ~inside] = 0.0
+    out[0, ~inside] = 1.0
+    return out
+
+
 def clean_labels(labels: np.ndarray, spacing: Sequence[float], keep_largest: bool = True,
                  fill_holes: bool = True, min_island_mm3: float = MIN_ISLAND_MM3) -> np.ndarray:
     """One ear's labels, cleaned: a new array, the input is left alone.

@@ -203,9 +203,10 @@ def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
 def test_a_sweep_of_a_one_ear_crop_stops_at_its_first_finding():
     segmenter = FakeSegmenter([(3.0, 2.0, 0.0)])
     with pytest.warns(UserWarning, match="searching the whole scan"):
-        confirmed = confirm.confirm_ears(head(50.0), [], segmenter, midline_x=lambda: 0.0,
+        confirmed = confirm.confirm_ears(head(50.0), [], segmenter, midline_x=lambda: 10.0,
                                          sweep_mm=PRE["ear_region_mm"])
     assert np.allclose(centres(confirmed)[0], (3.0, 2.0, 0.0), atol=0.5)
+    assert confirmed[0][0].side == "left"   # x > 0: the crop's own middle (10 mm) does not decide
     assert len(segmenter.calls) <= 1 + confirm.MAX_MOVES   # no partner fits in 50 mm: nothing more to sweep
 
 

@@ -8,7 +8,7 @@ import torch
 
 from InnerEarSegLib import infer, localize, postprocess
 from InnerEarSegLib.errors import Cancelled, InnerEarSegError, InputError
-from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.grid import canonical_reference, center_of
 from InnerEarSegLib.pipeline import CaseReport, SegmentParameters, segment, segment_batch
 from InnerEarSegLib.progress import CancelFlag
 
@@ -221,6 +221,53 @@ def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypa
     weighted = segment(image, tiny_model, params, predictor=faint_canals)
     assert not sitk.GetArrayViewFromImage(plain.labels).any()
     assert (sitk.GetArrayViewFromImage(weighted.labels) == 3).sum() > 100
+
+
+def test_inside_mask_follows_the_scans_field_of_view_for_any_direction():
+    from InnerEarSegLib.grid import inside_mask
+    image = sitk.Image([30, 20, 12], sitk.sitkUInt8)
+    image.SetSpacing((0.4, 0.7, 1.1))
+    oblique_flipped = np.array([[0.866, 0.0, -0.5], [0.25, -0.866, 0.433], [-0.433, -0.5, -0.75]])
+    image.SetDirection(oblique_flipped.flatten().tolist())
+    image.SetOrigin((3.0, -2.0, 5.0))
+    reference = canonical_reference(center_of(image), (24, 24, 24), 0.9)   # larger than the scan
+    mask = inside_mask(image, reference)
+    expected = np.zeros(mask.shape, bool)
+    limit = np.array(image.GetSize()) - 0.5
+    for k in range(24):
+        for j in range(24):
+            for i in range(24):
+                index = image.TransformPhysicalPointToContinuousIndex(
+                    reference.TransformIndexToPhysicalPoint((i, j, k)))
+                expected[k, j, i] = np.all(np.asarray(index) >= -0.5) and np.all(np.asarray(index) <= limit)
+    assert 0 < expected.sum() < expected.size
+    assert np.array_equal(mask, expected)
+
+
+def test_the_segmenter_output_outside_the_scan_is_background(volume, tiny_model, monkeypatch):
+    """A region past the scan's edge: what the segmenter paints in the padding is not a finding."""
+    from InnerEarSegLib import confirm
+    from InnerEarSegLib.grid import inside_mask
+    from InnerEarSegLib.result import EarRegion
+    image, _ = small_scan(volume)   # x from -40 to -20 mm
+    seen = []
+
+    def all_cochlea(net, array, roi):
+        out = np.zeros((4,) + array.shape, np.float32)
+        out[1] = 1.0
+        return out
+
+    def spy_confirm(image, candidates, segment_region, *args, **kwargs):
+        seen.append(segment_region((-20.0, 0.0, 0.0)))   # a region on the scan's edge
+        return []
+
+    monkeypatch.setattr(confirm, "confirm_ears", spy_confirm)
+    segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=all_cochlea,
+            locator=lambda *a: [EarRegion("right", (-20.0, 0.0, 0.0), 1.0)])
+    reference, probabilities = seen[0]
+    inside = inside_mask(image, reference)
+    assert 0 < inside.sum() < inside.size
+    assert np.array_equal(probabilities.argmax(0) == 1, inside)
 
 
 def test_cancel_stops_at_the_next_stage(volume, tiny_model):
