@@ -72,7 +72,10 @@ def read_card(path) -> dict:
     for key in ("weights", "sha256", "networks", "preprocessing"):
         if key not in card:
             raise ModelError(cpath, f"model card lacks the '{key}' entry")
-    weights = card.get("postprocessing", {}).get("class_weights")
+    post = card.get("postprocessing", {})
+    if not isinstance(post, dict):
+        raise ModelError(cpath, f"the card's 'postprocessing' entry must be an object, not {post!r}")
+    weights = post.get("class_weights")
     if weights is not None and not (isinstance(weights, list) and len(weights) == NUM_CLASSES and all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 100 for w in weights)):
         raise ModelError(cpath, f"postprocessing.class_weights must be {NUM_CLASSES} numbers between 0 and 100 "

@@ -347,6 +347,9 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
         new = copy.deepcopy(card)
         if config.stage == "segmenter":
             new["preprocessing"]["patch_size"] = list(patch)
+            # class weights were chosen for the init's segmenter; new weights need their own
+            # (README, Training and fine-tuning)
+            new.pop("postprocessing", None)
         new["library_version"] = __version__
         new.setdefault("training", {})[config.stage] = {
             "steps": state["step"], "epochs": state["epoch"], "best_epoch": state["epoch"],

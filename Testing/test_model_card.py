@@ -88,6 +88,10 @@ def test_bad_class_weights_name_the_card(saved, weights):
     path.write_text(json.dumps(card))
     with pytest.raises(ModelError, match=r"m\.json.*class_weights must be 4 numbers"):
         load_model(path)
+    card["postprocessing"] = [1, 1, 1, 2]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"m\.json.*'postprocessing' entry must be an object"):
+        load_model(path)
     card["postprocessing"] = {"class_weights": [1, 1, 1, 1.5]}
     path.write_text(json.dumps(card))
     assert load_model(path).card["postprocessing"]["class_weights"][3] == 1.5

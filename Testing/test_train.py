@@ -270,6 +270,7 @@ def saved_segmenter(tmp_path):
     net = AttentionPyramidUNet(channels=(4, 8))
     card = default_card()
     card["name"] = "shipped"
+    card["postprocessing"] = {"class_weights": [1, 1, 1, 2]}   # as the bundled card
     return save_model(tmp_path / "shipped.json", {"segmenter": net}, card), net
 
 
@@ -286,6 +287,7 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     assert result["losses"][0] == pytest.approx(expected, rel=1e-5)
     tuned = load_model(tmp_path / "tuned.json")
     assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # the init's width
+    assert "postprocessing" not in tuned.card   # chosen for the init's segmenter, not the tuned one
 
 
 def test_init_with_twice_the_channels_continues_a_widened_copy(tmp_path, fake_generator):
@@ -313,6 +315,7 @@ def test_localizer_run_keeps_the_segmenter_of_its_init(tmp_path, fake_generator)
     training.train(tiny(tmp_path, "both", stage="localizer", init=str(init)))
     model = load_model(tmp_path / "both.json")
     assert model.localizer.head.out_channels == 2 and set(model.card["training"]) == {"localizer"}
+    assert model.card["postprocessing"] == {"class_weights": [1, 1, 1, 2]}   # the segmenter is unchanged
     for a, b in zip(model.segmenter.state_dict().values(), segmenter.state_dict().values()):
         assert torch.equal(a, b)
 
