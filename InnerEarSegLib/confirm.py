@@ -126,11 +126,6 @@ def sweep_centres(image: sitk.Image, region_mm: Sequence[float]) -> List[tuple]:
     return [tuple(float(v) for v in points[i]) for i in order]
 
 
-def inside(image: sitk.Image, point) -> bool:
-    index = np.asarray(image.TransformPhysicalPointToContinuousIndex([float(v) for v in point]))
-    return bool(np.all(index >= -0.5) and np.all(index <= np.asarray(image.GetSize()) - 0.5))
-
-
 def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region: RegionSegmenter,
                  midline_x: Optional[Callable[[], float]] = None, sweep_mm: Optional[Sequence[float]] = None
                  ) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
@@ -201,7 +196,7 @@ class _Findings:
 
     def partner_fits(self, found: Found) -> bool:
         x, y, z = found.center_lps
-        return any(inside(self.image, (x + d, y, z)) for a in np.linspace(*PAIR_X_MM, 8) for d in (a, -a))
+        return any(grid.in_field_of_view(self.image, (x + d, y, z)) for a in np.linspace(*PAIR_X_MM, 8) for d in (a, -a))
 
     def done(self) -> bool:
         return (self.search.budget <= 0 or bool(self.pairs())
@@ -210,11 +205,11 @@ class _Findings:
     def look(self, centre, candidate: Optional[EarRegion] = None) -> None:
         """Segment there; keep a new finding and search its mirror image."""
         found = self._settle(centre, candidate)
-        mid = self.mid() if found is not None else None
-        if found is None or mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:
+        if found is None or self.mid() is None or abs(found.center_lps[0] - self.mid()) < MIN_EAR_SEPARATION_MM / 2:
             return
+        mid = self.mid()
         mirror = (2.0 * mid - found.center_lps[0], found.center_lps[1], found.center_lps[2])
-        if inside(self.image, mirror) and not self.done() and self._settle(mirror) is None and not self.done():
+        if grid.in_field_of_view(self.image, mirror) and not self.done() and self._settle(mirror) is None and not self.done():
             self._settle(mirror, region_mm=SEARCH_REGION_MM)   # a head too asymmetric for the usual region
 
     def _settle(self, centre, candidate: Optional[EarRegion] = None, region_mm=None) -> Optional[Found]:

@@ -37,9 +37,20 @@ def physical_bounds(image: sitk.Image):
     return pts.min(0), pts.max(0)
 
 
+def _in_view(image: sitk.Image, index: np.ndarray) -> np.ndarray:
+    """Whether continuous indices (..., 3) of ``image`` lie within half a voxel of its voxel centres."""
+    return np.all((index >= -0.5) & (index <= np.asarray(image.GetSize(), float) - 0.5), axis=-1)
+
+
+def in_field_of_view(image: sitk.Image, point_lps) -> bool:
+    """Whether a physical point lies in ``image``'s field of view (``_in_view``)."""
+    return bool(_in_view(image, np.asarray(image.TransformPhysicalPointToContinuousIndex(
+        [float(v) for v in point_lps]))))
+
+
 def inside_mask(image: sitk.Image, reference: sitk.Image) -> np.ndarray:
     """Bool (z, y, x) on ``reference``: which of its voxel centres lie in ``image``'s field of view
-    (within half a voxel of its voxel centres), for any direction cosines of either grid."""
+    (``_in_view``), for any direction cosines of either grid."""
     size = np.array(reference.GetSize())
     to_lps = np.array(reference.GetDirection()).reshape(3, 3) * np.array(reference.GetSpacing())
     to_index = np.linalg.inv(np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing()))
@@ -48,8 +59,7 @@ def inside_mask(image: sitk.Image, reference: sitk.Image) -> np.ndarray:
     i, j, k = (np.arange(n, dtype=float) for n in size)
     index = (start + k[:, None, None, None] * step[:, 2] + j[None, :, None, None] * step[:, 1]
              + i[None, None, :, None] * step[:, 0])
-    limit = np.asarray(image.GetSize(), float) - 0.5
-    return np.all((index >= -0.5) & (index <= limit), axis=-1)
+    return _in_view(image, index)
 
 
 def covering_reference(image: sitk.Image, spacing: float, multiple: int = 1) -> sitk.Image:

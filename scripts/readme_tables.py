@@ -13,8 +13,12 @@ import argparse
 import csv
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from InnerEarSegLib.synth.appearance import FAMILIES  # noqa: E402
 
 NAMES = {"cochlea": "Cochlea", "vestibule": "Vestibule", "semicircular_canals": "Semicircular canals",
          "labyrinth": "Labyrinth"}
@@ -50,11 +54,10 @@ def family_table(eval_dir: Path, cases_json: Path) -> str:
         if (r["case"], r["side"]) in ears and r["structure"] in NAMES and not empty:
             per[family[r["case"]]][r["structure"]].append(float(r["dsc"]))
     out = ["| contrast | ears | " + " | ".join(NAMES.values()) + " |", "|---" * (len(NAMES) + 2) + "|"]
-    known = ("mr", "ct", "cbct", "random")   # the generator's contrasts first, then any other (phantom kinds)
-    for fam in [f for f in known if f in per] + sorted(set(per) - set(known)):
-        if fam in per:
-            cells = [f"{statistics.mean(per[fam][k]):.3f}" if per[fam][k] else "-" for k in NAMES]
-            out.append(f"| {fam} | {len(per[fam]['labyrinth'])} | " + " | ".join(cells) + " |")
+    # the generator's contrasts first, then any other (phantom kinds)
+    for fam in [f for f in FAMILIES if f in per] + sorted(set(per) - set(FAMILIES)):
+        cells = [f"{statistics.mean(per[fam][k]):.3f}" if per[fam][k] else "-" for k in NAMES]
+        out.append(f"| {fam} | {len(per[fam]['labyrinth'])} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
