@@ -41,6 +41,7 @@ from .progress import CancelFlag, no_progress
 
 STAGES = {"segmenter": NUM_CLASSES, "localizer": 2}  # stage -> output classes
 LOSSES = ("tversky", "tverskyce", "dice", "ce", "dicece")
+LR_SCHEDULES = ("constant", "cosine")
 LOCALIZER_PATCH = (48, 80, 80)  # the generator's default field of view: 96 x 160 x 160 mm
 DEFAULT_CHANNELS = (16, 32, 64, 128)  # the reference network's width
 
@@ -60,6 +61,7 @@ class TrainConfig:
     channels: Optional[Sequence[int]] = None  # None: the --init network's, else DEFAULT_CHANNELS
     loss: str = "tversky"
     lr: float = 1e-4
+    lr_schedule: str = "constant"          # or "cosine": lr falls to 0 over epochs * steps_per_epoch
     batch: int = 2
     steps_per_epoch: int = 250
     epochs: int = 100
@@ -107,6 +109,8 @@ class TrainConfig:
             p.append("--contrast-weights needs 4 shares (mr ct cbct random), none negative, not all 0")
         if not self.lr > 0:
             p.append("--lr must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            p.append(f"--lr-schedule must be one of {LR_SCHEDULES}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             p.append("--device must be auto, cpu or cuda")
         last_seed = datasets.sample_seed(self.seed, self.epochs * self.steps_per_epoch, self.batch, 0)
@@ -117,6 +121,19 @@ class TrainConfig:
 
     def isValid(self) -> bool:
         return not self.problems()
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The rate for ``step`` (0-based). Cosine: from ``lr`` to 0 over the run's planned steps.
+
+    Why: at a constant rate the fine-tuning runs' validation Dice went up and down by about
+    0.01 around a plateau for thousands of steps; annealing to 0 settles at the bottom
+    (Loshchilov & Hutter 2017). Resuming recomputes the rate from the step, so it continues.
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    total = config.epochs * config.steps_per_epoch
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
 def make_loss(name: str) -> nn.Module:
@@ -358,7 +375,7 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             "synthetic_seeds": "seed * 1000003 + step * batch + i",
             "validation_seeds": f"{datasets.VALIDATION_SEED} + i for i < {config.val_samples}",
             "loss": config.loss + (" (alpha FN 0.7, beta FP 0.3)" if config.loss.startswith("tversky") else ""),
-            "lr": config.lr, "batch": config.batch, "patch_size": list(patch), "spacing_mm": spacing,
+            "lr": config.lr, "lr_schedule": config.lr_schedule, "batch": config.batch, "patch_size": list(patch), "spacing_mm": spacing,
             "augment": config.augment, "synthetic": config.synthetic,
             "soft_labels": config.soft_labels and config.stage == "segmenter",
             "synthetic_fraction": stream.synthetic_fraction, "generator_version": datasets.generator_version(),
@@ -387,6 +404,8 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             for _ in range(config.steps_per_epoch):
                 image, label = next(batches)
                 image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(config, state["step"])
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     logits = net(image)
                 loss = loss_fn(logits.float(), label)
@@ -455,6 +474,8 @@ def add_arguments(parser) -> None:
       f"{' '.join(map(str, DEFAULT_CHANNELS))}); with --init, twice the init's widens it (same outputs to start)")
     a("--loss", choices=LOSSES, default=d.loss)
     a("--lr", type=float, default=d.lr)
+    a("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+      help="constant, or cosine: from --lr down to 0 over --epochs x --steps-per-epoch steps")
     a("--batch", type=int, default=d.batch)
     a("--steps-per-epoch", type=int, default=d.steps_per_epoch)
     a("--epochs", type=int, default=d.epochs)

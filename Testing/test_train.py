@@ -389,3 +389,26 @@ def test_contrast_weights_reach_the_training_samples_only(tmp_path, fake_generat
 @pytest.mark.parametrize("weights", [(1, 1, 1), (1, -1, 1, 1), (0, 0, 0, 0)])
 def test_bad_contrast_weights_are_refused(tmp_path, weights):
     assert any("--contrast-weights" in p for p in tiny(tmp_path, contrast_weights=weights).problems())
+
+
+def test_cosine_schedule_falls_from_lr_to_zero():
+    config = training.TrainConfig(out="m.json", lr=1e-3, epochs=2, steps_per_epoch=50, lr_schedule="cosine")
+    rates = [training.learning_rate(config, step) for step in (0, 50, 100, 150)]
+    np.testing.assert_allclose(rates, [1e-3, 5e-4, 0.0, 0.0], atol=1e-12)
+    assert all(a > b for a, b in zip([training.learning_rate(config, s) for s in range(100)],
+                                     [training.learning_rate(config, s) for s in range(1, 101)]))
+    config.lr_schedule = "constant"
+    assert {training.learning_rate(config, s) for s in (0, 77, 500)} == {1e-3}
+    config.lr_schedule = "step"
+    assert any("--lr-schedule" in p for p in config.problems())
+
+
+def test_cosine_run_resumes_on_its_schedule_and_says_so(tmp_path, fake_generator):
+    whole = training.train(tiny(tmp_path, "whole", epochs=2, lr_schedule="cosine"))
+    training.train(tiny(tmp_path, "split", epochs=2, lr_schedule="cosine", time_limit_min=1e-9))
+    second = training.train(tiny(tmp_path, "split", epochs=2, lr_schedule="cosine", resume=True))
+    np.testing.assert_allclose(second["losses"], whole["losses"][1:4], rtol=1e-5)  # steps 1-3, same rates
+    ckpt = torch.load(tmp_path / "whole.ckpt.pt", weights_only=False)
+    last = training.learning_rate(tiny(tmp_path, epochs=2, lr_schedule="cosine"), ckpt["state"]["step"] - 1)
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == pytest.approx(last)
+    assert load_model(tmp_path / "whole.json").card["training"]["segmenter"]["lr_schedule"] == "cosine"

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from InnerEarSegLib.model import build_network
-from InnerEarSegLib.model_card import load_model, read_card, save_model
+from InnerEarSegLib.model_card import load_model, network_arch, read_card, save_model
 
 INTENDED_USE = ("Research segmentation of the inner-ear fluid spaces (cochlea, vestibule, semicircular "
                 "canals) in heavily T2-weighted MRI and temporal-bone CT. Not for clinical decisions.")
@@ -48,6 +48,24 @@ def network_from_run(card_path, name):
     return net, card
 
 
+def average_networks(nets):
+    """One network whose weights are the mean of ``nets``' (same architecture).
+
+    Why: snapshots of one fine-tuning lineage sit in one basin of the loss; their mean is a
+    cheap ensemble with a single network's cost at inference (stochastic weight averaging,
+    Izmailov et al. 2018). Instance norm keeps no running statistics, so nothing to recompute.
+    """
+    archs = [network_arch(net, net.head.out_channels) for net in nets]
+    arch = archs[0]
+    for other in archs[1:]:
+        if other != arch:
+            raise ValueError(f"cannot average networks of different architectures: {arch} vs {other}")
+    states = [net.state_dict() for net in nets]
+    mean = build_network(arch)
+    mean.load_state_dict({k: sum(s[k].float() for s in states) / len(states) for k in states[0]})
+    return mean
+
+
 def init_chain(card_path, stage):
     """The training runs behind a model: follow each run's ``--init`` back to the first."""
     runs, path = [], Path(card_path)
@@ -64,7 +82,9 @@ def init_chain(card_path, stage):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--segmenter", required=True)
+    ap.add_argument("--segmenter", required=True, nargs="+",
+                    help="segmenter run(s); several: their weights are averaged (average_networks), "
+                         "the first one's card and training history are kept")
     ap.add_argument("--localizer", required=True)
     ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
     ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
@@ -73,7 +93,10 @@ def main(argv=None):
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
                          "(postprocess.reweight; choose on the validation set)")
     args = ap.parse_args(argv)
-    seg, seg_card = network_from_run(args.segmenter, "segmenter")
+    runs = [network_from_run(path, "segmenter") for path in args.segmenter]
+    seg, seg_card = runs[0]
+    if len(runs) > 1:
+        seg = average_networks([net for net, _ in runs])
     loc, loc_card = network_from_run(args.localizer, "localizer")
     card = dict(seg_card)
     # Inference sees exactly the training patch: one window per ear region. With instance norm the
@@ -85,7 +108,9 @@ def main(argv=None):
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
                                  localizer_patch_size=[48, 80, 80])
     card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
-    card["training_runs"] = init_chain(args.segmenter, "segmenter") + init_chain(args.localizer, "localizer")
+    card["training_runs"] = init_chain(args.segmenter[0], "segmenter") + init_chain(args.localizer, "localizer")
+    if len(runs) > 1:
+        card["segmenter_weights"] = {"averaged": list(args.segmenter)}
     card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
                            "two stages: a 2 mm localiser finds each labyrinth, a 0.45 mm segmenter labels it.")
     card["intended_use"] = INTENDED_USE

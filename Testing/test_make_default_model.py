@@ -1,0 +1,70 @@
+"""scripts/make_default_model.py: assembling the bundled model, with averaged segmenter weights."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from InnerEarSegLib.model import AttentionPyramidUNet
+from InnerEarSegLib.model_card import default_card, load_model, save_model
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_default_model.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("make_default_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(tmp_path, name, seed, stage="segmenter", channels=(4, 8)):
+    torch.manual_seed(seed)
+    net = AttentionPyramidUNet(out_channels=4 if stage == "segmenter" else 2, channels=channels)
+    card = default_card()
+    card["training"] = {stage: {"steps": seed, "seed": seed}}
+    return save_model(tmp_path / name / "model.json", {stage: net}, card), net
+
+
+def test_average_is_the_mean_of_every_weight():
+    script = load_script()
+    torch.manual_seed(1)
+    nets = [AttentionPyramidUNet(channels=(4, 8)) for _ in range(3)]
+    mean = script.average_networks(nets)
+    for key, value in mean.state_dict().items():
+        expected = (nets[0].state_dict()[key] + nets[1].state_dict()[key] + nets[2].state_dict()[key]) / 3
+        assert torch.allclose(value, expected, atol=1e-7), key
+    assert mean(torch.rand(1, 1, 16, 16, 16)).shape == (1, 4, 16, 16, 16)
+
+
+def test_networks_of_different_shapes_are_refused():
+    script = load_script()
+    with pytest.raises(ValueError, match="different architectures"):
+        script.average_networks([AttentionPyramidUNet(channels=(4, 8)), AttentionPyramidUNet(channels=(4, 16))])
+
+
+def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
+    script = load_script()
+    a, net_a = run(tmp_path, "a", 1)
+    b, net_b = run(tmp_path, "b", 2)
+    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
+    out = tmp_path / "out" / "model.json"
+    script.main(["--segmenter", str(a), str(b), "--localizer", str(loc), "--out", str(out)])
+    model = load_model(out)
+    for key, value in model.segmenter.state_dict().items():
+        assert torch.allclose(value, (net_a.state_dict()[key] + net_b.state_dict()[key]) / 2, atol=1e-7), key
+    card = json.loads(out.read_text())
+    assert card["segmenter_weights"] == {"averaged": [str(a), str(b)]}
+    assert [r["run"] for r in card["training_runs"]] == [str(a), str(loc)]   # the first run's history
+
+
+def test_one_segmenter_run_is_copied_unchanged(tmp_path):
+    script = load_script()
+    a, net_a = run(tmp_path, "a", 1)
+    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
+    out = tmp_path / "out" / "model.json"
+    script.main(["--segmenter", str(a), "--localizer", str(loc), "--out", str(out)])
+    for key, value in load_model(out).segmenter.state_dict().items():
+        assert torch.equal(value, net_a.state_dict()[key]), key
+    assert "segmenter_weights" not in json.loads(out.read_text())
