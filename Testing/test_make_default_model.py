@@ -59,6 +59,25 @@ def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
     assert [r["run"] for r in card["training_runs"]] == [str(a), str(loc)]   # the first run's history
 
 
+def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
+    script = load_script()
+    a, net_a = run(tmp_path, "a", 1)
+    torch.manual_seed(5)
+    last = AttentionPyramidUNet(channels=(4, 8))
+    ckpt = tmp_path / "b" / "model.ckpt.pt"   # the layout train.write_checkpoint saves
+    ckpt.parent.mkdir()
+    torch.save({"card": default_card(), "networks": {"segmenter": {
+        "arch": {"in_channels": 1, "out_channels": 4, "channels": [4, 8], "pyramid_levels": last.pyramid_levels,
+                 "attention": last.attention}, "state": last.state_dict()}}}, ckpt)
+    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
+    out = tmp_path / "out" / "model.json"
+    script.main(["--segmenter", str(a), str(ckpt), "--localizer", str(loc), "--out", str(out)])
+    for key, value in load_model(out).segmenter.state_dict().items():
+        assert torch.allclose(value, (net_a.state_dict()[key] + last.state_dict()[key]) / 2, atol=1e-7), key
+    with pytest.raises(SystemExit):
+        script.main(["--segmenter", str(ckpt), str(a), "--localizer", str(loc), "--out", str(out)])
+
+
 def test_one_segmenter_run_is_copied_unchanged(tmp_path):
     script = load_script()
     a, net_a = run(tmp_path, "a", 1)

@@ -41,6 +41,13 @@ LIMITATIONS = [
 
 
 def network_from_run(card_path, name):
+    """A run's network and card, from its model card or from a training checkpoint (PATH.ckpt.pt:
+    the run's last epoch, not its best; its card is the one the run started from)."""
+    if str(card_path).endswith(".ckpt.pt"):
+        ckpt = torch.load(card_path, map_location="cpu", weights_only=False)
+        net = build_network(ckpt["networks"][name]["arch"])
+        net.load_state_dict(ckpt["networks"][name]["state"])
+        return net, ckpt["card"]
     card = read_card(card_path)
     state = torch.load(Path(card_path).parent / card["weights"], map_location="cpu", weights_only=True)
     net = build_network(card["networks"][name])
@@ -83,8 +90,9 @@ def init_chain(card_path, stage):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segmenter", required=True, nargs="+",
-                    help="segmenter run(s); several: their weights are averaged (average_networks), "
-                         "the first one's card and training history are kept")
+                    help="segmenter run(s): model cards or training checkpoints (PATH.ckpt.pt, the last "
+                         "epoch); several: their weights are averaged (average_networks), the first "
+                         "one's card and training history are kept")
     ap.add_argument("--localizer", required=True)
     ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
     ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
@@ -93,6 +101,8 @@ def main(argv=None):
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
                          "(postprocess.reweight; choose on the validation set)")
     args = ap.parse_args(argv)
+    if args.segmenter[0].endswith(".ckpt.pt"):
+        ap.error("the first --segmenter must be a model card: its card and training history are kept")
     runs = [network_from_run(path, "segmenter") for path in args.segmenter]
     seg, seg_card = runs[0]
     if len(runs) > 1:
