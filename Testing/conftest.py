@@ -5,6 +5,9 @@ Fixtures return factories so each test chooses its own geometry:
 ``rotation(ax_deg, ay_deg, az_deg)`` gives direction cosines; ``tiny_model_path`` is a card
 (channels (4, 8), 0.5 mm, 32-voxel patches, 16 mm ear regions) saved with ``save_model``.
 """
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -68,6 +71,15 @@ def make_volume(size_xyz, spacing, direction=np.eye(3), center_lps=(0.0, 0.0, 0.
     out = sitk.GetImageFromArray(array)
     out.CopyInformation(image)
     return out, mask
+
+
+def load_script(name: str):
+    """A module from ``scripts/`` (not a package), e.g. ``load_script("perturb_set").main([...])``."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def save_tiny_model(card_path, localizer=True, seed=0, **preprocessing):

@@ -1,22 +1,12 @@
 """scripts/make_default_model.py: assembling the bundled model, with averaged segmenter weights."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 from InnerEarSegLib.model import AttentionPyramidUNet
 from InnerEarSegLib.model_card import default_card, load_model, save_model
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_default_model.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_default_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(tmp_path, name, seed, stage="segmenter", channels=(4, 8)):
@@ -28,7 +18,7 @@ def run(tmp_path, name, seed, stage="segmenter", channels=(4, 8)):
 
 
 def test_average_is_the_mean_of_every_weight():
-    script = load_script()
+    script = load_script("make_default_model")
     torch.manual_seed(1)
     nets = [AttentionPyramidUNet(channels=(4, 8)) for _ in range(3)]
     mean = script.average_networks(nets)
@@ -39,13 +29,13 @@ def test_average_is_the_mean_of_every_weight():
 
 
 def test_networks_of_different_shapes_are_refused():
-    script = load_script()
+    script = load_script("make_default_model")
     with pytest.raises(ValueError, match="different architectures"):
         script.average_networks([AttentionPyramidUNet(channels=(4, 8)), AttentionPyramidUNet(channels=(4, 16))])
 
 
 def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
-    script = load_script()
+    script = load_script("make_default_model")
     a, net_a = run(tmp_path, "a", 1)
     b, net_b = run(tmp_path, "b", 2)
     loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
@@ -60,7 +50,7 @@ def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
 
 
 def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
-    script = load_script()
+    script = load_script("make_default_model")
     a, net_a = run(tmp_path, "a", 1)
     torch.manual_seed(5)
     last = AttentionPyramidUNet(channels=(4, 8))
@@ -79,7 +69,7 @@ def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
 
 
 def test_one_segmenter_run_is_copied_unchanged(tmp_path):
-    script = load_script()
+    script = load_script("make_default_model")
     a, net_a = run(tmp_path, "a", 1)
     loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
     out = tmp_path / "out" / "model.json"

@@ -1,19 +1,10 @@
 """scripts/perturb_set.py: perturbed copies of a case set keep every label where it was."""
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "perturb_set.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("perturb_set", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def write_set(folder: Path):
@@ -45,7 +36,7 @@ def test_pad_keeps_labels_in_place_and_pads_ct_with_dicom_padding(tmp_path):
     write_set(tmp_path / "set")
     (tmp_path / "pred" / "a").mkdir(parents=True)
     (tmp_path / "pred" / "b").mkdir(parents=True)
-    load_script().main([str(tmp_path / "set"), str(tmp_path / "out"), "--perturb", "pad",
+    load_script("perturb_set").main([str(tmp_path / "set"), str(tmp_path / "out"), "--perturb", "pad",
                         "--compare", str(tmp_path / "pred")])
     out = tmp_path / "out"
     assert sorted(p.stem for p in (out / "images").glob("*.nrrd")) == ["a", "b"]  # cbct left out
@@ -69,7 +60,7 @@ def test_ghost_adds_shifted_copies_to_mr_only(tmp_path):
     bright = sitk.GetImageFromArray(array)
     bright.CopyInformation(image)
     sitk.WriteImage(bright, str(tmp_path / "set" / "images" / "a.nrrd"))
-    load_script().main([str(tmp_path / "set"), str(tmp_path / "out"), "--perturb", "ghost"])
+    load_script("perturb_set").main([str(tmp_path / "set"), str(tmp_path / "out"), "--perturb", "ghost"])
     out = sitk.ReadImage(str(tmp_path / "out" / "images" / "a.nrrd"))
     ghosted = sitk.GetArrayFromImage(out)
     assert out.GetDirection() == image.GetDirection() and out.GetOrigin() == image.GetOrigin()
