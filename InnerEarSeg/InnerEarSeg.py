@@ -66,7 +66,7 @@ class InnerEarSegParameterNode:
     smoothing: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
     keepLargest: bool = True
     splitSides: bool = True
-    tta: bool = False
+    tta: bool = True
     fluidCheck: bool = True
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode

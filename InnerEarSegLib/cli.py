@@ -151,7 +151,9 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--modality", default="auto", choices=["auto", "mr", "ct"])
     p.add_argument("--roi", default="ears", choices=["ears", "center"],
                    help="ears: find each ear (default); center: a fixed crop at the scan centre")
-    p.add_argument("--tta", action="store_true", help="average predictions over flips (about 3x slower; thinned the canals in tests, see README)")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
+                   help="average the segmenter over the region and its left/right mirror (default on; "
+                        "--no-tta is about a third faster and less accurate, see README)")
     p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
     p.add_argument("--no-fluid-check", action="store_true",

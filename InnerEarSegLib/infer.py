@@ -14,9 +14,12 @@ from monai.inferers import sliding_window_inference
 
 from .errors import InnerEarSegError
 
-# Test-time augmentation: mirror left/right (x), which is anatomically plausible since the
-# two ears are mirror images, and x plus z; dims index (batch, channel, z, y, x) tensors.
-TTA_FLIPS = ((), (4,), (4, 2))
+# Test-time augmentation: the region and its left/right mirror (x), which is anatomically
+# plausible since the two ears are mirror images; dims index (batch, channel, z, y, x)
+# tensors. Not upside down: with an x+z flip added the validation cochlea fell from 0.879 to
+# 0.855, while the mirror alone raised the labyrinth from 0.867 to 0.878 (README, Test-time
+# augmentation).
+TTA_FLIPS = ((), (4,))
 OVERLAP = 0.25
 
 

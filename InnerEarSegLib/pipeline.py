@@ -37,8 +37,9 @@ class SegmentParameters:
     device: auto | cpu | cuda. modality: auto | mr | ct (auto: ``preprocess.detect_modality``).
     roi: ``ears`` (localizer finds each ear) | ``center`` (the reference method's fixed crop at
     the scan centre, split into right and left halves at its middle). tta: average the segmenter
-    over flips (not the localiser: averaged, its weak blobs fell below threshold and whole ears
-    were lost on the synthetic test set).
+    over the region and its left/right mirror (``infer.TTA_FLIPS``; on by default: about 1.5x the
+    time, labyrinth DSC +0.01 and canals +0.02 on validation). Not the localiser: averaged, its
+    weak blobs fell below threshold and whole ears were lost on the synthetic test set.
     keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
     fluid_check: remove a vestibule and canals that do not look like the cochlea's fluid
     (``fluid_check``; a warning says so).
@@ -50,7 +51,7 @@ class SegmentParameters:
     device: str = "auto"
     modality: str = "auto"
     roi: str = "ears"
-    tta: bool = False
+    tta: bool = True
     keep_largest: bool = True
     fill_holes: bool = True
     fluid_check: bool = True

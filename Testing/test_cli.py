@@ -141,3 +141,12 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
     with pytest.raises(SystemExit) as info:
         cli.main(["train", "--out", "m.json"])
     assert info.value.code == 2 and "train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, tta, fluid_check", [([], True, True), (["--no-tta"], False, True),
+                                                     (["--tta", "--no-fluid-check"], True, False)])
+def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_check):
+    seen = {}
+    monkeypatch.setattr(cli, "segment_inputs", lambda inputs, out, model, params: seen.update(params=params) or 0)
+    assert cli.main(["segment", "x.nrrd", "-o", "out"] + flags) == 0
+    assert seen["params"].tta is tta and seen["params"].fluid_check is fluid_check

@@ -147,6 +147,26 @@ def test_predict_probabilities_tta_flips_back(tiny_model):
     np.testing.assert_allclose(real.sum(0), 1.0, atol=1e-5)
 
 
+class SeesItsSide(torch.nn.Module):
+    """Foreground probability rises along x (left/right) and along z (up/down): a net that knows
+    which way the region faces, as the segmenter does."""
+
+    def forward(self, x):
+        z = torch.linspace(-1, 1, x.shape[2]).view(1, 1, -1, 1, 1)
+        xs = torch.linspace(-1, 1, x.shape[4]).view(1, 1, 1, 1, -1)
+        return torch.cat([torch.zeros_like(x), (z + 2 * xs).expand_as(x)], 1)
+
+
+def test_tta_averages_the_left_right_mirror_only():
+    array = np.zeros((8, 8, 8), np.float32)
+    net = SeesItsSide()
+    plain = infer.predict_probabilities(net, array, (8, 8, 8), "cpu")
+    tta = infer.predict_probabilities(net, array, (8, 8, 8), "cpu", tta=True)
+    mirrored = plain[:, :, :, ::-1]   # the mirror's prediction, flipped back
+    np.testing.assert_allclose(tta, (plain + mirrored) / 2, atol=1e-5)
+    assert tta[1, -1, 4, 4] > tta[1, 0, 4, 4] + 0.2   # up/down kept: never averaged with upside down
+
+
 def test_gpu_out_of_memory_retries_on_cpu(monkeypatch):
     calls = []
     real_run = infer._run
@@ -453,6 +473,6 @@ def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monk
         return threshold_predictor(net, array, roi)
 
     monkeypatch.setattr(infer, "predict_probabilities", spy)
-    segment(image, tiny_model, SegmentParameters(tta=True, surfaces=False))
+    segment(image, tiny_model, SegmentParameters(surfaces=False))   # on by default
     assert (True, False) in calls and (False, True) in calls
     assert (True, True) not in calls and (False, False) not in calls
