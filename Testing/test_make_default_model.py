@@ -46,7 +46,7 @@ def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
         assert torch.allclose(value, (net_a.state_dict()[key] + net_b.state_dict()[key]) / 2, atol=1e-7), key
     card = json.loads(out.read_text())
     assert card["segmenter_weights"] == {"averaged": [str(a), str(b)]}
-    assert [r["run"] for r in card["training_runs"]] == [str(a), str(loc)]   # the first run's history
+    assert [r["run"] for r in card["training_runs"]] == [str(a), str(b), str(loc)]   # every run behind it
 
 
 def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
@@ -56,7 +56,8 @@ def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
     last = AttentionPyramidUNet(channels=(4, 8))
     ckpt = tmp_path / "b" / "model.ckpt.pt"   # the layout train.write_checkpoint saves
     ckpt.parent.mkdir()
-    torch.save({"card": default_card(), "networks": {"segmenter": {
+    torch.save({"card": default_card(), "config": {"seed": 5, "lr": 1e-4, "init": None},
+                "state": {"step": 30, "seconds": 12.0}, "networks": {"segmenter": {
         "arch": {"in_channels": 1, "out_channels": 4, "channels": [4, 8], "pyramid_levels": last.pyramid_levels,
                  "attention": last.attention}, "state": last.state_dict()}}}, ckpt)
     loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
@@ -64,6 +65,8 @@ def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
     script.main(["--segmenter", str(a), str(ckpt), "--localizer", str(loc), "--out", str(out)])
     for key, value in load_model(out).segmenter.state_dict().items():
         assert torch.allclose(value, (net_a.state_dict()[key] + last.state_dict()[key]) / 2, atol=1e-7), key
+    entry = [r for r in json.loads(out.read_text())["training_runs"] if r["run"] == str(ckpt)]
+    assert entry and entry[0]["checkpoint"] and entry[0]["steps"] == 30 and entry[0]["seed"] == 5
     with pytest.raises(SystemExit):
         script.main(["--segmenter", str(ckpt), str(a), "--localizer", str(loc), "--out", str(out)])
 
@@ -77,3 +80,24 @@ def test_one_segmenter_run_is_copied_unchanged(tmp_path):
     for key, value in load_model(out).segmenter.state_dict().items():
         assert torch.equal(value, net_a.state_dict()[key]), key
     assert "segmenter_weights" not in json.loads(out.read_text())
+
+
+def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
+    script = load_script("make_default_model")
+    a, _ = run(tmp_path, "a", 1)
+    b, _ = run(tmp_path, "b", 2)
+    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
+    avg = tmp_path / "avg" / "model.json"
+    script.main(["--segmenter", str(a), str(b), "--localizer", str(loc), "--out", str(avg)])
+    tuned = json.loads(avg.read_text())   # what a fine-tuning run from the average writes
+    tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(avg)}
+    tuned["weights"] = "tuned.pt"
+    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
+    (tmp_path / "tuned.pt").write_bytes(avg.with_suffix(".pt").read_bytes())
+    out = tmp_path / "out" / "model.json"
+    script.main(["--segmenter", str(tmp_path / "tuned.json"), "--localizer", str(loc), "--out", str(out)])
+    card = json.loads(out.read_text())
+    assert "segmenter_weights" not in card   # the tuned weights are not the average
+    runs = [r for r in card["training_runs"] if r["stage"] == "segmenter"]
+    assert [r["run"] for r in runs] == [str(a), str(b), str(avg), str(tmp_path / "tuned.json")]
+    assert runs[2]["averaged"] == [str(a), str(b)] and [r["steps"] for r in runs] == [1, 2, 0, 7]

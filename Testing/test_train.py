@@ -271,6 +271,7 @@ def saved_segmenter(tmp_path):
     card = default_card()
     card["name"] = "shipped"
     card["postprocessing"] = {"class_weights": [1, 1, 1, 2]}   # as the bundled card
+    card["segmenter_weights"] = {"averaged": ["a.json", "b.json"]}
     return save_model(tmp_path / "shipped.json", {"segmenter": net}, card), net
 
 
@@ -288,6 +289,7 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     tuned = load_model(tmp_path / "tuned.json")
     assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # the init's width
     assert "postprocessing" not in tuned.card   # chosen for the init's segmenter, not the tuned one
+    assert "segmenter_weights" not in tuned.card   # the init was an average; these weights are not
 
 
 def test_init_with_twice_the_channels_continues_a_widened_copy(tmp_path, fake_generator):

@@ -73,17 +73,39 @@ def average_networks(nets):
     return mean
 
 
+RUN_FACTS = ("steps", "seconds", "loss", "lr", "lr_schedule", "hardware", "amp", "seed", "init",
+             "generator_version", "soft_labels", "contrast_weights", "validation")
+
+
+def run_entry(path, stage):
+    """One run's facts for ``training_runs``: a model card's training record, or a checkpoint's
+    state (the run's last epoch; ``checkpoint``: true). None when the card has no such record."""
+    if str(path).endswith(".ckpt.pt"):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        facts = {**ckpt["config"], "steps": ckpt["state"]["step"], "seconds": round(ckpt["state"]["seconds"], 1)}
+        return {"stage": stage, "run": str(path), "checkpoint": True, **{k: facts.get(k) for k in RUN_FACTS}}
+    run = json.loads(Path(path).read_text()).get("training", {}).get(stage)
+    return {"stage": stage, "run": str(path), **{k: run.get(k) for k in RUN_FACTS}} if run else None
+
+
 def init_chain(card_path, stage):
-    """The training runs behind a model: follow each run's ``--init`` back to the first."""
+    """The training runs behind a model: follow each run's ``--init`` back to the first; at a
+    weight average (its training record names the ``averaged`` runs) list every member and go
+    on behind the first."""
     runs, path = [], Path(card_path)
     while path is not None and path.is_file():
-        run = json.loads(path.read_text()).get("training", {}).get(stage)
-        if not run:
+        is_card = not str(path).endswith(".ckpt.pt")
+        averaged = is_card and json.loads(path.read_text()).get("training", {}).get(stage, {}).get("averaged")
+        if averaged:
+            members = [entry for entry in (run_entry(m, stage) for m in averaged[1:]) if entry]
+            runs[:0] = members + [{"stage": stage, "run": str(path), "averaged": averaged, "steps": 0, "seconds": 0}]
+            path = Path(averaged[0])
+            continue
+        entry = run_entry(path, stage)
+        if not entry:
             break
-        runs.insert(0, {"stage": stage, "run": str(path), **{k: run.get(k) for k in (
-            "steps", "seconds", "loss", "lr", "hardware", "amp", "seed", "init", "generator_version",
-            "soft_labels", "contrast_weights", "validation")}})
-        path = Path(run["init"]) if run.get("init") else None
+        runs.insert(0, entry)
+        path = Path(entry["init"]) if entry.get("init") else None
     return runs
 
 
@@ -118,9 +140,14 @@ def main(argv=None):
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
                                  localizer_patch_size=[48, 80, 80])
     card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
-    card["training_runs"] = init_chain(args.segmenter[0], "segmenter") + init_chain(args.localizer, "localizer")
-    if len(runs) > 1:
+    seg_runs = {}   # every averaged run's chain, shared ancestors once
+    for path in args.segmenter:
+        seg_runs.update({r["run"]: r for r in init_chain(path, "segmenter") if r["run"] not in seg_runs})
+    card["training_runs"] = list(seg_runs.values()) + init_chain(args.localizer, "localizer")
+    card.pop("segmenter_weights", None)   # an init's average, not these weights
+    if len(runs) > 1:   # the record a later --init run's chain follows (init_chain)
         card["segmenter_weights"] = {"averaged": list(args.segmenter)}
+        card["training"]["segmenter"] = {"averaged": list(args.segmenter), "steps": 0, "seconds": 0}
     card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
                            "two stages: a 2 mm localiser finds each labyrinth, a 0.45 mm segmenter labels it.")
     card["intended_use"] = INTENDED_USE

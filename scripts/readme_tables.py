@@ -85,9 +85,16 @@ def training_line(card_path: Path) -> str:
     for stage in ("segmenter", "localizer"):
         chain = [r for r in runs if r["stage"] == stage]
         if chain:
-            steps = sum(r.get("steps") or 0 for r in chain)
-            hours = sum(r.get("seconds") or 0 for r in chain) / 3600
-            parts.append(f"{stage}: {steps:,} steps in {len(chain)} runs, {hours:.1f} h")
+            # one run per folder (a run's best card and its last checkpoint: the larger counts);
+            # a weight average trains nothing
+            per_run = {}
+            for r in chain:
+                if not r.get("averaged"):
+                    key = str(Path(r["run"]).parent)
+                    per_run[key] = max(per_run.get(key, (0, 0.0)), (r.get("steps") or 0, r.get("seconds") or 0.0))
+            steps = sum(s for s, _ in per_run.values())
+            hours = sum(t for _, t in per_run.values()) / 3600
+            parts.append(f"{stage}: {steps:,} steps in {len(per_run)} runs, {hours:.1f} h")
     return "training: " + "; ".join(parts)
 
 
