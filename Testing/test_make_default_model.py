@@ -17,6 +17,20 @@ def run(tmp_path, name, seed, stage="segmenter", channels=(4, 8)):
     return save_model(tmp_path / name / "model.json", {stage: net}, card), net
 
 
+def assemble(tmp_path, segmenters, name="out"):
+    """make_default_model with these segmenter runs and a fresh localiser run: (card path, localiser path)."""
+    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
+    out = tmp_path / name / "model.json"
+    load_script("make_default_model").main(["--segmenter", *map(str, segmenters), "--localizer", str(loc),
+                                            "--out", str(out)])
+    return out, loc
+
+
+def assert_mean_of(path, *nets):
+    for key, value in load_model(path).segmenter.state_dict().items():
+        assert torch.allclose(value, sum(net.state_dict()[key] for net in nets) / len(nets), atol=1e-7), key
+
+
 def test_average_is_the_mean_of_every_weight():
     script = load_script("make_default_model")
     torch.manual_seed(1)
@@ -35,15 +49,10 @@ def test_networks_of_different_shapes_are_refused():
 
 
 def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
-    script = load_script("make_default_model")
     a, net_a = run(tmp_path, "a", 1)
     b, net_b = run(tmp_path, "b", 2)
-    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
-    out = tmp_path / "out" / "model.json"
-    script.main(["--segmenter", str(a), str(b), "--localizer", str(loc), "--out", str(out)])
-    model = load_model(out)
-    for key, value in model.segmenter.state_dict().items():
-        assert torch.allclose(value, (net_a.state_dict()[key] + net_b.state_dict()[key]) / 2, atol=1e-7), key
+    out, loc = assemble(tmp_path, [a, b])
+    assert_mean_of(out, net_a, net_b)
     card = json.loads(out.read_text())
     assert card["segmenter_weights"] == {"averaged": [str(a), str(b)]}
     assert [r["run"] for r in card["training_runs"]] == [str(a), str(b), str(loc)]   # every run behind it
@@ -60,11 +69,8 @@ def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
                 "state": {"step": 30, "seconds": 12.0}, "networks": {"segmenter": {
         "arch": {"in_channels": 1, "out_channels": 4, "channels": [4, 8], "pyramid_levels": last.pyramid_levels,
                  "attention": last.attention}, "state": last.state_dict()}}}, ckpt)
-    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
-    out = tmp_path / "out" / "model.json"
-    script.main(["--segmenter", str(a), str(ckpt), "--localizer", str(loc), "--out", str(out)])
-    for key, value in load_model(out).segmenter.state_dict().items():
-        assert torch.allclose(value, (net_a.state_dict()[key] + last.state_dict()[key]) / 2, atol=1e-7), key
+    out, loc = assemble(tmp_path, [a, ckpt])
+    assert_mean_of(out, net_a, last)
     entry = [r for r in json.loads(out.read_text())["training_runs"] if r["run"] == str(ckpt)]
     assert entry and entry[0]["checkpoint"] and entry[0]["steps"] == 30 and entry[0]["seed"] == 5
     with pytest.raises(SystemExit):
@@ -72,30 +78,23 @@ def test_a_checkpoint_can_join_the_average_but_not_lead_it(tmp_path):
 
 
 def test_one_segmenter_run_is_copied_unchanged(tmp_path):
-    script = load_script("make_default_model")
     a, net_a = run(tmp_path, "a", 1)
-    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
-    out = tmp_path / "out" / "model.json"
-    script.main(["--segmenter", str(a), "--localizer", str(loc), "--out", str(out)])
+    out, _ = assemble(tmp_path, [a])
     for key, value in load_model(out).segmenter.state_dict().items():
         assert torch.equal(value, net_a.state_dict()[key]), key
     assert "segmenter_weights" not in json.loads(out.read_text())
 
 
 def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
-    script = load_script("make_default_model")
     a, _ = run(tmp_path, "a", 1)
     b, _ = run(tmp_path, "b", 2)
-    loc, _ = run(tmp_path, "loc", 3, stage="localizer", channels=(4, 8, 16))
-    avg = tmp_path / "avg" / "model.json"
-    script.main(["--segmenter", str(a), str(b), "--localizer", str(loc), "--out", str(avg)])
+    avg, _ = assemble(tmp_path, [a, b], "avg")
     tuned = json.loads(avg.read_text())   # what a fine-tuning run from the average writes
     tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(avg)}
     tuned["weights"] = "tuned.pt"
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
     (tmp_path / "tuned.pt").write_bytes(avg.with_suffix(".pt").read_bytes())
-    out = tmp_path / "out" / "model.json"
-    script.main(["--segmenter", str(tmp_path / "tuned.json"), "--localizer", str(loc), "--out", str(out)])
+    out, _ = assemble(tmp_path, [tmp_path / "tuned.json"])
     card = json.loads(out.read_text())
     assert "segmenter_weights" not in card   # the tuned weights are not the average
     runs = [r for r in card["training_runs"] if r["stage"] == "segmenter"]
