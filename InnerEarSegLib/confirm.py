@@ -205,9 +205,11 @@ class _Findings:
     def look(self, centre, candidate: Optional[EarRegion] = None) -> None:
         """Segment there; keep a new finding and search its mirror image."""
         found = self._settle(centre, candidate)
-        if found is None or self.mid() is None or abs(found.center_lps[0] - self.mid()) < MIN_EAR_SEPARATION_MM / 2:
+        if found is None:
             return
         mid = self.mid()
+        if mid is None or abs(found.center_lps[0] - mid) < MIN_EAR_SEPARATION_MM / 2:
+            return
         mirror = (2.0 * mid - found.center_lps[0], found.center_lps[1], found.center_lps[2])
         if grid.in_field_of_view(self.image, mirror) and not self.done() and self._settle(mirror) is None and not self.done():
             self._settle(mirror, region_mm=SEARCH_REGION_MM)   # a head too asymmetric for the usual region

@@ -367,7 +367,6 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             # class weights were chosen for the init's segmenter; new weights need their own
             # (README, Training and fine-tuning)
             new.pop("postprocessing", None)
-            new.pop("segmenter_weights", None)   # the init's weight average; these weights are new
         new["library_version"] = __version__
         new.setdefault("training", {})[config.stage] = {
             "steps": state["step"], "epochs": state["epoch"], "best_epoch": state["epoch"],

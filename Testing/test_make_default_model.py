@@ -54,7 +54,7 @@ def test_several_segmenter_runs_make_one_averaged_model(tmp_path):
     out, loc = assemble(tmp_path, [a, b])
     assert_mean_of(out, net_a, net_b)
     card = json.loads(out.read_text())
-    assert card["segmenter_weights"] == {"averaged": [str(a), str(b)]}
+    assert card["training"]["segmenter"]["averaged"] == [str(a), str(b)]
     assert [r["run"] for r in card["training_runs"]] == [str(a), str(b), str(loc)]   # every run behind it
 
 
@@ -82,7 +82,7 @@ def test_one_segmenter_run_is_copied_unchanged(tmp_path):
     out, _ = assemble(tmp_path, [a])
     for key, value in load_model(out).segmenter.state_dict().items():
         assert torch.equal(value, net_a.state_dict()[key]), key
-    assert "segmenter_weights" not in json.loads(out.read_text())
+    assert "averaged" not in json.loads(out.read_text())["training"]["segmenter"]
 
 
 def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
@@ -96,7 +96,7 @@ def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
     (tmp_path / "tuned.pt").write_bytes(avg.with_suffix(".pt").read_bytes())
     out, _ = assemble(tmp_path, [tmp_path / "tuned.json"])
     card = json.loads(out.read_text())
-    assert "segmenter_weights" not in card   # the tuned weights are not the average
+    assert "averaged" not in card["training"]["segmenter"]   # the tuned weights are not the average
     runs = [r for r in card["training_runs"] if r["stage"] == "segmenter"]
     assert [r["run"] for r in runs] == [str(a), str(b), str(avg), str(tmp_path / "tuned.json")]
     assert runs[2]["averaged"] == [str(a), str(b)] and [r["steps"] for r in runs] == [1, 2, 0, 7]

@@ -266,18 +266,19 @@ def test_resume_without_checkpoint_is_an_error(tmp_path, fake_generator):
         training.train(tiny(tmp_path, resume=True))
 
 
-def saved_segmenter(tmp_path):
+def saved_segmenter(tmp_path, averaged=False):
     net = AttentionPyramidUNet(channels=(4, 8))
     card = default_card()
     card["name"] = "shipped"
     card["postprocessing"] = {"class_weights": [1, 1, 1, 2]}   # as the bundled card
-    card["segmenter_weights"] = {"averaged": ["a.json", "b.json"]}
+    if averaged:   # as make_default_model writes a weight average
+        card["training"] = {"segmenter": {"averaged": ["a.json", "b.json"], "steps": 0, "seconds": 0}}
     return save_model(tmp_path / "shipped.json", {"segmenter": net}, card), net
 
 
 def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     fake_generator["fixed"] = True
-    init, _ = saved_segmenter(tmp_path)
+    init, _ = saved_segmenter(tmp_path, averaged=True)
     config = tiny(tmp_path, "tuned", init=str(init), augment=False, steps_per_epoch=1, channels=None)
     result = training.train(config)
     batch = datasets.PatchStream([], functools.partial(fixed_sample, patch_size=PATCH), PATCH, 2,
@@ -289,7 +290,7 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     tuned = load_model(tmp_path / "tuned.json")
     assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # the init's width
     assert "postprocessing" not in tuned.card   # chosen for the init's segmenter, not the tuned one
-    assert "segmenter_weights" not in tuned.card   # the init was an average; these weights are not
+    assert "averaged" not in tuned.card["training"]["segmenter"]   # the init was an average; these weights are not
 
 
 def test_init_with_twice_the_channels_continues_a_widened_copy(tmp_path, fake_generator):

@@ -74,7 +74,7 @@ def average_networks(nets):
 
 
 RUN_FACTS = ("steps", "seconds", "loss", "lr", "lr_schedule", "hardware", "amp", "seed", "init",
-             "generator_version", "soft_labels", "contrast_weights", "validation")
+             "generator_version", "soft_labels", "contrast_weights", "validation", "averaged")
 
 
 def run_entry(path, stage):
@@ -94,18 +94,13 @@ def init_chain(card_path, stage):
     on behind the first."""
     runs, path = [], Path(card_path)
     while path is not None and path.is_file():
-        is_card = not str(path).endswith(".ckpt.pt")
-        averaged = is_card and json.loads(path.read_text()).get("training", {}).get(stage, {}).get("averaged")
-        if averaged:
-            members = [entry for entry in (run_entry(m, stage) for m in averaged[1:]) if entry]
-            runs[:0] = members + [{"stage": stage, "run": str(path), "averaged": averaged, "steps": 0, "seconds": 0}]
-            path = Path(averaged[0])
-            continue
         entry = run_entry(path, stage)
         if not entry:
             break
-        runs.insert(0, entry)
-        path = Path(entry["init"]) if entry.get("init") else None
+        averaged = entry.get("averaged")
+        members = [m for m in (run_entry(a, stage) for a in averaged[1:]) if m] if averaged else []
+        runs[:0] = members + [entry]
+        path = Path(averaged[0]) if averaged else Path(entry["init"]) if entry.get("init") else None
     return runs
 
 
@@ -144,9 +139,8 @@ def main(argv=None):
     for path in args.segmenter:
         seg_runs.update({r["run"]: r for r in init_chain(path, "segmenter") if r["run"] not in seg_runs})
     card["training_runs"] = list(seg_runs.values()) + init_chain(args.localizer, "localizer")
-    card.pop("segmenter_weights", None)   # an init's average, not these weights
-    if len(runs) > 1:   # the record a later --init run's chain follows (init_chain)
-        card["segmenter_weights"] = {"averaged": list(args.segmenter)}
+    card.pop("segmenter_weights", None)   # a copy of the average's record in runs made before 0.1.0's cards
+    if len(runs) > 1:   # the average's training record: what init_chain follows
         card["training"]["segmenter"] = {"averaged": list(args.segmenter), "steps": 0, "seconds": 0}
     card["description"] = ("Attention 3D U-Net with input image pyramid (after Vaidyanathan et al., Sci Rep 2021), "
                            "two stages: a 2 mm localiser finds each labyrinth, a 0.45 mm segmenter labels it.")
