@@ -201,6 +201,21 @@ def test_generate_volume_geometry_and_labels():
     assert np.median(arr[lab > 0]) < 400
 
 
+def test_a_given_family_keeps_anatomy_and_grid_so_contrasts_compare_like_for_like():
+    """scripts/contrast_pairs.py relies on it: only the image changes with the family."""
+    scans = [generate_volume(12, family=f, spacing_xyz=(0.9, 0.9, 0.9), fov="ear") for f in ("mr", "ct")]
+    (mr, mr_labels, mr_info), (ct, ct_labels, ct_info) = scans
+    assert mr_info["fov"] == ct_info["fov"] and mr_info["orientation"] == ct_info["orientation"]
+    for a, b in ((mr, ct), (mr_labels, ct_labels)):
+        assert a.GetSize() == b.GetSize() and a.GetOrigin() == b.GetOrigin() and a.GetDirection() == b.GetDirection()
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(mr_labels), sitk.GetArrayViewFromImage(ct_labels))
+    assert (sitk.GetArrayViewFromImage(mr_labels) > 0).any()
+    fluid = sitk.GetArrayViewFromImage(mr_labels) > 0
+    # the fluid is bright in MR and dark in CT: the images do differ
+    assert np.median(sitk.GetArrayViewFromImage(mr)[fluid]) > np.median(sitk.GetArrayViewFromImage(mr))
+    assert np.median(sitk.GetArrayViewFromImage(ct)[fluid]) < 400
+
+
 @pytest.mark.parametrize("family", ["mr", "ct", "cbct", "random"])
 def test_plain_context_gives_the_surroundings_one_intensity_apart_from_the_fluid(family):
     from InnerEarSegLib.synth.appearance import plain_context, tissue_means
