@@ -77,12 +77,26 @@ def resample(image: sitk.Image, reference: sitk.Image, interpolation: str = "lin
                          pixel_type)
 
 
+# the percentiles that stand in when low/high fall inside one uniform background (see normalise)
+TAIL_PERCENTILES = (0.01, 99.99)
+CLIPPED_SPAN = 1.0 / 3.0
+
+
 def normalise(array: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None) -> np.ndarray:
-    """Robust min-max: map the low/high percentiles to 0/1 and clip; constant input gives zeros."""
+    """Robust min-max: map the low/high percentiles to 0/1 and clip; constant input gives zeros.
+
+    When the low-high span is under ``CLIPPED_SPAN`` of the 0.01-99.99 span, both percentiles
+    lie in the noise of one uniform background and the object that matters is smaller than
+    0.5 % of the voxels (a phantom's labyrinth, or only its cochlea, in a block): clipped at the
+    high percentile it and its blurred rim all became 1 and the segmentation 1.7 times too large.
+    The 0.01 and 99.99 percentiles are used instead. Scans (a head around the ear) never get near.
+    """
     values = array[mask] if mask is not None else array
     if values.size == 0:
         return np.zeros_like(array, dtype=np.float32)
-    lo, hi = np.percentile(values, [low, high])
+    lo, hi, bottom, top = np.percentile(values, [low, high, *TAIL_PERCENTILES])
+    if hi - lo < CLIPPED_SPAN * (top - bottom):
+        lo, hi = bottom, top
     if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-8 * max(1.0, abs(hi)):
         return np.zeros_like(array, dtype=np.float32)
     return np.clip((array.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0).astype(np.float32)

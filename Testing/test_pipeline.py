@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 
 from InnerEarSegLib import infer, localize, postprocess
 from InnerEarSegLib.errors import Cancelled, InnerEarSegError, InputError
@@ -262,6 +263,35 @@ def test_inside_mask_follows_the_scans_field_of_view_for_any_direction():
                 expected[k, j, i] = np.all(np.asarray(index) >= -0.5) and np.all(np.asarray(index) <= limit)
     assert 0 < expected.sum() < expected.size
     assert np.array_equal(mask, expected)
+
+
+
+def _block_with_ball(radius, noise=20.0, seed=0):
+    """A noisy uniform block (-1000) with a bright ball (150) blurred at its rim, as a cast phantom."""
+    z, y, x = np.mgrid[:64, :64, :64] - 31.5
+    ball = (np.sqrt(x * x + y * y + z * z) <= radius).astype(np.float32)
+    rim = ndimage.gaussian_filter(ball, 1.0)
+    image = -1000.0 + 1150.0 * rim + noise * np.random.default_rng(seed).normal(size=ball.shape)
+    return image, ball > 0, rim
+
+
+def test_normalise_keeps_a_small_bright_object_and_its_rim_apart_from_the_block():
+    from InnerEarSegLib.grid import normalise
+    image, ball, rim = _block_with_ball(radius=4)            # ~0.1 % of the voxels: under the 99.5th percentile
+    assert ball.mean() < 0.005
+    out = normalise(image)
+    half = (rim > 0.3) & (rim < 0.7)                          # the blurred rim, half way in intensity
+    block = ~ndimage.binary_dilation(rim > 0.01, iterations=2)
+    assert np.median(out[block]) < 0.1                       # the block stays dark, not noise stretched to 0..1
+    assert 0.3 < np.median(out[half]) < 0.8                   # the rim is not clipped to 1 with the object
+    assert np.median(out[rim > 0.95]) > 0.85
+
+
+def test_normalise_is_the_plain_percentile_window_when_the_object_is_large_enough():
+    from InnerEarSegLib.grid import normalise
+    image, ball, _ = _block_with_ball(radius=12)             # ~3 % of the voxels
+    lo, hi = np.percentile(image, [0.5, 99.5])
+    np.testing.assert_allclose(normalise(image), np.clip((image - lo) / (hi - lo), 0, 1), atol=1e-5)
 
 
 def test_the_segmenter_output_outside_the_scan_is_background(volume, tiny_model, monkeypatch):
