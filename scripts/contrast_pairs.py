@@ -5,7 +5,9 @@ Why: on the test set the canals score 0.84 in MR and 0.57-0.64 in CT and CBCT, b
 different ears on different grids. Here each seed's head and grid (``generate_volume`` with a
 given family draws the same anatomy, field of view, spacing and direction) is rendered once per
 family. ``--spacing`` fixes the voxel size (x y z mm), e.g. a temporal-bone CT protocol's.
-Prints one row per scan and family (per-ear means over both ears), then the means per family.
+Prints one row per scan and family (per-ear means over both ears), then the means per family;
+the last column: the share of missed canal voxels that lie next to air (within one voxel of
+mastoid air cells, middle-ear or outside air in the generator's tissue map).
 
   python scripts/contrast_pairs.py --seeds 900001 900007 900050 [--families mr ct cbct]
                                    [--spacing 0.3 0.3 0.6] [--model CARD.json]
@@ -16,15 +18,20 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from InnerEarSegLib import pipeline  # noqa: E402
 from InnerEarSegLib.metrics import compute_metrics  # noqa: E402
 from InnerEarSegLib.model_card import load_model  # noqa: E402
 from InnerEarSegLib.synth.appearance import FAMILIES  # noqa: E402
-from InnerEarSegLib.synth.generate import generate_volume  # noqa: E402
+from InnerEarSegLib.synth.anatomy import grid_points  # noqa: E402
+from InnerEarSegLib.synth.generate import generate_volume, volume_head  # noqa: E402
 
 COLUMNS = ("cochlea", "vestibule", "semicircular_canals", "labyrinth")
+AIR = (0, 11, 12)   # outside air, mastoid air cells, middle ear and other air (anatomy.TISSUES)
+CANALS = 3
 
 
 def ear_dsc(rows):
@@ -35,6 +42,17 @@ def ear_dsc(rows):
                   and r["ref_mm3"] > 0]
         out[structure] = float(np.mean(values)) if values else float("nan")
     return out
+
+
+def missed_canals_next_to_air(seed, labels, predicted):
+    """Share of the reference canal voxels not predicted as canal that touch air (26-neighbours)."""
+    truth, pred = sitk.GetArrayViewFromImage(labels), sitk.GetArrayViewFromImage(predicted)
+    missed = (truth == CANALS) & (pred != CANALS)
+    if not missed.any():
+        return float("nan")
+    tissue = volume_head(seed).labels_at(grid_points(labels)).reshape(truth.shape)
+    near_air = ndimage.binary_dilation(np.isin(tissue, AIR), np.ones((3, 3, 3), bool))
+    return float(near_air[missed].mean())
 
 
 def main(argv=None):
@@ -48,16 +66,16 @@ def main(argv=None):
     model = load_model(args.model)
     params = pipeline.SegmentParameters(surfaces=False)
     means = defaultdict(list)
-    print("seed    family  spacing (mm)        " + "  ".join(f"{c[:9]:>9s}" for c in COLUMNS))
+    print("seed    family  spacing (mm)        " + "  ".join(f"{c[:9]:>9s}" for c in COLUMNS) + "  missed@air")
     for seed in args.seeds:
         for family in args.families:
             image, labels, info = generate_volume(seed, family=family, spacing_xyz=args.spacing, fov=args.fov)
             result = pipeline.segment(image, model, params, source=f"seed {seed} {family}")
             dsc = ear_dsc(compute_metrics(result.labels, labels, distances=False))
-            means[family].append([dsc[c] for c in COLUMNS])
+            row = [dsc[c] for c in COLUMNS] + [missed_canals_next_to_air(seed, labels, result.labels)]
+            means[family].append(row)
             spacing = " ".join(f"{s:.2f}" for s in info["spacing"])
-            print(f"{seed:<7d} {family:7s} {spacing:18s}  " + "  ".join(f"{dsc[c]:9.3f}" for c in COLUMNS),
-                  flush=True)
+            print(f"{seed:<7d} {family:7s} {spacing:18s}  " + "  ".join(f"{v:9.3f}" for v in row), flush=True)
     print("mean over seeds")
     for family, rows in means.items():
         print(f"{'':7s} {family:7s} {'':18s}  " + "  ".join(f"{v:9.3f}" for v in np.nanmean(rows, 0)))

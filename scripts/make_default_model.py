@@ -32,7 +32,7 @@ LIMITATIONS = [
     "fluid); a fill that looks like fluid stays: check such cases by eye. On CT, fibrous or soft-tissue "
     "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth.",
     "On a labyrinth alone in a uniform block (a phantom) the localiser, which relies on the surroundings, "
-    "often finds nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
+    "may find nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
     "is below that on synthetic heads (README, Phantoms).",
     "The segmenter works on a 0.45 mm grid; it is trained on class fractions, so its probabilities "
     "place boundaries between voxel centres, but a perfect network on this grid would still score "
