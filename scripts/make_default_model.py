@@ -79,13 +79,18 @@ RUN_FACTS = ("steps", "seconds", "loss", "lr", "lr_schedule", "hardware", "amp",
 
 def run_entry(path, stage):
     """One run's facts for ``training_runs``: a model card's training record, or a checkpoint's
-    state (the run's last epoch; ``checkpoint``: true). None when the card has no such record."""
+    state (the run's last epoch; ``checkpoint``: true). None when the card has no such record.
+    Facts a run did not record (older runs, averages) are left out rather than written as null."""
     if str(path).endswith(".ckpt.pt"):
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         facts = {**ckpt["config"], "steps": ckpt["state"]["step"], "seconds": round(ckpt["state"]["seconds"], 1)}
-        return {"stage": stage, "run": str(path), "checkpoint": True, **{k: facts.get(k) for k in RUN_FACTS}}
-    run = json.loads(Path(path).read_text()).get("training", {}).get(stage)
-    return {"stage": stage, "run": str(path), **{k: run.get(k) for k in RUN_FACTS}} if run else None
+        head = {"stage": stage, "run": str(path), "checkpoint": True}
+    else:
+        facts = json.loads(Path(path).read_text()).get("training", {}).get(stage)
+        if not facts:
+            return None
+        head = {"stage": stage, "run": str(path)}
+    return {**head, **{k: facts[k] for k in RUN_FACTS if facts.get(k) is not None}}
 
 
 def init_chain(card_path, stage):
