@@ -61,3 +61,18 @@ def test_ellipsoid_comes_back_on_the_same_voxels(name, volume, rotation, tiny_mo
     sides = sitk.GetArrayFromImage(result.sides)
     assert np.all(sides[found] == 2) and not sides[~found].any()
     np.testing.assert_array_equal(sitk.GetArrayFromImage(image), before)  # input untouched
+
+
+@pytest.mark.parametrize("noise", [0.0, 20.0])
+def test_a_small_object_in_a_uniform_block_comes_back_at_its_size(noise, volume, tiny_model):
+    """A small ellipsoid (0.3 % of the region) in a block, as a phantom: the 0.5-99.5
+    percentiles both fall in the block, and the object used to vanish (flat block) or come
+    back blown up by its clipped rim (noisy block)."""
+    radii = (1.2, 1.5, 1.8)
+    image, truth = volume([50, 50, 50], (0.4, 0.4, 0.4), center_lps=CENTER, blobs=[(CENTER, radii)],
+                          noise=noise, seed=3)
+    result = segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=threshold_predictor,
+                     locator=stub_locator)
+    found = sitk.GetArrayFromImage(result.labels) > 0
+    assert 0.85 <= found.sum() / truth.sum() <= 1.15
+    assert 2 * np.count_nonzero(found & truth) / (found.sum() + truth.sum()) >= 0.85
