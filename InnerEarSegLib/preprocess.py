@@ -111,13 +111,18 @@ def crop_to(image: sitk.Image, reference: sitk.Image, margin: int = 4) -> Option
     return sitk.RegionOfInterest(image, (hi - lo + 1).tolist(), lo.tolist())
 
 
-def region_input(image: sitk.Image, reference: sitk.Image, normalisation: dict) -> np.ndarray:
-    """B-spline resample of the scan onto ``reference``, normalised over the region.
-
-    Outside the scan the region is padded with the region's low percentile (background).
-    """
+def region_resampled(image: sitk.Image, reference: sitk.Image, low: float) -> Optional[np.ndarray]:
+    """B-spline resample of the scan onto ``reference`` (z, y, x), before normalisation; outside
+    the scan padded with the region's ``low`` percentile (background). None when they do not meet."""
     crop = crop_to(image, reference)
     if crop is None:
+        return None
+    return sitk.GetArrayFromImage(grid.resample(crop, reference, "bspline", low_value(crop, low)))
+
+
+def region_input(image: sitk.Image, reference: sitk.Image, normalisation: dict) -> np.ndarray:
+    """``region_resampled``, normalised over the region (zeros where the scan is not)."""
+    array = region_resampled(image, reference, normalisation["low"])
+    if array is None:
         return np.zeros(reference.GetSize()[::-1], np.float32)
-    resampled = grid.resample(crop, reference, "bspline", low_value(crop, normalisation["low"]))
-    return grid.normalise(sitk.GetArrayFromImage(resampled), normalisation["low"], normalisation["high"])
+    return grid.normalise(array, normalisation["low"], normalisation["high"])

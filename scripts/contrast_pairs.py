@@ -44,15 +44,17 @@ def ear_dsc(rows):
     return out
 
 
-def missed_canals_next_to_air(seed, labels, predicted):
-    """Share of the reference canal voxels not predicted as canal that touch air (26-neighbours)."""
+def near_air(seed, labels):
+    """Voxels of the scan grid within one voxel (26-neighbours) of air in the seed's tissue map."""
+    tissue = volume_head(seed).labels_at(grid_points(labels)).reshape(labels.GetSize()[::-1])
+    return ndimage.binary_dilation(np.isin(tissue, AIR), np.ones((3, 3, 3), bool))
+
+
+def missed_canals_next_to_air(air, labels, predicted):
+    """Share of the reference canal voxels not predicted as canal that lie in ``air`` (near_air)."""
     truth, pred = sitk.GetArrayViewFromImage(labels), sitk.GetArrayViewFromImage(predicted)
     missed = (truth == CANALS) & (pred != CANALS)
-    if not missed.any():
-        return float("nan")
-    tissue = volume_head(seed).labels_at(grid_points(labels)).reshape(truth.shape)
-    near_air = ndimage.binary_dilation(np.isin(tissue, AIR), np.ones((3, 3, 3), bool))
-    return float(near_air[missed].mean())
+    return float(air[missed].mean()) if missed.any() else float("nan")
 
 
 def main(argv=None):
@@ -68,11 +70,13 @@ def main(argv=None):
     means = defaultdict(list)
     print("seed    family  spacing (mm)        " + "  ".join(f"{c[:9]:>9s}" for c in COLUMNS) + "  missed@air")
     for seed in args.seeds:
+        air = None   # one tissue map per seed: every family shares its grid
         for family in args.families:
             image, labels, info = generate_volume(seed, family=family, spacing_xyz=args.spacing, fov=args.fov)
             result = pipeline.segment(image, model, params, source=f"seed {seed} {family}")
             dsc = ear_dsc(compute_metrics(result.labels, labels, distances=False))
-            row = [dsc[c] for c in COLUMNS] + [missed_canals_next_to_air(seed, labels, result.labels)]
+            air = near_air(seed, labels) if air is None else air
+            row = [dsc[c] for c in COLUMNS] + [missed_canals_next_to_air(air, labels, result.labels)]
             means[family].append(row)
             spacing = " ".join(f"{s:.2f}" for s in info["spacing"])
             print(f"{seed:<7d} {family:7s} {spacing:18s}  " + "  ".join(f"{v:9.3f}" for v in row), flush=True)

@@ -35,10 +35,9 @@ def ear_centres(labels: sitk.Image, min_voxels=50):
 
 
 def span_ratio(image: sitk.Image, centre, pre: dict) -> float:
-    reference = preprocess.ear_reference(centre, pre, 8)
-    crop = preprocess.crop_to(image, reference)
-    low = preprocess.low_value(crop, pre["normalisation"]["low"])
-    array = sitk.GetArrayFromImage(grid.resample(crop, reference, "bspline", low))
+    array = preprocess.region_resampled(image, preprocess.ear_reference(centre, pre, 8), pre["normalisation"]["low"])
+    if array is None:
+        return float("nan")
     lo, hi, bottom, top = np.percentile(array, PERCENTILES)
     return float((hi - lo) / (top - bottom)) if top > bottom else float("nan")
 
