@@ -58,6 +58,7 @@ class TrainConfig:
     val_data: List[str] = field(default_factory=list)
     val_samples: int = 16
     patch_size: Optional[Sequence[int]] = None  # (z, y, x); None: the card's (segmenter) or 48x80x80
+    spacing: Optional[float] = None        # input spacing in mm; None: the card's (0.45 segmenter, 2 localiser)
     channels: Optional[Sequence[int]] = None  # None: the --init network's, else DEFAULT_CHANNELS
     loss: str = "tversky"
     lr: float = 1e-4
@@ -109,6 +110,8 @@ class TrainConfig:
             p.append("--contrast-weights needs 4 shares (mr ct cbct random), none negative, not all 0")
         if not self.lr > 0:
             p.append("--lr must be positive")
+        if self.spacing is not None and not self.spacing > 0:
+            p.append("--spacing must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
             p.append(f"--lr-schedule must be one of {LR_SCHEDULES}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -338,7 +341,10 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
     pre = card["preprocessing"]
-    spacing = pre["spacing_mm"] if config.stage == "segmenter" else pre["localizer_spacing_mm"]
+    spacing_key = "spacing_mm" if config.stage == "segmenter" else "localizer_spacing_mm"
+    if config.spacing:
+        pre[spacing_key] = float(config.spacing)
+    spacing = pre[spacing_key]
     patch = tuple(config.patch_size or (pre["patch_size"] if config.stage == "segmenter" else LOCALIZER_PATCH))
     if any(s % net.divisor for s in patch):
         raise ValueError(f"patch size {patch} is not a multiple of {net.divisor} for this network")
@@ -471,6 +477,9 @@ def add_arguments(parser) -> None:
     a("--val-data", nargs="+", default=[], metavar="DIR", help="held-out user cases for validation")
     a("--val-samples", type=int, default=d.val_samples, help="fixed synthetic validation samples (0: none)")
     a("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), help="patch size in voxels")
+    a("--spacing", type=float, metavar="MM", help="the network's isotropic input spacing (default: the --init "
+      "card's, else 0.45 for the segmenter and 2 for the localiser); keep patch size x spacing about the card's "
+      "ear_region_mm (28.8) for the segmenter")
     a("--channels", type=int, nargs="+", help="features per level (default: the --init network's, else "
       f"{' '.join(map(str, DEFAULT_CHANNELS))}); with --init, twice the init's widens it (same outputs to start)")
     a("--loss", choices=LOSSES, default=d.loss)

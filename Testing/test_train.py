@@ -44,6 +44,7 @@ def fake_generator(monkeypatch):
 
     def sampler(stage, patch_size, spacing, soft=False, contrast_weights=None):
         mode.setdefault("weights", []).append(contrast_weights)
+        mode.setdefault("spacings", []).append(spacing)
         fn = fixed_sample if mode["fixed"] else fake_sample
         return functools.partial(fn, patch_size=tuple(patch_size), binary=stage == "localizer")
     monkeypatch.setattr(datasets, "synthetic_sampler", sampler)
@@ -387,6 +388,16 @@ def test_contrast_weights_reach_the_training_samples_only(tmp_path, fake_generat
     assert fake_generator["weights"] == [None, (0.1, 0.5, 0.3, 0.1)]   # validation, then training
     card = load_model(tmp_path / "ct.json").card
     assert card["training"]["segmenter"]["contrast_weights"] == [0.1, 0.5, 0.3, 0.1]
+
+
+def test_spacing_reaches_the_samples_and_the_card(tmp_path, fake_generator):
+    training.train(tiny(tmp_path, "fine", spacing=0.36))
+    assert set(fake_generator["spacings"]) == {0.36}   # the samples of training and validation
+    card = load_model(tmp_path / "fine.json").card
+    assert card["preprocessing"]["spacing_mm"] == 0.36 and card["training"]["segmenter"]["spacing_mm"] == 0.36
+    training.train(tiny(tmp_path, "tuned", init=str(tmp_path / "fine.json"), channels=None))
+    assert load_model(tmp_path / "tuned.json").card["preprocessing"]["spacing_mm"] == 0.36   # kept from --init
+    assert any("--spacing" in p for p in tiny(tmp_path, spacing=0).problems())
 
 
 @pytest.mark.parametrize("weights", [(1, 1, 1), (1, -1, 1, 1), (0, 0, 0, 0)])
