@@ -373,6 +373,10 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             # class weights were chosen for the init's segmenter; new weights need their own
             # (README, Training and fine-tuning)
             new.pop("postprocessing", None)
+        # an assembled (bundled) init's test figures and run history describe the init, which the
+        # record's "init" names; make_default_model.init_chain finds that history there
+        new.pop("test_metrics", None)
+        new.pop("training_runs", None)
         new["library_version"] = __version__
         new.setdefault("training", {})[config.stage] = {
             "steps": state["step"], "epochs": state["epoch"], "best_epoch": state["epoch"],

@@ -91,6 +91,7 @@ def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
     avg, _ = assemble(tmp_path, [a, b], "avg")
     tuned = json.loads(avg.read_text())   # what a fine-tuning run from the average writes
     tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(avg)}
+    del tuned["training_runs"]
     tuned["weights"] = "tuned.pt"
     (tmp_path / "tuned.json").write_text(json.dumps(tuned))
     (tmp_path / "tuned.pt").write_bytes(avg.with_suffix(".pt").read_bytes())
@@ -100,3 +101,20 @@ def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
     runs = [r for r in card["training_runs"] if r["stage"] == "segmenter"]
     assert [r["run"] for r in runs] == [str(a), str(b), str(avg), str(tmp_path / "tuned.json")]
     assert runs[2]["averaged"] == [str(a), str(b)] and [r["steps"] for r in runs] == [1, 2, 0, 7]
+
+
+def test_a_model_tuned_from_a_bundled_model_keeps_its_chain_without_the_old_run_folders(tmp_path):
+    import shutil
+    a, _ = run(tmp_path, "a", 1)
+    shipped, _ = assemble(tmp_path, [a], "shipped")
+    shutil.rmtree(tmp_path / "a")   # a fresh checkout: runs/ is gone, the bundled card is not
+    tuned = json.loads(shipped.read_text())   # what a fine-tuning run from the bundled model writes
+    tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(shipped)}
+    del tuned["training_runs"]
+    tuned["weights"] = "tuned.pt"
+    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
+    (tmp_path / "tuned.pt").write_bytes(shipped.with_suffix(".pt").read_bytes())
+    out, _ = assemble(tmp_path, [tmp_path / "tuned.json"])
+    runs = [r for r in json.loads(out.read_text())["training_runs"] if r["stage"] == "segmenter"]
+    assert [r["run"] for r in runs] == [str(a), str(tmp_path / "tuned.json")]
+    assert [r["steps"] for r in runs] == [1, 7]

@@ -272,6 +272,8 @@ def saved_segmenter(tmp_path, averaged=False):
     card = default_card()
     card["name"] = "shipped"
     card["postprocessing"] = {"class_weights": [1, 1, 1, 2]}   # as the bundled card
+    card["training_runs"] = [{"stage": "segmenter", "run": "runs/a/model.json", "steps": 5}]
+    card["test_metrics"] = {"summary": []}
     if averaged:   # as make_default_model writes a weight average
         card["training"] = {"segmenter": {"averaged": ["a.json", "b.json"], "steps": 0, "seconds": 0}}
     return save_model(tmp_path / "shipped.json", {"segmenter": net}, card), net
@@ -291,6 +293,8 @@ def test_fine_tuning_starts_from_the_saved_weights(tmp_path, fake_generator):
     tuned = load_model(tmp_path / "tuned.json")
     assert tuned.card["name"] == "shipped" and tuned.segmenter.channels == (4, 8)  # the init's width
     assert "postprocessing" not in tuned.card   # chosen for the init's segmenter, not the tuned one
+    assert "test_metrics" not in tuned.card     # measured with the init's weights
+    assert "training_runs" not in tuned.card    # the init's history: its card (training.segmenter.init) has it
     assert "averaged" not in tuned.card["training"]["segmenter"]   # the init was an average; these weights are not
 
 

@@ -96,13 +96,19 @@ def run_entry(path, stage):
 def init_chain(card_path, stage):
     """The training runs behind a model: follow each run's ``--init`` back to the first; at a
     weight average (its training record names the ``averaged`` runs) list every member and go
-    on behind the first."""
+    on behind the first. At an assembled model (a bundled card: it lists its own
+    ``training_runs``) take that list and stop: its run folders need not exist any more, and a
+    run tuned from the bundled model must not lose the chain behind it."""
     runs, path = [], Path(card_path)
     while path is not None and path.is_file():
         entry = run_entry(path, stage)
         if not entry:
             break
         averaged = entry.get("averaged")
+        bundled = json.loads(path.read_text()).get("training_runs") if path.suffix == ".json" else None
+        if bundled is not None:
+            runs[:0] = [r for r in bundled if r["stage"] == stage] + ([entry] if averaged else [])
+            break
         members = [m for m in (run_entry(a, stage) for a in averaged[1:]) if m] if averaged else []
         runs[:0] = members + [entry]
         path = Path(averaged[0]) if averaged else Path(entry["init"]) if entry.get("init") else None
