@@ -118,3 +118,15 @@ def test_a_model_tuned_from_a_bundled_model_keeps_its_chain_without_the_old_run_
     runs = [r for r in json.loads(out.read_text())["training_runs"] if r["stage"] == "segmenter"]
     assert [r["run"] for r in runs] == [str(a), str(tmp_path / "tuned.json")]
     assert [r["steps"] for r in runs] == [1, 7]
+
+
+def test_a_respaced_copy_reads_at_the_new_spacing_with_the_same_weights(tmp_path):
+    a, net = run(tmp_path, "a", 1)
+    load_script("respaced_model").main([str(a), "0.4", str(tmp_path / "sp40")])
+    copy = load_model(tmp_path / "sp40" / "model.json")
+    assert copy.card["preprocessing"]["spacing_mm"] == 0.4
+    assert load_model(a).card["preprocessing"]["spacing_mm"] == 0.45   # the original is untouched
+    for key, value in copy.segmenter.state_dict().items():
+        assert torch.equal(value, net.state_dict()[key]), key
+    with pytest.raises(SystemExit):
+        load_script("respaced_model").main([str(a), "0", str(tmp_path / "bad")])
