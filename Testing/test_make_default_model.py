@@ -85,17 +85,22 @@ def test_one_segmenter_run_is_copied_unchanged(tmp_path):
     assert "averaged" not in json.loads(out.read_text())["training"]["segmenter"]
 
 
+def tuned_from(init, path):
+    """The card and weights a 7-step fine-tuning run from ``init`` writes (same weights here)."""
+    tuned = json.loads(init.read_text())
+    tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(init)}
+    del tuned["training_runs"]   # train leaves the init's history in the init's card
+    tuned["weights"] = path.with_suffix(".pt").name
+    path.write_text(json.dumps(tuned))
+    path.with_suffix(".pt").write_bytes(init.with_suffix(".pt").read_bytes())
+    return path
+
+
 def test_a_model_tuned_from_an_average_lists_every_run_behind_it(tmp_path):
     a, _ = run(tmp_path, "a", 1)
     b, _ = run(tmp_path, "b", 2)
     avg, _ = assemble(tmp_path, [a, b], "avg")
-    tuned = json.loads(avg.read_text())   # what a fine-tuning run from the average writes
-    tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(avg)}
-    del tuned["training_runs"]
-    tuned["weights"] = "tuned.pt"
-    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
-    (tmp_path / "tuned.pt").write_bytes(avg.with_suffix(".pt").read_bytes())
-    out, _ = assemble(tmp_path, [tmp_path / "tuned.json"])
+    out, _ = assemble(tmp_path, [tuned_from(avg, tmp_path / "tuned.json")])
     card = json.loads(out.read_text())
     assert "averaged" not in card["training"]["segmenter"]   # the tuned weights are not the average
     runs = [r for r in card["training_runs"] if r["stage"] == "segmenter"]
@@ -108,13 +113,7 @@ def test_a_model_tuned_from_a_bundled_model_keeps_its_chain_without_the_old_run_
     a, _ = run(tmp_path, "a", 1)
     shipped, _ = assemble(tmp_path, [a], "shipped")
     shutil.rmtree(tmp_path / "a")   # a fresh checkout: runs/ is gone, the bundled card is not
-    tuned = json.loads(shipped.read_text())   # what a fine-tuning run from the bundled model writes
-    tuned["training"]["segmenter"] = {"steps": 7, "seconds": 1.0, "init": str(shipped)}
-    del tuned["training_runs"]
-    tuned["weights"] = "tuned.pt"
-    (tmp_path / "tuned.json").write_text(json.dumps(tuned))
-    (tmp_path / "tuned.pt").write_bytes(shipped.with_suffix(".pt").read_bytes())
-    out, _ = assemble(tmp_path, [tmp_path / "tuned.json"])
+    out, _ = assemble(tmp_path, [tuned_from(shipped, tmp_path / "tuned.json")])
     runs = [r for r in json.loads(out.read_text())["training_runs"] if r["stage"] == "segmenter"]
     assert [r["run"] for r in runs] == [str(a), str(tmp_path / "tuned.json")]
     assert [r["steps"] for r in runs] == [1, 7]
