@@ -129,3 +129,14 @@ def test_a_respaced_copy_reads_at_the_new_spacing_with_the_same_weights(tmp_path
         assert torch.equal(value, net.state_dict()[key]), key
     with pytest.raises(SystemExit):
         load_script("respaced_model").main([str(a), "0", str(tmp_path / "bad")])
+
+
+def test_the_card_names_the_segmenter_spacing(tmp_path):
+    a, net = run(tmp_path, "a", 1)
+    card = json.loads(a.read_text())
+    card["preprocessing"]["spacing_mm"] = 0.36   # as a run with --spacing 0.36 writes
+    a.write_text(json.dumps(card))
+    out = json.loads(assemble(tmp_path, [a])[0].read_text())
+    assert "a 0.36 mm segmenter" in out["description"]
+    assert any("works on a 0.36 mm grid" in text for text in out["limitations"])
+    assert out["preprocessing"]["ear_region_mm"] == [round(0.36 * p, 4) for p in card["preprocessing"]["patch_size"]]
