@@ -7,7 +7,8 @@ size; generated once and cached in the system temporary folder (generation is no
 Candidates, on the same input and weights:
 - pipeline: ``pipeline.segment`` (localize the ears at 2 mm, segment two ear regions at the
   model spacing, map back, measure, surfaces), per-stage times from ``result.timings``;
-- plain: what a user would write: resample the whole volume to 0.45 mm, min-max normalise,
+- plain: what a user would write: resample the whole volume to the model spacing (the card's
+  ``spacing_mm``; 0.45 mm in the reference method), min-max normalise,
   ``monai.inferers.sliding_window_inference`` with the segmenter (ROI = the card's patch size,
   overlap 0.25), torch fp32, argmax, nearest-neighbour back to the input grid.
 Each run is a fresh subprocess so its peak RSS (VmHWM / ``ru_maxrss``: torch allocates outside
@@ -35,7 +36,6 @@ import SimpleITK as sitk  # noqa: E402
 
 CASES = {"mr": {"family": "mr", "spacing": (0.4, 0.4, 0.4), "size": (400, 400, 120)},
          "ct": {"family": "ct", "spacing": (0.4, 0.4, 0.6), "size": (400, 400, 100)}}
-PLAIN_SPACING = 0.45
 CACHE = Path(tempfile.gettempdir()) / "innerear-seg-benchmark"
 
 
@@ -132,9 +132,10 @@ def run_plain(image_path, model, device):
 
     image = sitk.ReadImage(str(image_path))
     lap("read")
-    size = [int(round(n * s / PLAIN_SPACING)) for n, s in zip(image.GetSize(), image.GetSpacing())]
+    spacing = model.card["preprocessing"]["spacing_mm"]
+    size = [int(round(n * s / spacing)) for n, s in zip(image.GetSize(), image.GetSpacing())]
     resampled = sitk.Resample(image, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
-                              [PLAIN_SPACING] * 3, image.GetDirection(), 0.0, sitk.sitkFloat32)
+                              [spacing] * 3, image.GetDirection(), 0.0, sitk.sitkFloat32)
     lap("resample")
     array = sitk.GetArrayFromImage(resampled)
     array = (array - array.min()) / max(float(array.max() - array.min()), 1e-8)
