@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from . import grid
 from .errors import InputError
 
-CENTER_SIZE_XYZ = (256, 256, 64)  # the reference method's centre crop, voxels at the segmenter spacing
+CENTER_SIZE_MM = (115.2, 115.2, 28.8)  # the reference method's centre crop: 256 x 256 x 64 voxels at 0.45 mm
 
 
 def check_values(image: sitk.Image, path=None) -> None:
@@ -87,11 +87,12 @@ def ear_reference(center_lps, preprocessing: dict, multiple: int, region_mm: Opt
 
 
 def center_reference(image: sitk.Image, preprocessing: dict, multiple: int,
-                     size_xyz: Sequence[int] = CENTER_SIZE_XYZ) -> sitk.Image:
+                     size_mm: Sequence[float] = CENTER_SIZE_MM) -> sitk.Image:
     """The reference method's region: the whole scan at the segmenter spacing, centre-cropped/padded
-    to ``size_xyz`` voxels; it usually holds both ears (115 mm wide at 0.45 mm)."""
+    to ``size_mm`` (x, y, z); it usually holds both ears (115 mm wide). Millimetres, not voxels,
+    so a segmenter on a finer grid sees the same field (320 x 320 x 80 voxels at 0.36 mm)."""
     lo, hi = grid.physical_bounds(image)
-    size = [int(math.ceil(s / multiple) * multiple) for s in size_xyz]
+    size = region_size(size_mm, preprocessing["spacing_mm"], multiple)
     return grid.canonical_reference((lo + hi) / 2.0, size, preprocessing["spacing_mm"])
 
 

@@ -7,7 +7,7 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from InnerEarSegLib import infer, localize, postprocess
+from InnerEarSegLib import infer, localize, postprocess, preprocess
 from InnerEarSegLib.errors import Cancelled, InnerEarSegError, InputError
 from InnerEarSegLib.grid import canonical_reference, center_of
 from InnerEarSegLib.pipeline import CaseReport, SegmentParameters, segment, segment_batch
@@ -507,3 +507,12 @@ def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monk
     segment(image, tiny_model, SegmentParameters(surfaces=False))   # on by default
     assert (True, False) in calls and (False, True) in calls
     assert (True, True) not in calls and (False, False) not in calls
+
+
+@pytest.mark.parametrize("spacing, voxels", [(0.45, [256, 256, 64]), (0.36, [320, 320, 80])])
+def test_center_crop_keeps_the_reference_field_in_millimetres(spacing, voxels):
+    image = sitk.Image([100, 120, 40], sitk.sitkFloat32)
+    image.SetSpacing([0.5, 0.5, 1.0])
+    ref = preprocess.center_reference(image, {"spacing_mm": spacing}, 8)
+    assert list(ref.GetSize()) == voxels   # 115.2 x 115.2 x 28.8 mm whatever the model grid
+    assert ref.GetSpacing() == pytest.approx((spacing,) * 3)
