@@ -77,16 +77,24 @@ RUN_FACTS = ("steps", "seconds", "loss", "lr", "lr_schedule", "hardware", "amp",
              "generator_version", "soft_labels", "contrast_weights", "validation", "averaged")
 
 
-def run_entry(path, stage):
+def load_run(path) -> dict:
+    """A run's model card (PATH.json) or training checkpoint (PATH.ckpt.pt), as stored."""
+    if str(path).endswith(".ckpt.pt"):
+        return torch.load(path, map_location="cpu", weights_only=False)
+    return json.loads(Path(path).read_text())
+
+
+def run_entry(path, stage, run=None):
     """One run's facts for ``training_runs``: a model card's training record, or a checkpoint's
     state (the run's last epoch; ``checkpoint``: true). None when the card has no such record.
-    Facts a run did not record (older runs, averages) are left out rather than written as null."""
+    Facts a run did not record (older runs, averages) are left out rather than written as null.
+    ``run``: the file's contents when the caller has loaded them (``load_run``)."""
+    run = load_run(path) if run is None else run
     if str(path).endswith(".ckpt.pt"):
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        facts = {**ckpt["config"], "steps": ckpt["state"]["step"], "seconds": round(ckpt["state"]["seconds"], 1)}
+        facts = {**run["config"], "steps": run["state"]["step"], "seconds": round(run["state"]["seconds"], 1)}
         head = {"stage": stage, "run": str(path), "checkpoint": True}
     else:
-        facts = json.loads(Path(path).read_text()).get("training", {}).get(stage)
+        facts = run.get("training", {}).get(stage)
         if not facts:
             return None
         head = {"stage": stage, "run": str(path)}
@@ -101,11 +109,12 @@ def init_chain(card_path, stage):
     run tuned from the bundled model must not lose the chain behind it."""
     runs, path = [], Path(card_path)
     while path is not None and path.is_file():
-        entry = run_entry(path, stage)
+        run = load_run(path)   # once: its training record and, for a bundled card, its history
+        entry = run_entry(path, stage, run)
         if not entry:
             break
         averaged = entry.get("averaged")
-        bundled = json.loads(path.read_text()).get("training_runs") if path.suffix == ".json" else None
+        bundled = run.get("training_runs")
         if bundled is not None:
             runs[:0] = [r for r in bundled if r["stage"] == stage] + ([entry] if averaged else [])
             break
