@@ -77,7 +77,16 @@ train --stage segmenter --init Resources/Models/InnerEarSeg-synthetic.json --spa
   --threads 1 --seed 26 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
 .venv/bin/python scripts/make_default_model.py --segmenter runs/seg26/model.json \
   --localizer runs/loc3/model.json --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json
+# 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28)
+train --stage segmenter --init Resources/Models/InnerEarSeg-synthetic.json --spacing 0.30 --patch-size 96 96 96 \
+  --steps-per-epoch 150 --out runs/seg27/model.json --loss dicece --lr 5e-5 --lr-schedule cosine --epochs 3 \
+  --threads 1 --seed 27 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
+train --stage segmenter --init runs/seg27/model.json --spacing 0.30 --patch-size 96 96 96 \
+  --steps-per-epoch 150 --out runs/seg28/model.json --loss dicece --lr 5e-5 --lr-schedule cosine --epochs 10 \
+  --threads 1 --seed 28 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg28/model.json \
+  --localizer runs/loc3/model.json --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json
 bash scripts/evaluate_default_model.sh
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg26/model.json \
+.venv/bin/python scripts/make_default_model.py --segmenter runs/seg28/model.json \
   --localizer runs/loc3/model.json --class-weights 1 1 1 2 --test-summary runs/testeval/summary.csv \
   --out Resources/Models/InnerEarSeg-synthetic.json
