@@ -1,7 +1,10 @@
 """Running a network over a model-space array: sliding windows, optional flip TTA, device choice.
 
 Windows are blended with Gaussian weights (MONAI) so patch borders leave no seams. Mixed
-precision (bf16, else fp16) is used only on CUDA, where it is fast and safe; CPU runs fp32.
+precision (bf16, else fp16) is used on CUDA, where it is fast and safe. The CPU runs fp32
+unless ``cpu_bf16`` asks for bf16 autocast: the networks were trained under it, and on CPUs with
+native bf16 (AVX512-BF16 or AMX) it more than halves a window's time, but on others it is
+emulated and slower, so it is opt-in (README, Speed).
 A CUDA out-of-memory error is answered by a retry on the CPU, with a warning.
 """
 import os
@@ -43,14 +46,24 @@ def configure_threads() -> None:
         torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
 
 
-def _run(net, x: torch.Tensor, roi_size, device: torch.device, tta: bool, amp: bool) -> torch.Tensor:
+def _autocast_dtype(device: torch.device, amp: bool, cpu_bf16: bool):
+    """The autocast dtype for this device, or None for fp32."""
+    if device.type == "cuda" and amp:
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_bf16:
+        return torch.bfloat16
+    return None
+
+
+def _run(net, x: torch.Tensor, roi_size, device: torch.device, tta: bool, amp: bool,
+         cpu_bf16: bool = False) -> torch.Tensor:
     net.to(device)
     x = x.to(device)
-    use_amp = amp and device.type == "cuda"
-    dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    dtype = _autocast_dtype(device, amp, cpu_bf16)
+    use_amp = dtype is not None
     total = None
     flips = TTA_FLIPS if tta else TTA_FLIPS[:1]
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=use_amp):
         for dims in flips:
             xi = torch.flip(x, dims) if dims else x
             logits = sliding_window_inference(xi, list(roi_size), 1, net, overlap=OVERLAP, mode="gaussian")
@@ -61,20 +74,21 @@ def _run(net, x: torch.Tensor, roi_size, device: torch.device, tta: bool, amp: b
 
 
 def predict_probabilities(net, array_zyx: np.ndarray, roi_size: Sequence[int], device="cpu",
-                          tta: bool = False, amp: bool = True) -> np.ndarray:
+                          tta: bool = False, amp: bool = True, cpu_bf16: bool = False) -> np.ndarray:
     """Class probabilities (C, z, y, x) float32 of ``net`` over a normalised (z, y, x) array.
 
     ``roi_size`` (z, y, x) is the sliding-window size; the array's sizes must be multiples of
     ``net.divisor`` (model-space grids are built so). The network is moved to ``device``.
+    ``amp``: autocast on CUDA; ``cpu_bf16``: bf16 autocast on the CPU (module docstring).
     """
     device = torch.device(device)
     x = torch.from_numpy(np.ascontiguousarray(array_zyx, dtype=np.float32))[None, None]
     try:
-        probs = _run(net, x, roi_size, device, tta, amp)
+        probs = _run(net, x, roi_size, device, tta, amp, cpu_bf16)
     except torch.OutOfMemoryError:
         if device.type != "cuda":
             raise
         torch.cuda.empty_cache()
         warnings.warn("the GPU ran out of memory; running this region on the CPU instead (slower)")
-        probs = _run(net, x, roi_size, torch.device("cpu"), tta, amp)
+        probs = _run(net, x, roi_size, torch.device("cpu"), tta, amp, cpu_bf16)
     return probs[0].cpu().numpy().astype(np.float32, copy=False)

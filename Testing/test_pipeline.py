@@ -148,6 +148,32 @@ def test_predict_probabilities_tta_flips_back(tiny_model):
     np.testing.assert_allclose(real.sum(0), 1.0, atol=1e-5)
 
 
+class RecordsDtype(torch.nn.Module):
+    """A 1x1x1 convolution that notes the dtype autocast gave its output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.seen = torch.nn.Conv3d(1, 2, 1), []
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.seen.append(y.dtype)
+        return y
+
+
+def test_cpu_bf16_is_opt_in():
+    """fp32 on the CPU unless asked; with ``cpu_bf16`` the network runs under bf16 autocast and
+    the probabilities still come back as float32 summing to 1."""
+    array = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
+    net = RecordsDtype()
+    plain = infer.predict_probabilities(net, array, (8, 8, 8), "cpu")
+    fast = infer.predict_probabilities(net, array, (8, 8, 8), "cpu", cpu_bf16=True)
+    assert net.seen == [torch.float32, torch.bfloat16]
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(fast.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(fast, plain, atol=0.02)   # bf16 keeps about 3 significant digits
+
+
 class SeesItsSide(torch.nn.Module):
     """Foreground probability rises along x (left/right) and along z (up/down): a net that knows
     which way the region faces, as the segmenter does."""
@@ -172,11 +198,11 @@ def test_gpu_out_of_memory_retries_on_cpu(monkeypatch):
     calls = []
     real_run = infer._run
 
-    def run(net, x, roi, device, tta, amp):
+    def run(net, x, roi, device, tta, amp, cpu_bf16):
         calls.append(device.type)
         if device.type == "cuda":
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_run(net, x, roi, device, tta, amp)
+        return real_run(net, x, roi, device, tta, amp, cpu_bf16)
 
     monkeypatch.setattr(infer, "_run", run)
     with pytest.warns(UserWarning, match="out of memory"):
@@ -495,18 +521,19 @@ def test_localizer_window_covers_a_slightly_larger_scan_at_once(width_mm, window
         assert roi[2] == tiny_model.card["preprocessing"]["localizer_patch_size"][2]
 
 
-def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monkeypatch):
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monkeypatch, cpu_bf16):
+    """TTA only for the segmenter; ``cpu_bf16`` reaches every network pass."""
     image, _ = volume((90, 40, 40), (1.0, 1.0, 1.0), blobs=[((20, 0, 0), (8, 8, 8))])
     calls = []
 
-    def spy(net, array, roi, device="cpu", tta=False, amp=True):
-        calls.append((net is tiny_model.localizer, tta))
+    def spy(net, array, roi, device="cpu", tta=False, amp=True, cpu_bf16=False):
+        calls.append((net is tiny_model.localizer, tta, cpu_bf16))
         return threshold_predictor(net, array, roi)
 
     monkeypatch.setattr(infer, "predict_probabilities", spy)
-    segment(image, tiny_model, SegmentParameters(surfaces=False))   # on by default
-    assert (True, False) in calls and (False, True) in calls
-    assert (True, True) not in calls and (False, False) not in calls
+    segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16))   # TTA on by default
+    assert set(calls) == {(True, False, cpu_bf16), (False, True, cpu_bf16)}
 
 
 @pytest.mark.parametrize("spacing, voxels", [(0.45, [256, 256, 64]), (0.36, [320, 320, 80])])

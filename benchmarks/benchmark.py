@@ -103,13 +103,13 @@ def model_path(requested) -> Path:
 
 
 # ---------------------------------------------------------------- candidates (run in a worker process)
-def run_pipeline(image_path, model, device):
+def run_pipeline(image_path, model, device, cpu_bf16=False):
     from InnerEarSegLib.pipeline import SegmentParameters, segment
     from InnerEarSegLib.read import read_image
     start = time.perf_counter()
     image = read_image(image_path)
     read = time.perf_counter() - start
-    result = segment(image, model, SegmentParameters(device=device), source=image_path)
+    result = segment(image, model, SegmentParameters(device=device, cpu_bf16=cpu_bf16), source=image_path)
     total = time.perf_counter() - start
     timings = {"read": read + result.timings.pop("read", 0.0), **result.timings}
     return result.labels, timings, total
@@ -160,8 +160,10 @@ def worker(args) -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     baseline = rss_mb()
     model = load_model(args.model, "cpu")
-    run = run_pipeline if args.worker == "pipeline" else run_plain
-    labels, timings, total = run(args.input, model, args.device)
+    if args.worker == "pipeline":
+        labels, timings, total = run_pipeline(args.input, model, args.device, args.cpu_bf16)
+    else:
+        labels, timings, total = run_plain(args.input, model, args.device)
     report = {"timings": timings, "total": total, "peak_rss_mb": rss_mb(), "import_rss_mb": baseline}
     if torch.cuda.is_available():
         report["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / (1 << 20)
@@ -178,7 +180,7 @@ def measure(kind, image_path, model, args, work: Path) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         subprocess.run([sys.executable, __file__, "--worker", kind, "--input", str(image_path), "--model", str(model),
                         "--threads", str(args.threads), "--device", args.device, "--labels-out", str(labels),
-                        "--json-out", str(out)], check=True, env=env)
+                        "--json-out", str(out)] + (["--cpu-bf16"] if args.cpu_bf16 else []), check=True, env=env)
         runs.append(json.loads(out.read_text()))
     stages = {k: statistics.median(r["timings"][k] for r in runs) for k in runs[0]["timings"]}
     result = {"timings": stages, "total": statistics.median(r["total"] for r in runs),
@@ -203,6 +205,7 @@ def candidate_line(kind: str, r: dict) -> str:
 
 def print_report(report: dict) -> None:
     print(f"\nmodel: {report['model']}; threads: {report['threads']}; device: {report['device']}; "
+          f"cpu_bf16: {report.get('cpu_bf16', False)}; "
           f"repeats: {report['repeats']} (median time, largest peak)")
     for case, res in report["cases"].items():
         print(f"\n{case.upper()} input: {res['size']} voxels at {res['spacing']} mm")
@@ -225,6 +228,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=cores,
                         help="CPU threads for torch and SimpleITK (default: all cores)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto, for both candidates")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="the pipeline with bf16 autocast on the CPU (innerear-seg segment --cpu-bf16); "
+                             "the plain alternative stays fp32")
     parser.add_argument("--skip-plain", action="store_true", help="time the pipeline only (the plain run is slow)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=["mr", "ct"])
     parser.add_argument("--size", type=int, nargs=3, metavar=("X", "Y", "Z"), help="override the input size")
@@ -237,7 +243,7 @@ def main(argv=None) -> int:
         return 0
     model = model_path(args.model)
     report = {"model": str(model), "threads": args.threads, "device": args.device, "repeats": args.repeats,
-              "cases": {}}
+              "cpu_bf16": args.cpu_bf16, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             size = tuple(args.size or CASES[case]["size"])
