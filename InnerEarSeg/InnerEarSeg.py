@@ -67,6 +67,7 @@ class InnerEarSegParameterNode:
     keepLargest: bool = True
     splitSides: bool = True
     tta: bool = True
+    cpuBf16: bool = False
     fluidCheck: bool = True
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
@@ -180,8 +181,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def workerParameters(self):
         p = self._parameterNode
-        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta, "keep_largest": p.keepLargest,
-                "fluid_check": p.fluidCheck,
+        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta, "cpu_bf16": p.cpuBf16,
+                "keep_largest": p.keepLargest, "fluid_check": p.fluidCheck,
                 "split_sides": p.splitSides, "smoothing": p.smoothing, "surfaces": False}
 
     # --- run, poll, finish ------------------------------------------------------------------
