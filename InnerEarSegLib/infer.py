@@ -3,8 +3,8 @@
 Windows are blended with Gaussian weights (MONAI) so patch borders leave no seams. Mixed
 precision (bf16, else fp16) is used on CUDA, where it is fast and safe. The CPU runs fp32
 unless ``cpu_bf16`` asks for bf16 autocast: the networks were trained under it, and on CPUs with
-native bf16 (AVX512-BF16 or AMX) it more than halves a window's time, but on others it is
-emulated and slower, so it is opt-in (README, Speed).
+native bf16 (AVX512-BF16 or AMX) it more than halves the segment stage, but on others it is
+emulated and may be slower, so it is opt-in (README, Speed).
 A CUDA out-of-memory error is answered by a retry on the CPU, with a warning.
 """
 import os
