@@ -20,8 +20,8 @@ from .postprocess import clean_labels
 
 RATIO_LIMIT = 2.0
 MIN_COCHLEA_CONTRAST = 0.1   # of the normalised [0, 1] image; below it the cochlea cannot calibrate
-SHELL_VOXELS = (1, 3)         # the capsule sample: this many model voxels outside the labyrinth (0.36-1.08 mm
-                              # with the bundled 0.36 mm segmenter; chosen at 0.45 mm: 0.45-1.35 mm)
+SHELL_VOXELS = (1, 3)         # the capsule sample: this many model voxels outside the labyrinth (chosen at
+                              # 0.45 mm: 0.45-1.35 mm; on the bundled 0.30 mm grid 0.30-0.90 mm)
 
 
 def vestibule_ratio(image: np.ndarray, labels: np.ndarray) -> Optional[float]:

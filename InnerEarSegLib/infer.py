@@ -56,7 +56,7 @@ def _autocast_dtype(device: torch.device, amp: bool, cpu_bf16: bool):
 
 
 def _run(net, x: torch.Tensor, roi_size, device: torch.device, tta: bool, amp: bool,
-         cpu_bf16: bool = False) -> torch.Tensor:
+         cpu_bf16: bool) -> torch.Tensor:
     net.to(device)
     x = x.to(device)
     dtype = _autocast_dtype(device, amp, cpu_bf16)
