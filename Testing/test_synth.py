@@ -109,6 +109,28 @@ def test_pathology_rate_removes_fluid_labels_and_keeps_the_ears_in_place():
         assert np.allclose(normal.ear_center(side), damaged.ear_center(side))
 
 
+def test_a_drilled_labyrinthectomy_leaves_a_cavity_not_canal_shapes():
+    """Generator 1.7: soft tissue in the exact canal shapes reads as fluid on CT, so a labyrinthectomy
+    filled with soft tissue is one cavity over the canals' planes and the vestibule (normal
+    vestibule and canals: 54-144 mm3 here); the cochlea stays."""
+    from scipy import ndimage
+    found = 0
+    for seed in range(6):
+        head = Head(seed, pathology=25.0)   # every ear operated, half of them drilled
+        for side, ear in head.ears.items():
+            if not any(lbl == 19 for lbl, _ in ear.layers[ear._context_end:]):
+                continue
+            found += 1
+            ref = canonical_reference(head.to_world(ear.V), [80] * 3, 0.3)   # centred on the vestibule
+            tissue = head.labels_at(grid_points(ref)).reshape(80, 80, 80)
+            assert not np.isin(tissue, (2, 3)).any()
+            assert (tissue == 1).sum() * 0.027 > 40                       # the cochlea, mm3
+            components, _ = ndimage.label(tissue == 19)
+            cavity = components == components[40, 40, 40]
+            assert tissue[40, 40, 40] == 19 and cavity.sum() * 0.027 > 150
+    assert found >= 2
+
+
 def test_samples_are_deterministic_and_well_formed():
     a_img, a_lab = segmenter_sample(5, patch_size=(32, 48, 40))
     b_img, b_lab = segmenter_sample(5, patch_size=(32, 48, 40))

@@ -21,8 +21,12 @@ scans (test sets) identical to 1.4.
 model must leave out, dark in bright bone on CT as the canals are. Drawn from each ear's own
 generator after everything else, so heads and labels are identical to 1.4-1.5; images differ
 along the channels, so test sets are regenerated.
+1.7: a labyrinthectomy filled with soft tissue is a drilled cavity (the canals' planes and the
+vestibule), no longer soft tissue in the exact canal shapes, which on CT is a normal labyrinth
+labelled absent (``anatomy.Ear._build_labyrinth``). No new random draws: every other ear is
+identical to 1.6; test sets are regenerated.
 """
-GENERATOR_VERSION = "1.6"
+GENERATOR_VERSION = "1.7"
 
 
 def cli_add_arguments(parser):

@@ -152,6 +152,7 @@ class Ear:
             i0 = int(u(0, 0.6) * k)
             lab.append((18, Tube([self.p(q) for q in pts[i0:i0 + int(k * u(0.15, 0.35))]], rho[i0] * 1.05)))
 
+        n_cochlea = len(lab)              # the cochlea and its partial fluid loss
         # --- semicircular canals: arcs of ~240-270 deg whose ends open into the vestibule
         rho_c = u(0.4, 0.5) * s
         crus = np.array([-0.3, -2.3, 2.3]) * s
@@ -163,6 +164,7 @@ class Ear:
         }
         lost = rng.choice(list(canals)) if u() < 0.08 * pathology else None
         canal_parts = []
+        drilled = []   # each canal's plane filled out (a labyrinthectomy drills it away)
         for name, (c1, c2, away, R) in canals.items():
             J = jitter()
             c1, c2 = J @ c1, J @ c2
@@ -188,6 +190,8 @@ class Ear:
             amp_r = u(0.85, 1.05) * s
             parts.append(Tube([self.p(amp_end), self.p(amp_end * 0.35)], [amp_r, rho_c * 1.3]))
             canal_parts.append((18 if name == lost else 3, parts))
+            drilled.append(Ellipsoid(self.p(O), [R + 2 * rho_c, R + 2 * rho_c, 2 * rho_c],
+                                     self.frame(c1, c2, unit(np.cross(c1, c2)))))
         canal_parts.append((3, [Tube([self.p(crus), self.p(crus * 0.2)], rho_c * 1.25)]))
         for label, parts in canal_parts:
             lab += [(label, p) for p in parts]
@@ -197,8 +201,15 @@ class Ear:
             *rotation(*rng.normal(0, 0.1, 3)).T))
         lab.append((2, vest))
         if u() < 0.04 * pathology:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
-            fill = 18 if u() < 0.5 else 19
-            lab = [(fill if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
+            if u() < 0.5:   # obliterated by bone: the shapes stay, as bone (invisible on CT too)
+                lab = [(18 if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
+            else:
+                # drilled out and filled with soft tissue: a cavity over the canals' planes and the
+                # vestibule, the cochlea kept. Before 1.7 the soft tissue kept the exact canal and
+                # vestibule shapes inside an intact capsule: on CT (soft tissue 40-70 HU, fluid
+                # 0-50) that is a normal labyrinth labelled absent, which no CT reader or model
+                # can get right; a drilled labyrinth has no canal-shaped lumen left.
+                lab = [(19, sh) for sh in drilled + [vest.grown(0.5 * s)]] + lab[:n_cochlea]
         # the otic capsule: dense bone around every fluid space, painted over mastoid cells,
         # middle-ear air and the fundus of the internal auditory canal. Without it (generator
         # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (scripts/capsule_check.py):
