@@ -67,7 +67,7 @@ class InnerEarSegParameterNode:
     keepLargest: bool = True
     splitSides: bool = True
     tta: bool = True
-    cpuBf16: bool = False
+    cpuBf16: bool = True   # ticked: bf16 where the CPU has it natively (cpu_bf16 None); else fp32
     fluidCheck: bool = True
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
@@ -181,7 +181,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def workerParameters(self):
         p = self._parameterNode
-        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta, "cpu_bf16": p.cpuBf16,
+        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta, "cpu_bf16": None if p.cpuBf16 else False,
                 "keep_largest": p.keepLargest, "fluid_check": p.fluidCheck,
                 "split_sides": p.splitSides, "smoothing": p.smoothing, "surfaces": False}
 

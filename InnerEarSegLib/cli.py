@@ -16,6 +16,8 @@ from .errors import InnerEarSegError, InputError
 from .resources import bundled
 
 SAMPLE = bundled("Samples", "sample_t2.nrrd")
+# --cpu-precision -> SegmentParameters.cpu_bf16 (None: bf16 where the CPU has it natively)
+CPU_PRECISION = {"auto": None, "bf16": True, "fp32": False}
 STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure", "surface")
 # sub-command -> (module, add-arguments function, run function, help); imported only when chosen,
 # so a missing or broken module never breaks the other commands
@@ -94,7 +96,8 @@ def segment_inputs(inputs, out_dir, model, params) -> int:
 def run_segment(args) -> int:
     from .pipeline import SegmentParameters
     params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
-                               cpu_bf16=args.cpu_bf16, smoothing=args.smoothing, surfaces=not args.no_surfaces,
+                               cpu_bf16=CPU_PRECISION[args.cpu_precision], smoothing=args.smoothing,
+                               surfaces=not args.no_surfaces,
                                fluid_check=not args.no_fluid_check)
     return segment_inputs(args.inputs, args.output, args.model, params)
 
@@ -154,9 +157,9 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
                    help="average the segmenter over the region and its left/right mirror (default on; "
                         "--no-tta is about a third faster and less accurate, see README)")
-    p.add_argument("--cpu-bf16", action="store_true",
-                   help="bf16 autocast on the CPU: about twice as fast on CPUs with native bf16 (AVX512-BF16, "
-                        "AMX), slower on others; off by default, see README (Speed)")
+    p.add_argument("--cpu-precision", default="auto", choices=list(CPU_PRECISION),
+                   help="auto (default): bf16 autocast where the CPU has native bf16 (AVX512-BF16, AMX; about "
+                        "twice as fast, same accuracy), else fp32; bf16 or fp32 to force one (README, Speed)")
     p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
     p.add_argument("--no-fluid-check", action="store_true",

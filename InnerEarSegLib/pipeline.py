@@ -40,8 +40,8 @@ class SegmentParameters:
     over the region and its left/right mirror (``infer.TTA_FLIPS``; on by default: about 1.5x the
     time, labyrinth DSC +0.01 and canals +0.02 on validation). Not the localiser: averaged, its
     weak blobs fell below threshold and whole ears were lost on the synthetic test set.
-    cpu_bf16: bf16 autocast for both networks on the CPU (``infer``; opt-in: faster only on CPUs
-    with native bf16). keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
+    cpu_bf16: bf16 autocast for both networks on the CPU: None (default) where the CPU has
+    native bf16, True always, False never (``infer.native_cpu_bf16``; README, Speed). keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
     fluid_check: remove a vestibule and canals that do not look like the cochlea's fluid
     (``fluid_check``; a warning says so).
     split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,
@@ -53,7 +53,7 @@ class SegmentParameters:
     modality: str = "auto"
     roi: str = "ears"
     tta: bool = True
-    cpu_bf16: bool = False
+    cpu_bf16: Optional[bool] = None
     keep_largest: bool = True
     fill_holes: bool = True
     fluid_check: bool = True
@@ -71,6 +71,8 @@ class SegmentParameters:
             return False, f"roi must be ears or center, not {self.roi!r}"
         if not 0.0 <= float(self.smoothing) <= 1.0:
             return False, f"smoothing must be between 0 and 1, not {self.smoothing}"
+        if self.cpu_bf16 not in (None, True, False):
+            return False, f"cpu_bf16 must be None (automatic), True or False, not {self.cpu_bf16!r}"
         return True, ""
 
 

@@ -13,7 +13,7 @@ EARS_LPS = ((-45.0, 2.0, -1.0), (45.0, 2.0, -1.0))  # right, left: 90 mm apart, 
 BLOB_RADII = (3.5, 6.0, 3.5)  # long in y, so the fake segmenter's y-thirds give all three structures
 
 
-def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True, cpu_bf16=False):
+def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True, cpu_bf16=None):
     """Stands in for the networks: bright voxels are labyrinth; the segmenter splits them into
     cochlea, vestibule and canals by thirds of the region along y (anterior to posterior)."""
     bright = array > 0.5
@@ -143,9 +143,10 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
     assert info.value.code == 2 and "train" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, tta, fluid_check, bf16", [([], True, True, False), (["--no-tta"], False, True, False),
-                                                           (["--tta", "--no-fluid-check"], True, False, False),
-                                                           (["--cpu-bf16"], True, True, True)])
+@pytest.mark.parametrize("flags, tta, fluid_check, bf16", [([], True, True, None), (["--no-tta"], False, True, None),
+                                                           (["--tta", "--no-fluid-check"], True, False, None),
+                                                           (["--cpu-precision", "bf16"], True, True, True),
+                                                           (["--cpu-precision", "fp32"], True, True, False)])
 def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_check, bf16):
     seen = {}
     monkeypatch.setattr(cli, "segment_inputs", lambda inputs, out, model, params: seen.update(params=params) or 0)

@@ -161,17 +161,30 @@ class RecordsDtype(torch.nn.Module):
         return y
 
 
-def test_cpu_bf16_is_opt_in():
-    """fp32 on the CPU unless asked; with ``cpu_bf16`` the network runs under bf16 autocast and
-    the probabilities still come back as float32 summing to 1."""
+@pytest.mark.parametrize("native", [False, True])
+def test_cpu_bf16_where_native_unless_told(monkeypatch, native):
+    """Automatic (None): bf16 autocast only where the CPU has native bf16; True and False force
+    it. The probabilities come back as float32 summing to 1 either way."""
+    monkeypatch.setattr(infer, "native_cpu_bf16", lambda: native)
     array = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
     net = RecordsDtype()
-    plain = infer.predict_probabilities(net, array, (8, 8, 8), "cpu")
+    auto = infer.predict_probabilities(net, array, (8, 8, 8), "cpu")
+    plain = infer.predict_probabilities(net, array, (8, 8, 8), "cpu", cpu_bf16=False)
     fast = infer.predict_probabilities(net, array, (8, 8, 8), "cpu", cpu_bf16=True)
-    assert net.seen == [torch.float32, torch.bfloat16]
+    assert net.seen == [torch.bfloat16 if native else torch.float32, torch.float32, torch.bfloat16]
+    assert auto.dtype == np.float32
     assert fast.dtype == np.float32
     np.testing.assert_allclose(fast.sum(0), 1.0, atol=1e-5)
     np.testing.assert_allclose(fast, plain, atol=0.02)   # bf16 keeps about 3 significant digits
+
+
+def test_native_cpu_bf16_says_no_when_torch_cannot_tell(monkeypatch):
+    """The torch helpers it reads are private: gone or failing means fp32, never an error."""
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    assert infer.native_cpu_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert infer.native_cpu_bf16() is True
 
 
 class SeesItsSide(torch.nn.Module):
@@ -521,13 +534,13 @@ def test_localizer_window_covers_a_slightly_larger_scan_at_once(width_mm, window
         assert roi[2] == tiny_model.card["preprocessing"]["localizer_patch_size"][2]
 
 
-@pytest.mark.parametrize("cpu_bf16", [False, True])
+@pytest.mark.parametrize("cpu_bf16", [None, False, True])
 def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monkeypatch, cpu_bf16):
     """TTA only for the segmenter; ``cpu_bf16`` reaches every network pass."""
     image, _ = volume((90, 40, 40), (1.0, 1.0, 1.0), blobs=[((20, 0, 0), (8, 8, 8))])
     calls = []
 
-    def spy(net, array, roi, device="cpu", tta=False, amp=True, cpu_bf16=False):
+    def spy(net, array, roi, device="cpu", tta=False, amp=True, cpu_bf16=None):
         calls.append((net is tiny_model.localizer, tta, cpu_bf16))
         return threshold_predictor(net, array, roi)
 

@@ -215,6 +215,9 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     volume, _ = T.add_volume(scene, T.GEOMETRIES["axial"], [(T.center_ras(T.GEOMETRIES["axial"]), 100)])
     widget._parameterNode.inputVolume = volume
     widget._parameterNode.device = "cpu"
+    assert widget.workerParameters()["cpu_bf16"] is None   # ticked by default: bf16 where native
+    widget._parameterNode.cpuBf16 = False
+    assert widget.workerParameters()["cpu_bf16"] is False  # unticked: fp32 forced
     ui.modelPathLineEdit.currentPath = str(tiny_model_path)
     widget.updateGUI()
     assert ui.applyButton.enabled

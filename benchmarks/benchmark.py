@@ -15,7 +15,8 @@ Each run is a fresh subprocess so its peak RSS (VmHWM / ``ru_maxrss``: torch all
 tracemalloc's view) is its own; the RSS after imports is shown as the baseline. Agreement:
 DSC per structure between the two label maps, and of each against the synthetic truth.
 
-    python benchmarks/benchmark.py [--model CARD] [--repeats N] [--threads N] [--skip-plain] [--json PATH]
+    python benchmarks/benchmark.py [--model CARD] [--repeats N] [--threads N] [--skip-plain]
+        [--cpu-precision auto|bf16|fp32] [--json PATH]
 """
 import argparse
 import json
@@ -33,6 +34,8 @@ sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
+
+from InnerEarSegLib.cli import CPU_PRECISION  # noqa: E402
 
 CASES = {"mr": {"family": "mr", "spacing": (0.4, 0.4, 0.4), "size": (400, 400, 120)},
          "ct": {"family": "ct", "spacing": (0.4, 0.4, 0.6), "size": (400, 400, 100)}}
@@ -84,6 +87,14 @@ def make_input(case: str, size, seed: int = 7):
     return image_path, truth_path
 
 
+def resolved_precision(args) -> str:
+    """The pipeline's CPU precision as run: ``auto`` says what it chose on this CPU."""
+    if args.cpu_precision != "auto" or args.device == "cuda":
+        return args.cpu_precision
+    from InnerEarSegLib.infer import native_cpu_bf16
+    return f"auto ({'bf16' if native_cpu_bf16() else 'fp32'})"
+
+
 def model_path(requested) -> Path:
     """The model to time: ``--model``, else the bundled one, else untrained default-size networks."""
     from InnerEarSegLib.model_card import DEFAULT_MODEL, default_card, save_model
@@ -103,7 +114,7 @@ def model_path(requested) -> Path:
 
 
 # ---------------------------------------------------------------- candidates (run in a worker process)
-def run_pipeline(image_path, model, device, cpu_bf16=False):
+def run_pipeline(image_path, model, device, cpu_bf16=None):
     from InnerEarSegLib.pipeline import SegmentParameters, segment
     from InnerEarSegLib.read import read_image
     start = time.perf_counter()
@@ -161,7 +172,7 @@ def worker(args) -> None:
     baseline = rss_mb()
     model = load_model(args.model, "cpu")
     if args.worker == "pipeline":
-        labels, timings, total = run_pipeline(args.input, model, args.device, args.cpu_bf16)
+        labels, timings, total = run_pipeline(args.input, model, args.device, CPU_PRECISION[args.cpu_precision])
     else:
         labels, timings, total = run_plain(args.input, model, args.device)
     report = {"timings": timings, "total": total, "peak_rss_mb": rss_mb(), "import_rss_mb": baseline}
@@ -180,7 +191,7 @@ def measure(kind, image_path, model, args, work: Path) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         subprocess.run([sys.executable, __file__, "--worker", kind, "--input", str(image_path), "--model", str(model),
                         "--threads", str(args.threads), "--device", args.device, "--labels-out", str(labels),
-                        "--json-out", str(out)] + (["--cpu-bf16"] if args.cpu_bf16 else []), check=True, env=env)
+                        "--json-out", str(out), "--cpu-precision", args.cpu_precision], check=True, env=env)
         runs.append(json.loads(out.read_text()))
     stages = {k: statistics.median(r["timings"][k] for r in runs) for k in runs[0]["timings"]}
     result = {"timings": stages, "total": statistics.median(r["total"] for r in runs),
@@ -205,7 +216,7 @@ def candidate_line(kind: str, r: dict) -> str:
 
 def print_report(report: dict) -> None:
     print(f"\nmodel: {report['model']}; threads: {report['threads']}; device: {report['device']}; "
-          f"cpu_bf16: {report.get('cpu_bf16', False)}; "
+          f"cpu precision: {report.get('cpu_precision', 'fp32')}; "
           f"repeats: {report['repeats']} (median time, largest peak)")
     for case, res in report["cases"].items():
         print(f"\n{case.upper()} input: {res['size']} voxels at {res['spacing']} mm")
@@ -228,9 +239,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=cores,
                         help="CPU threads for torch and SimpleITK (default: all cores)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto, for both candidates")
-    parser.add_argument("--cpu-bf16", action="store_true",
-                        help="the pipeline with bf16 autocast on the CPU (innerear-seg segment --cpu-bf16); "
-                             "the plain alternative stays fp32")
+    parser.add_argument("--cpu-precision", default="auto", choices=list(CPU_PRECISION),
+                        help="the pipeline's CPU precision, as innerear-seg segment --cpu-precision (default auto: "
+                             "bf16 where the CPU has it natively); the plain alternative stays fp32")
     parser.add_argument("--skip-plain", action="store_true", help="time the pipeline only (the plain run is slow)")
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=["mr", "ct"])
     parser.add_argument("--size", type=int, nargs=3, metavar=("X", "Y", "Z"), help="override the input size")
@@ -243,7 +254,7 @@ def main(argv=None) -> int:
         return 0
     model = model_path(args.model)
     report = {"model": str(model), "threads": args.threads, "device": args.device, "repeats": args.repeats,
-              "cpu_bf16": args.cpu_bf16, "cases": {}}
+              "cpu_precision": resolved_precision(args), "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             size = tuple(args.size or CASES[case]["size"])
