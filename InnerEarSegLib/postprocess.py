@@ -59,8 +59,20 @@ def clean_labels(labels: np.ndarray, spacing: Sequence[float], keep_largest: boo
     keep_largest: keep only the largest connected labyrinth (labels > 0) and, in it, each
     structure's pieces of at least ``min_island_mm3``; everything else becomes background.
     fill_holes: fill enclosed background inside each structure with that structure.
+    The work is done in the labels' bounding box: outside it all is background, so components
+    and enclosed holes are the same as in the whole region (background at the box's faces
+    touches the outside), at a fraction of the cost: the labyrinth fills a few percent of it.
     """
     out = labels.copy()
+    if not out.any():
+        return out
+    box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(out))
+    out[box] = _clean_box(out[box], spacing, keep_largest, fill_holes, min_island_mm3)
+    return out
+
+
+def _clean_box(out: np.ndarray, spacing, keep_largest: bool, fill_holes: bool, min_island_mm3: float) -> np.ndarray:
+    """``clean_labels`` in place on a box that holds every label."""
     voxel_mm3 = float(np.prod(spacing))
     if keep_largest and out.any():
         components, _ = ndimage.label(out > 0, structure=CONNECTIVITY)

@@ -118,6 +118,26 @@ def test_clean_labels_keeps_the_main_labyrinth_and_fills_holes():
     np.testing.assert_array_equal(raw, labels)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_clean_labels_in_the_bounding_box_equals_the_whole_region(seed):
+    """The bounding-box shortcut changes nothing: same islands dropped, same holes filled, also
+    for shapes at the region's edge and cups whose hollow opens at the box's border."""
+    from scipy import ndimage
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((40, 40, 40), np.uint8)
+    blobs = ndimage.gaussian_filter(rng.random((3, 22, 22, 22)), 1.5)
+    values = (blobs.argmax(0) + 1) * (blobs.max(0) > np.quantile(blobs.max(0), 0.6))
+    at = (0, 9, 18) if seed % 2 else (9, 9, 9)                    # odd seeds: touching the edge
+    labels[at[0]:at[0] + 22, at[1]:at[1] + 22, at[2]:at[2] + 22] = values
+    labels[30:36, 30:36, 30:36] = 2
+    labels[31:35, 31:35, 31:36] = 0                                # a cup open at the box's face
+    labels[2, 38, 38] = 3                                          # a one-voxel island far away
+    for keep, fill in ((True, True), (False, True), (True, False)):
+        whole = postprocess._clean_box(labels.copy(), (0.3,) * 3, keep, fill, postprocess.MIN_ISLAND_MM3)
+        np.testing.assert_array_equal(postprocess.clean_labels(labels, (0.3,) * 3, keep, fill), whole)
+    assert not postprocess.clean_labels(np.zeros((5, 5, 5), np.uint8), (1, 1, 1)).any()
+
+
 def test_clean_probabilities_argmax_is_the_cleaned_labels():
     rng = np.random.default_rng(0)
     probs = rng.random((4, 12, 12, 12)).astype(np.float32)
