@@ -118,6 +118,23 @@ def test_clean_labels_keeps_the_main_labyrinth_and_fills_holes():
     np.testing.assert_array_equal(raw, labels)
 
 
+def test_small_pieces_take_the_label_around_them_and_canal_pieces_stay():
+    """A vestibule speck inside the cochlea (1 mm3: no real vestibule is that small) becomes
+    cochlea, not background, so the labyrinth keeps its voxels; a 3.4 mm3 canal piece stays."""
+    labels = np.zeros((24, 24, 24), np.uint8)
+    labels[2:12, 2:12, 2:12] = 1       # cochlea, 125 mm3 at 0.5 mm
+    labels[2:12, 12:18, 2:12] = 2      # vestibule, 75 mm3, touching it
+    labels[4:6, 4:6, 4:6] = 2          # a vestibule speck of 8 voxels = 1 mm3 inside the cochlea
+    labels[2:5, 18:21, 2:5] = 3        # a canal piece of 27 voxels = 3.4 mm3 on the vestibule
+    out = postprocess.clean_labels(labels, (0.5, 0.5, 0.5))
+    assert (out[4:6, 4:6, 4:6] == 1).all()
+    assert np.array_equal(out > 0, labels > 0)
+    assert (out == 2).sum() == 10 * 6 * 10 and (out == 3).sum() == 27
+    labels[2:5, 18:21, 2:5] = 0
+    labels[2, 18, 2] = 3               # a one-voxel canal piece (0.125 mm3) joins the vestibule
+    assert postprocess.clean_labels(labels, (0.5, 0.5, 0.5))[2, 18, 2] == 2
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_clean_labels_in_the_bounding_box_equals_the_whole_region(seed):
     """The bounding-box shortcut changes nothing: same islands dropped, same holes filled, also
@@ -133,7 +150,7 @@ def test_clean_labels_in_the_bounding_box_equals_the_whole_region(seed):
     labels[31:35, 31:35, 31:36] = 0                                # a cup open at the box's face
     labels[2, 38, 38] = 3                                          # a one-voxel island far away
     for keep, fill in ((True, True), (False, True), (True, False)):
-        whole = postprocess._clean_box(labels.copy(), (0.3,) * 3, keep, fill, postprocess.MIN_ISLAND_MM3)
+        whole = postprocess._clean_box(labels.copy(), (0.3,) * 3, keep, fill, postprocess.MIN_PIECE_MM3)
         np.testing.assert_array_equal(postprocess.clean_labels(labels, (0.3,) * 3, keep, fill), whole)
     assert not postprocess.clean_labels(np.zeros((5, 5, 5), np.uint8), (1, 1, 1)).any()
 
