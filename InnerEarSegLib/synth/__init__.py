@@ -25,8 +25,10 @@ along the channels, so test sets are regenerated.
 vestibule), no longer soft tissue in the exact canal shapes, which on CT is a normal labyrinth
 labelled absent (``anatomy.Ear._build_labyrinth``). No new random draws: every other ear is
 identical to 1.6; test sets are regenerated.
+1.8: segmenter training draws a labyrinthectomy 6x as often as test volumes
+(``generate.TRAINING_LABYRINTHECTOMY``; other fluid loss stays 2.5x); whole scans identical to 1.7.
 """
-GENERATOR_VERSION = "1.7"
+GENERATOR_VERSION = "1.8"
 
 
 def cli_add_arguments(parser):

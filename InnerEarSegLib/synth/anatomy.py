@@ -34,8 +34,9 @@ def ground_truth(tissue: np.ndarray) -> np.ndarray:
 class Ear:
     """One labyrinth with its neighbours, built in the local frame and placed in the head."""
 
-    def __init__(self, rng, side, vestibule_center, pathology=1.0):
-        """``pathology`` scales how often fluid is lost (canal, turn, vestibule and canals)."""
+    def __init__(self, rng, side, vestibule_center, pathology=1.0, labyrinthectomy=None):
+        """``pathology`` scales how often fluid is lost (canal, turn, vestibule and canals);
+        ``labyrinthectomy`` scales the loss of vestibule and canals alone (default: ``pathology``)."""
         self.side = side
         lat = np.array([1.0 if side == "left" else -1.0, 0, 0])   # LPS: +x is the patient's left
         # local axes: lateral, anterior (-y in LPS), superior (+z); small random tilt
@@ -45,6 +46,7 @@ class Ear:
         self.rng = rng
         self.layers = []          # (tissue label, solid) in head coordinates
         self.pathology = pathology
+        self.labyrinthectomy = pathology if labyrinthectomy is None else labyrinthectomy
         self._build(rng)
         self._build_bone_channels(rng)
 
@@ -200,7 +202,7 @@ class Ear:
         vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
             *rotation(*rng.normal(0, 0.1, 3)).T))
         lab.append((2, vest))
-        if u() < 0.04 * pathology:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
+        if u() < 0.04 * self.labyrinthectomy:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
             if u() < 0.5:   # obliterated by bone: the shapes stay, as bone (invisible on CT too)
                 lab = [(18 if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
             else:
@@ -260,8 +262,8 @@ class Ear:
 class Head:
     """Both ears in a head, with a random pose and elastic deformation."""
 
-    def __init__(self, seed, pathology=1.0):
-        """``pathology``: see ``Ear``; 1 gives the rates of the test sets."""
+    def __init__(self, seed, pathology=1.0, labyrinthectomy=None):
+        """``pathology``, ``labyrinthectomy``: see ``Ear``; 1 (and None) give the rates of the test sets."""
         rng = np.random.default_rng(seed)
         self.seed = seed
         u = rng.uniform
@@ -288,7 +290,7 @@ class Head:
         self.ears = {}
         for side, sign in (("right", -1), ("left", 1)):
             vest = np.array([sign * (half + u(-1.5, 1.5)), u(-1.5, 1.5), u(-1.5, 1.5)])
-            ear = Ear(np.random.default_rng(rng.integers(1 << 62)), side, vest, pathology)
+            ear = Ear(np.random.default_rng(rng.integers(1 << 62)), side, vest, pathology, labyrinthectomy)
             self.ears[side] = ear
             self.layers.extend(ear.layers)
         # pose: small rotation, translation and global scale; elastic field of a few smooth modes
