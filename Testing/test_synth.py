@@ -109,6 +109,18 @@ def test_pathology_rate_removes_fluid_labels_and_keeps_the_ears_in_place():
         assert np.allclose(normal.ear_center(side), damaged.ear_center(side))
 
 
+def test_labyrinthectomy_rate_alone_changes_only_the_vestibule_and_canals():
+    """Training's extra labyrinthectomies (generator 1.8) remove vestibule and canals and leave
+    the cochlea, the other pathologies and the ears' places as the test rate draws them."""
+    normal, operated = Head(0), Head(0, labyrinthectomy=25.0)   # 25 x 4 %: every ear
+    for side in ("left", "right"):
+        ref = canonical_reference(normal.ear_center(side), (60, 60, 60), 0.5)
+        before, after = structure_stats(normal, ref), structure_stats(operated, ref)
+        assert before[2][0] > 15 and after[2][0] == 0 and after[3][0] == 0
+        assert after[1][0] == pytest.approx(before[1][0], rel=0.05)
+        assert np.allclose(normal.ear_center(side), operated.ear_center(side))
+
+
 def test_a_drilled_labyrinthectomy_leaves_a_cavity_not_canal_shapes():
     """Generator 1.7: soft tissue in the exact canal shapes reads as fluid on CT, so a labyrinthectomy
     filled with soft tissue is one cavity over the canals' planes and the vestibule (normal
