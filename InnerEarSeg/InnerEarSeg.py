@@ -181,8 +181,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def workerParameters(self):
         p = self._parameterNode
-        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta, "cpu_bf16": None if p.cpuBf16 else False,
-                "keep_largest": p.keepLargest, "fluid_check": p.fluidCheck,
+        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta,
+                "cpu_bf16": None if p.cpuBf16 else False, "keep_largest": p.keepLargest, "fluid_check": p.fluidCheck,
                 "split_sides": p.splitSides, "smoothing": p.smoothing, "surfaces": False}
 
     # --- run, poll, finish ------------------------------------------------------------------

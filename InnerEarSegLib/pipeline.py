@@ -41,7 +41,8 @@ class SegmentParameters:
     time, labyrinth DSC +0.01 and canals +0.02 on validation). Not the localiser: averaged, its
     weak blobs fell below threshold and whole ears were lost on the synthetic test set.
     cpu_bf16: bf16 autocast for both networks on the CPU: None (default) where the CPU has
-    native bf16, True always, False never (``infer.native_cpu_bf16``; README, Speed). keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
+    native bf16, True always, False never (``infer.native_cpu_bf16``; README, Speed).
+    keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
     fluid_check: remove a vestibule and canals that do not look like the cochlea's fluid
     (``fluid_check``; a warning says so).
     split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,

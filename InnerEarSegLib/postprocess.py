@@ -16,10 +16,11 @@ from scipy import ndimage
 
 from .labels import BY_VALUE
 
-# Pieces of a structure smaller than this (mm3, by label value) are dropped inside the kept
-# labyrinth. Cochlea (about 50-150 mm3) and vestibule (30-60 mm3) are single bodies, so a few
-# mm3 of either is an error (a cochlea-only phantom cast got a 3.7 mm3 vestibule speck); a canal
-# can break into real short pieces where it thins, so its limit stays 1 mm3.
+# Pieces of a structure smaller than this (mm3, by label value) inside the kept labyrinth take
+# the label around them. Cochlea (about 50-150 mm3) and vestibule (30-60 mm3) are single bodies,
+# so a few mm3 of either is an error, even when it is the only piece (a cochlea-only phantom cast
+# got a 3.7 mm3 vestibule speck); a canal can break into real short pieces where it thins, so
+# its limit stays 1 mm3 (before session 12: 1 mm3 for all, and such pieces became background).
 MIN_PIECE_MM3 = {1: 5.0, 2: 5.0, 3: 1.0}
 SIDE_VALUES = {"right": 1, "left": 2}
 CONNECTIVITY = np.ones((3, 3, 3), bool)  # 26-neighbours: thin oblique canals stay connected
