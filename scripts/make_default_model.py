@@ -30,7 +30,9 @@ LIMITATIONS = [
     "canals next to the surviving cochlea. The pipeline's fluid check (on by default) removes them when "
     "their contrast to the otic capsule is not within 0.5-2x the cochlea's (bone fill, tissue unlike "
     "fluid); a fill that looks like fluid stays: check such cases by eye. On CT, fibrous or soft-tissue "
-    "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth.",
+    "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth. "
+    "A drilled labyrinthectomy cavity filled with soft tissue still gets a vestibule and canals painted "
+    "into it on synthetic CT and CBCT.",
     "On a labyrinth alone in a uniform block (a phantom) the localiser, which relies on the surroundings, "
     "may find nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
     "is below that on synthetic heads (README, Phantoms).",
