@@ -45,6 +45,13 @@ seg() {  # run, --init run ("-": none), loss, lr, epochs, threads, seed, soft ta
   train --stage segmenter --patch-size 64 64 64 --steps-per-epoch 150 --out "runs/$1/model.json" \
     "${init[@]}" --loss "$3" --lr "$4" --epochs "$5" --threads "$6" --seed "$7" \
     "$([ "$8" = soft ] && echo --soft-labels || echo --no-soft-labels)" "${@:9}"; }
+fine() {  # run, --init card, spacing mm, patch edge (voxels), lr, epochs, seed: cosine-annealed, 28.8 mm regions
+  train --stage segmenter --init "$2" --spacing "$3" --patch-size "$4" "$4" "$4" --steps-per-epoch 150 \
+    --out "runs/$1/model.json" --loss dicece --lr "$5" --lr-schedule cosine --epochs "$6" --threads 1 --seed "$7" \
+    --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16; }
+bundle() {  # the bundled card from segmenter run $1 and loc3, canal weight 2; extra options
+  .venv/bin/python scripts/make_default_model.py --segmenter "runs/$1/model.json" --localizer runs/loc3/model.json \
+    --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json "${@:2}"; }
 #   run  init loss      lr   epochs threads seed targets
 seg seg  -    tversky   3e-4 6      1       1    hard
 seg seg2 seg  tverskyce 3e-4 19     1       3    hard
@@ -74,26 +81,13 @@ train --stage localizer --out runs/loc2/model.json --init runs/loc/model.json --
   --steps-per-epoch 100 --loss dicece --lr 3e-4 --epochs 24 --threads 1 --seed 3
 train --stage localizer --out runs/loc3/model.json --init runs/loc2/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 3e-4 --epochs 20 --threads 1 --seed 4
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg22/model.json \
-  --localizer runs/loc3/model.json --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json
-train --stage segmenter --init Resources/Models/InnerEarSeg-synthetic.json --spacing 0.36 --patch-size 80 80 80 \
-  --steps-per-epoch 150 --out runs/seg26/model.json --loss dicece --lr 5e-5 --lr-schedule cosine --epochs 12 \
-  --threads 1 --seed 26 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg26/model.json \
-  --localizer runs/loc3/model.json --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json
-# 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28)
-train --stage segmenter --init Resources/Models/InnerEarSeg-synthetic.json --spacing 0.30 --patch-size 96 96 96 \
-  --steps-per-epoch 150 --out runs/seg27/model.json --loss dicece --lr 5e-5 --lr-schedule cosine --epochs 3 \
-  --threads 1 --seed 27 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
-train --stage segmenter --init runs/seg27/model.json --spacing 0.30 --patch-size 96 96 96 \
-  --steps-per-epoch 150 --out runs/seg28/model.json --loss dicece --lr 5e-5 --lr-schedule cosine --epochs 10 \
-  --threads 1 --seed 28 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
-train --stage segmenter --init runs/seg28/model.json --spacing 0.30 --patch-size 96 96 96 \
-  --steps-per-epoch 150 --out runs/seg30/model.json --loss dicece --lr 4e-5 --lr-schedule cosine --epochs 6 \
-  --threads 1 --seed 30 --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg30/model.json \
-  --localizer runs/loc3/model.json --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json
+bundle seg22
+fine seg26 Resources/Models/InnerEarSeg-synthetic.json 0.36 80 5e-5 12 26
+bundle seg26
+# 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28), then generator 1.7 (seg30)
+fine seg27 Resources/Models/InnerEarSeg-synthetic.json 0.30 96 5e-5 3 27
+fine seg28 runs/seg27/model.json 0.30 96 5e-5 10 28
+fine seg30 runs/seg28/model.json 0.30 96 4e-5 6 30
+bundle seg30
 bash scripts/evaluate_default_model.sh
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg30/model.json \
-  --localizer runs/loc3/model.json --class-weights 1 1 1 2 --test-summary runs/testeval/summary.csv \
-  --out Resources/Models/InnerEarSeg-synthetic.json
+bundle seg30 --test-summary runs/testeval/summary.csv
