@@ -8,6 +8,7 @@ autocast is used where the CPU computes bf16 in hardware (AVX512-BF16 or AMX;
 so those CPUs run fp32. ``cpu_bf16`` True or False forces one or the other (README, Speed).
 A CUDA out-of-memory error is answered by a retry on the CPU, with a warning.
 """
+import functools
 import os
 import warnings
 from typing import Optional, Sequence
@@ -47,8 +48,10 @@ def configure_threads() -> None:
         torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
 
 
+@functools.lru_cache(maxsize=None)
 def native_cpu_bf16() -> bool:
-    """Whether PyTorch reports bf16 in hardware on this CPU (AVX512-BF16 or AMX tiles).
+    """Whether PyTorch reports bf16 in hardware on this CPU (AVX512-BF16 or AMX tiles); asked
+    once per process, as the CPU does not change.
 
     These ``torch.cpu`` helpers are private (present in torch 2.1-2.13), so any failure means
     no: fp32 is the safe answer."""

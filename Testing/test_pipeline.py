@@ -218,10 +218,13 @@ def test_cpu_bf16_where_native_unless_told(monkeypatch, native):
 def test_native_cpu_bf16_says_no_when_torch_cannot_tell(monkeypatch):
     """The torch helpers it reads are private: gone or failing means fp32, never an error."""
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    infer.native_cpu_bf16.cache_clear()
     assert infer.native_cpu_bf16() is False
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    infer.native_cpu_bf16.cache_clear()
     assert infer.native_cpu_bf16() is True
+    infer.native_cpu_bf16.cache_clear()   # the next test asks the real CPU again
 
 
 class SeesItsSide(torch.nn.Module):
