@@ -121,10 +121,11 @@ def test_labyrinthectomy_rate_alone_changes_only_the_vestibule_and_canals():
         assert np.allclose(normal.ear_center(side), operated.ear_center(side))
 
 
-def test_a_drilled_labyrinthectomy_leaves_a_cavity_not_canal_shapes():
+def test_a_drilled_labyrinthectomy_leaves_a_cavity_open_to_the_mastoid():
     """Generator 1.7: soft tissue in the exact canal shapes reads as fluid on CT, so a labyrinthectomy
     filled with soft tissue is one cavity over the canals' planes and the vestibule (normal
-    vestibule and canals: 54-144 mm3 here); the cochlea stays."""
+    vestibule and canals: 54-144 mm3 here); the cochlea stays. 1.9: the cavity runs out through the
+    mastoid (a closed chamber reaches at most ~10 mm from the vestibule)."""
     from scipy import ndimage
     found = 0
     for seed in range(6):
@@ -133,13 +134,16 @@ def test_a_drilled_labyrinthectomy_leaves_a_cavity_not_canal_shapes():
             if not any(lbl == 19 for lbl, _ in ear.layers[ear._context_end:]):
                 continue
             found += 1
-            ref = canonical_reference(head.to_world(ear.V), [80] * 3, 0.3)   # centred on the vestibule
-            tissue = head.labels_at(grid_points(ref)).reshape(80, 80, 80)
+            ref = canonical_reference(head.to_world(ear.V), [100] * 3, 0.4)   # centred on the vestibule
+            points = grid_points(ref)
+            tissue = head.labels_at(points).reshape(100, 100, 100)
             assert not np.isin(tissue, (2, 3)).any()
-            assert (tissue == 1).sum() * 0.027 > 40                       # the cochlea, mm3
+            assert (tissue == 1).sum() * 0.064 > 40                       # the cochlea, mm3
             components, _ = ndimage.label(tissue == 19)
-            cavity = components == components[40, 40, 40]
-            assert tissue[40, 40, 40] == 19 and cavity.sum() * 0.027 > 150
+            cavity = components == components[50, 50, 50]
+            assert tissue[50, 50, 50] == 19 and cavity.sum() * 0.064 > 150
+            lateral = (head.to_head(points[cavity.ravel()]) - ear.V) @ ear.B[:, 0]
+            assert lateral.max() > 15
     assert found >= 2
 
 

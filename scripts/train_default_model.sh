@@ -45,10 +45,10 @@ seg() {  # run, --init run ("-": none), loss, lr, epochs, threads, seed, soft ta
   train --stage segmenter --patch-size 64 64 64 --steps-per-epoch 150 --out "runs/$1/model.json" \
     "${init[@]}" --loss "$3" --lr "$4" --epochs "$5" --threads "$6" --seed "$7" \
     "$([ "$8" = soft ] && echo --soft-labels || echo --no-soft-labels)" "${@:9}"; }
-fine() {  # run, --init card, spacing mm, patch edge (voxels), lr, epochs, seed: cosine-annealed, 28.8 mm regions
+fine() {  # run, --init card, spacing mm, patch edge (voxels), lr, epochs, seed, extra options: cosine, 28.8 mm regions
   train --stage segmenter --init "$2" --spacing "$3" --patch-size "$4" "$4" "$4" --steps-per-epoch 150 \
     --out "runs/$1/model.json" --loss dicece --lr "$5" --lr-schedule cosine --epochs "$6" --threads 1 --seed "$7" \
-    --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16; }
+    --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16 "${@:8}"; }
 bundle() {  # the bundled card from segmenter run $1 and loc3, canal weight 2; extra options
   .venv/bin/python scripts/make_default_model.py --segmenter "runs/$1/model.json" --localizer runs/loc3/model.json \
     --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json "${@:2}"; }

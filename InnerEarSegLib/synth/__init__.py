@@ -27,8 +27,12 @@ labelled absent (``anatomy.Ear._build_labyrinth``). No new random draws: every o
 identical to 1.6; test sets are regenerated.
 1.8: segmenter training draws a labyrinthectomy 6x as often as test volumes
 (``generate.TRAINING_LABYRINTHECTOMY``; other fluid loss stays 2.5x); whole scans identical to 1.7.
+1.9: the drilled cavity opens through the mastoid (``anatomy.Ear._mastoidectomy``), the route a
+transmastoid labyrinthectomy takes, with no capsule wall of its own and the vestibule's part grown
+1 mm instead of 0.5: under 1.7-1.8 it was a vestibule-shaped chamber in capsule bone, which a model
+read as a vestibule on CT. Only drilled ears change (no new random draws); test sets are regenerated.
 """
-GENERATOR_VERSION = "1.8"
+GENERATOR_VERSION = "1.9"
 
 
 def cli_add_arguments(parser):

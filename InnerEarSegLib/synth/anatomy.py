@@ -202,24 +202,31 @@ class Ear:
         vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
             *rotation(*rng.normal(0, 0.1, 3)).T))
         lab.append((2, vest))
+        cavity = []                       # a drilled labyrinthectomy: soft tissue, no capsule wall
         if u() < 0.04 * self.labyrinthectomy:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
             if u() < 0.5:   # obliterated by bone: the shapes stay, as bone (invisible on CT too)
                 lab = [(18 if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
-            else:
-                # drilled out and filled with soft tissue: a cavity over the canals' planes and the
-                # vestibule, the cochlea kept. Before 1.7 the soft tissue kept the exact canal and
-                # vestibule shapes inside an intact capsule: on CT (soft tissue 40-70 HU, fluid
-                # 0-50) that is a normal labyrinth labelled absent, which no CT reader or model
-                # can get right; a drilled labyrinth has no canal-shaped lumen left.
-                lab = [(19, sh) for sh in drilled + [vest.grown(0.5 * s)]] + lab[:n_cochlea]
+            else:   # drilled out (1.7; open to the mastoid since 1.9), filled with soft tissue, the
+                # cochlea kept. Up to 1.6 the soft tissue kept the exact canal and vestibule shapes:
+                # on CT (soft tissue 40-70 HU, fluid 0-50) a normal labyrinth labelled absent.
+                lab = lab[:n_cochlea]
+                cavity = [(19, sh) for sh in drilled + [vest.grown(1.0 * s), self._mastoidectomy(s)]]
         # the otic capsule: dense bone around every fluid space, painted over mastoid cells,
         # middle-ear air and the fundus of the internal auditory canal. Without it (generator
         # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (scripts/capsule_check.py):
         # on CT those canals ran through air, which no real ear shows. Fixed thickness (no random
         # draw), so every other part of a head stays as it was.
         wall = CAPSULE_WALL_MM * s
-        self.layers.extend([(10, sh.grown(wall)) for _, sh in lab] + lab)
+        self.layers.extend(cavity + [(10, sh.grown(wall)) for _, sh in lab] + lab)
         self.ear_center = 0.5 * (self.V + self.cochlea_center)
+
+    def _mastoidectomy(self, s):
+        """The transmastoid route of a drilled labyrinthectomy: a bowl widening from the vestibule
+        back and out through the mastoid to its cortex (generator 1.9). Before, the cavity was the
+        canals' planes and a vestibule-shaped chamber closed in capsule bone, which on CT still
+        reads as a vestibule; the surgeon's cavity is open to the mastoid. Fixed shape, no draws."""
+        path = np.array([[0.0, -1.0, 0.0], [5.0, -6.0, -1.0], [11.0, -11.0, -3.0], [18.0, -13.0, -5.0]]) * s
+        return Tube([self.p(q) for q in path], np.array([2.5, 4.0, 6.0, 7.0]) * s)
 
     def _build_bone_channels(self, rng):
         """Thin soft-tissue and CSF channels through the petrous bone that look like canals.
