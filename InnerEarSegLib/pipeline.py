@@ -253,12 +253,15 @@ def _check_fluid(region, array: np.ndarray, ear: EarRegion):
     """One region with ``fluid_check.drop_unfilled`` applied to its network input ``array``
     (the ratio kept in ``ear``), and a warning when it removed anything."""
     side, reference, probabilities = region
-    checked, ratio = fluid_check.drop_unfilled(array, probabilities, reference.GetSpacing())
-    ear.fluid_ratio = ratio
+    checked, ratio, wall = fluid_check.drop_unfilled(array, probabilities, reference.GetSpacing())
+    ear.fluid_ratio, ear.wall_ratio = ratio, wall
     if checked is not probabilities:
-        warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid (contrast "
-                      f"to the otic capsule {ratio:.2f} x the cochlea's); they were removed. Labyrinthectomy or "
-                      "ossification? Turn the fluid check off to keep them.")
+        why = (f"contrast to the otic capsule {ratio:.2f} x the cochlea's"
+               if ratio is not None and not 1 / fluid_check.RATIO_LIMIT <= ratio <= fluid_check.RATIO_LIMIT
+               else f"the vestibule stands out from its own wall only {wall:.2f} x as much as from the capsule")
+        warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid in a "
+                      f"capsule ({why}); they were removed. Labyrinthectomy or ossification? Turn the fluid "
+                      "check off to keep them.")
     return side, reference, checked
 
 

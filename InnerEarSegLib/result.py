@@ -12,12 +12,15 @@ class EarRegion:
     fluid_ratio: the vestibule's contrast to the otic capsule over the cochlea's
     (``fluid_check.vestibule_ratio``; about 1 for a fluid-filled vestibule); None if undecided
     or not checked.
+    wall_ratio: the vestibule's contrast to its own wall over its contrast to the capsule
+    (``fluid_check.wall_ratio``; about 1 for a vestibule in bone); None if undecided or not checked.
     """
 
     side: str
     center_lps: tuple
     score: float
     fluid_ratio: Optional[float] = None
+    wall_ratio: Optional[float] = None
 
 
 @dataclass

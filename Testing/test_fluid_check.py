@@ -42,8 +42,8 @@ def test_the_vestibule_of_the_cochleas_fluid_is_kept_on_either_contrast():
     labels = ear_labels()
     for capsule, fluid in ((0.1, 0.9), (0.9, 0.1)):          # T2 (fluid bright) and CT (fluid dark)
         probabilities = one_hot(labels)
-        kept, ratio = fluid_check.drop_unfilled(image_with(labels, capsule, fluid), probabilities, (0.5,) * 3)
-        assert ratio == pytest.approx(1.0)
+        kept, ratio, wall = fluid_check.drop_unfilled(image_with(labels, capsule, fluid), probabilities, (0.5,) * 3)
+        assert ratio == pytest.approx(1.0) and wall == pytest.approx(1.0)
         assert kept is probabilities
 
 
@@ -55,7 +55,7 @@ def test_a_vestibule_unlike_the_cochlea_is_moved_to_background_with_its_canals(v
         image = image_with(labels, capsule=0.5, fluid=0.6, vestibule=0.0)
     probabilities = one_hot(labels)
     before = probabilities.copy()
-    checked, ratio = fluid_check.drop_unfilled(image, probabilities, (0.5,) * 3)
+    checked, ratio, _ = fluid_check.drop_unfilled(image, probabilities, (0.5,) * 3)
     assert not 0.5 <= ratio <= 2.0
     np.testing.assert_array_equal(probabilities, before)                 # input untouched
     out = checked.argmax(0)
@@ -69,7 +69,22 @@ def test_no_decision_without_a_cochlea_that_stands_out():
     assert fluid_check.vestibule_ratio(image_with(labels, vestibule=0.1), np.where(labels == 1, 0, labels)) is None
     flat = image_with(labels, capsule=0.5, fluid=0.55, vestibule=0.9)     # cochlea barely differs from the capsule
     probabilities = one_hot(labels)
-    assert fluid_check.drop_unfilled(flat, probabilities, (0.5,) * 3) == (probabilities, None)
+    kept, ratio, _ = fluid_check.drop_unfilled(flat, probabilities, (0.5,) * 3)
+    assert kept is probabilities and ratio is None
+
+
+def test_a_vestibule_painted_into_a_fluid_like_cavity_is_caught_by_its_wall():
+    """CT: bone 0.9, fluid 0.1, and a drilled cavity of soft tissue (0.15, as dark as fluid) around
+    the vestibule and canal: the cochlea ratio cannot tell (both dark), the vestibule's own wall can."""
+    labels = ear_labels()
+    cavity, = balls(labels.shape, 0.5, [VESTIBULE], 3.0)                 # 1 mm beyond the vestibule
+    image = image_with(labels, capsule=0.9, fluid=0.1)
+    image[cavity & (labels == 0)] = 0.15
+    probabilities = one_hot(labels)
+    checked, ratio, wall = fluid_check.drop_unfilled(image, probabilities, (0.5,) * 3)
+    assert 0.5 <= ratio <= 2.0 and wall < fluid_check.WALL_LIMIT
+    out = checked.argmax(0)
+    assert not np.isin(out, [2, 3]).any() and np.array_equal(out == 1, labels == 1)
 
 
 def painting_predictor(net, array, roi):

@@ -1,9 +1,10 @@
 """The fluid check's ratio per ear against the truth: does the reference have a vestibule there?
 
 Reads the ``ears`` of each case's ``<name>_stats.json`` (written by ``innerear-seg segment``;
-``fluid_ratio`` is the vestibule's contrast to the otic capsule over the cochlea's) and the
-reference labels of the set. Prints every ear and the range of ratios over ears with and
-without a vestibule; the check removes ratios outside 0.5-2.
+``fluid_ratio`` is the vestibule's contrast to the otic capsule over the cochlea's,
+``wall_ratio`` its contrast to its own wall over that to the capsule) and the reference labels
+of the set. Prints every ear and the range of both ratios over ears with and without a
+vestibule; the check removes fluid ratios outside 0.5-2 and wall ratios under 0.75.
 
   python scripts/fluid_ratios.py runs/lxset runs/lxpred
 """
@@ -16,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.fluid_check import RATIO_LIMIT  # noqa: E402
+from InnerEarSegLib.fluid_check import RATIO_LIMIT, WALL_LIMIT  # noqa: E402
 
 NEAR_MM = 15.0
 
@@ -48,16 +49,19 @@ def main(argv=None):
         labels = sitk.ReadImage(str(args.set / "labels" / f"{name}.nrrd"))
         for ear in json.loads(stats.read_text())["ears"]:
             truth = reference_vestibule_mm3(labels, ear["center_lps"])
-            ratio = ear.get("fluid_ratio")
+            ratios = ear.get("fluid_ratio"), ear.get("wall_ratio")
             print(f"{name} {case['family']:7s} {ear['side']:5s} reference vestibule {truth:5.1f} mm3  ratio "
-                  + ("undecided" if ratio is None else f"{ratio:.2f}"))
-            groups["with vestibule" if truth > 0 else "without vestibule"].append(ratio)
+                  + "  wall ".join("undecided" if r is None else f"{r:.2f}" for r in ratios))
+            groups["with vestibule" if truth > 0 else "without vestibule"].append(ratios)
     for group, ratios in groups.items():
-        decided = [r for r in ratios if r is not None]
-        removed = sum(not 1 / RATIO_LIMIT <= r <= RATIO_LIMIT for r in decided)
-        span = f"{min(decided):.2f} to {max(decided):.2f}" if decided else "-"
-        print(f"{group}: {len(ratios)} ears, {len(ratios) - len(decided)} undecided, ratio {span}, "
-              f"{removed} removed by the check")
+        removed = sum((r is not None and not 1 / RATIO_LIMIT <= r <= RATIO_LIMIT) or (w is not None and w < WALL_LIMIT)
+                      for r, w in ratios)
+        spans = []
+        for name, values in (("ratio", [r for r, _ in ratios]), ("wall", [w for _, w in ratios])):
+            decided = [v for v in values if v is not None]
+            spans.append(f"{name} {min(decided):.2f} to {max(decided):.2f}" if decided else f"{name} -")
+            spans[-1] += f" ({len(values) - len(decided)} undecided)"
+        print(f"{group}: {len(ratios)} ears, {', '.join(spans)}, {removed} removed by the check")
     return 0
 
 
