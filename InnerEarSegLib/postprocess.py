@@ -194,10 +194,25 @@ def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]
         target, where = box
         cleaned = clean_probabilities(probabilities, reference.GetSpacing(), keep_largest, fill_holes)
         found = labels_on(target, reference, cleaned)
+        _merge_absent(found, np.unique(cleaned.argmax(0)))
         free = (found > 0) & (labels[where] == 0)
         labels[where][free] = found[free]
         sides[where][free] = SIDE_VALUES[side]
     return to_image(labels, image), to_image(sides, image)
+
+
+def _merge_absent(labels: np.ndarray, present) -> None:
+    """Pieces of a structure that the cleaned model-grid labels do not hold take the label around
+    them, in place. Linear resampling can make one: where the cochlea wins on one side of a voxel
+    face and background on the other, a class second on both can win in between (a 0.25 mm3
+    vestibule speck in a cochlea-only phantom)."""
+    for value in BY_VALUE:
+        if value in present or not (labels == value).any():
+            continue
+        pieces, _ = ndimage.label(labels == value, structure=CONNECTIVITY)
+        for i, where in enumerate(ndimage.find_objects(pieces), start=1):
+            if where is not None:
+                _merge_into_neighbours(labels, pieces, i, where)
 
 
 def to_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:

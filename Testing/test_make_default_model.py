@@ -119,6 +119,16 @@ def test_a_model_tuned_from_a_bundled_model_keeps_its_chain_without_the_old_run_
     assert [r["steps"] for r in runs] == [1, 7]
 
 
+def test_a_bundled_card_as_localiser_gives_only_its_localiser_record(tmp_path):
+    a, _ = run(tmp_path, "a", 1)
+    shipped, _ = assemble(tmp_path, [a], "shipped")
+    tuned = tuned_from(shipped, tmp_path / "tuned.json")
+    out = tmp_path / "out" / "model.json"
+    load_script("make_default_model").main(["--segmenter", str(tuned), "--localizer", str(shipped), "--out", str(out)])
+    training = json.loads(out.read_text())["training"]
+    assert training["segmenter"]["steps"] == 7 and training["localizer"]["seed"] == 3
+
+
 def test_a_respaced_copy_reads_at_the_new_spacing_with_the_same_weights(tmp_path):
     a, net = run(tmp_path, "a", 1)
     load_script("respaced_model").main([str(a), "0.4", str(tmp_path / "sp40")])

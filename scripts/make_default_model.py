@@ -31,8 +31,9 @@ LIMITATIONS = [
     "their contrast to the otic capsule is not within 0.5-2x the cochlea's (bone fill, tissue unlike "
     "fluid); a fill that looks like fluid stays: check such cases by eye. On CT, fibrous or soft-tissue "
     "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth. "
-    "A drilled labyrinthectomy cavity filled with soft tissue still gets a vestibule and canals painted "
-    "into it on synthetic CT and CBCT.",
+    "A drilled labyrinthectomy cavity filled with soft tissue can still get a vestibule and canals painted "
+    "into it on CT and CBCT; the check's second test (the vestibule must stand out from its own wall as "
+    "from the capsule) removes them on the synthetic sets, where the cavity is open to the mastoid.",
     "On a labyrinth alone in a uniform block (a phantom) the localiser, which relies on the surroundings, "
     "may find nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
     "is below that on synthetic heads (README, Phantoms).",
@@ -156,7 +157,9 @@ def main(argv=None):
     region_mm = [round(n * float(seg_card["preprocessing"]["spacing_mm"]), 4) for n in patch[::-1]]
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
                                  localizer_patch_size=[48, 80, 80])
-    card["training"] = {**seg_card.get("training", {}), **loc_card.get("training", {})}
+    # each network's own record: a bundled card passed as --localizer also holds an older segmenter's
+    card["training"] = {**seg_card.get("training", {}),
+                        **{k: v for k, v in loc_card.get("training", {}).items() if k == "localizer"}}
     seg_runs = {}   # every averaged run's chain, shared ancestors once
     for path in args.segmenter:
         seg_runs.update({r["run"]: r for r in init_chain(path, "segmenter") if r["run"] not in seg_runs})

@@ -29,11 +29,13 @@
 #   seg28 the same from seg27, cosine over 10 epochs (best: 10)
 #   seg30 the same from seg28 with generator 1.7 (drilled labyrinthectomy cavity) at lr 4e-5,
 #         cosine over 6 epochs (best: 5)
+#   seg32 the same from seg30 with generator 1.9 (the drilled cavity open through the mastoid;
+#         labyrinthectomies 6x as often in training since 1.8), cosine over 6 epochs (best: 6)
 #   loc   the 2 mm localiser, Dice + cross-entropy, 9 epochs of 100 steps
 #   loc2  the same from loc at lr 3e-4 (generator 1.4), 24 epochs
 #   loc3  the same from loc2 (generator 1.5), 20 epochs
 # then the synthetic test-set evaluation and the card. About 10.5-11 hours on 2 cores.
-# The shipped runs used the generator version of their day (1.0 to 1.7, per run in the card's
+# The shipped runs used the generator version of their day (1.0 to 1.9, per run in the card's
 # training_runs); a rerun uses the current generator for every stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,10 +86,12 @@ train --stage localizer --out runs/loc3/model.json --init runs/loc2/model.json -
 bundle seg22
 fine seg26 Resources/Models/InnerEarSeg-synthetic.json 0.36 80 5e-5 12 26
 bundle seg26
-# 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28), then generator 1.7 (seg30)
+# 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28), then
+# generator 1.7 (seg30) and 1.9 (seg32)
 fine seg27 Resources/Models/InnerEarSeg-synthetic.json 0.30 96 5e-5 3 27
 fine seg28 runs/seg27/model.json 0.30 96 5e-5 10 28
 fine seg30 runs/seg28/model.json 0.30 96 4e-5 6 30
-bundle seg30
+fine seg32 runs/seg30/model.json 0.30 96 4e-5 6 32
+bundle seg32
 bash scripts/evaluate_default_model.sh
-bundle seg30 --test-summary runs/testeval/summary.csv
+bundle seg32 --test-summary runs/testeval/summary.csv
