@@ -57,9 +57,9 @@ def main(argv=None):
         removed = sum((r is not None and not 1 / RATIO_LIMIT <= r <= RATIO_LIMIT) or (w is not None and w < WALL_LIMIT)
                       for r, w in ratios)
         spans = []
-        for name, values in (("ratio", [r for r, _ in ratios]), ("wall", [w for _, w in ratios])):
+        for kind, values in (("ratio", [r for r, _ in ratios]), ("wall", [w for _, w in ratios])):
             decided = [v for v in values if v is not None]
-            spans.append(f"{name} {min(decided):.2f} to {max(decided):.2f}" if decided else f"{name} -")
+            spans.append(f"{kind} {min(decided):.2f} to {max(decided):.2f}" if decided else f"{kind} -")
             spans[-1] += f" ({len(values) - len(decided)} undecided)"
         print(f"{group}: {len(ratios)} ears, {', '.join(spans)}, {removed} removed by the check")
     return 0

@@ -29,8 +29,9 @@ LIMITATIONS = [
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
     "canals next to the surviving cochlea. The pipeline's fluid check (on by default) removes them when "
     "their contrast to the otic capsule is not within 0.5-2x the cochlea's (bone fill, tissue unlike "
-    "fluid); a fill that looks like fluid stays: check such cases by eye. On CT, fibrous or soft-tissue "
-    "obliteration has the density of fluid, so no CT-only method can tell it from a patent labyrinth. "
+    "fluid); a fill that looks like fluid inside an intact capsule stays: check such cases by eye. On CT, "
+    "fibrous or soft-tissue obliteration has the density of fluid, so no CT-only method can tell it from a "
+    "patent labyrinth. "
     "A drilled labyrinthectomy cavity filled with soft tissue can still get a vestibule and canals painted "
     "into it on CT and CBCT; the check's second test (the vestibule must stand out from its own wall as "
     "from the capsule) removes them on the synthetic sets, where the cavity is open to the mastoid.",
