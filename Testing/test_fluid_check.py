@@ -113,8 +113,9 @@ def test_the_pipeline_removes_a_painted_vestibule_without_fluid_and_says_so(flui
     assert ((labels == 2).sum() > 0.9 * vestibule.sum()) == kept
     assert ((labels == 3).any()) == kept
     assert any("right ear" in w and "fluid" in w for w in result.warnings) == (not kept)
-    ratio = result.ears[0].fluid_ratio
+    ratio, wall = result.ears[0].fluid_ratio, result.ears[0].wall_ratio
     if check:
         assert (ratio == pytest.approx(1.0, abs=0.1)) == fluid_in_vestibule and (ratio < 0.5) != fluid_in_vestibule
+        assert (wall == pytest.approx(1.0, abs=0.1)) if fluid_in_vestibule else wall is None   # no contrast
     else:
-        assert ratio is None
+        assert ratio is None and wall is None
