@@ -163,7 +163,7 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
     p.add_argument("--no-fluid-check", action="store_true",
-                   help="keep a vestibule and canals that do not look like the cochlea's fluid (see README)")
+                   help="keep a vestibule and canals that do not look like the cochlea's fluid in a capsule (see README)")
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("demo", help="segment the bundled sample scan with the bundled model")
