@@ -30,18 +30,26 @@ from .postprocess import clean_labels
 RATIO_LIMIT = 2.0
 WALL_LIMIT = 0.75
 MIN_COCHLEA_CONTRAST = 0.1   # of the normalised [0, 1] image; below it the cochlea cannot calibrate
-SHELL_VOXELS = (1, 3)         # the capsule sample: this many model voxels outside the labyrinth (chosen at
-                              # 0.45 mm: 0.45-1.35 mm; on the bundled 0.30 mm grid 0.30-0.90 mm)
+SHELL_MM = (0.3, 0.9)   # the capsule sample: this far outside the labyrinth, in whole voxels of the model
+                        # grid (1-3 on the bundled 0.30 mm grid; chosen as 1-3 voxels at 0.45 mm, which
+                        # made the same decisions on the labyrinthectomy set)
 
 
-def vestibule_ratio(image: np.ndarray, labels: np.ndarray) -> Optional[float]:
+def shells(labels: np.ndarray, spacing: Sequence[float]) -> Tuple[np.ndarray, np.ndarray, int]:
+    """(near, capsule, outer): the labyrinth grown by the inner ``SHELL_MM``, the capsule sample
+    between the inner and the outer distance, and the outer distance in voxels."""
+    inner, outer = (max(1, int(round(mm / min(spacing)))) for mm in SHELL_MM)
+    labyrinth = labels > 0
+    near = ndimage.binary_dilation(labyrinth, iterations=inner)
+    return near, ndimage.binary_dilation(labyrinth, iterations=outer) & ~near, outer
+
+
+def vestibule_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
     """(vestibule - capsule) / (cochlea - capsule) of median intensities; None when undecidable
     (no cochlea or vestibule, or a cochlea that does not stand out from the capsule)."""
-    labyrinth = labels > 0
     if not (labels == 1).any() or not (labels == 2).any():
         return None
-    near, far = (ndimage.binary_dilation(labyrinth, iterations=n) for n in SHELL_VOXELS)
-    shell = far & ~near
+    _, shell, _ = shells(labels, spacing)
     if not shell.any():
         return None
     capsule = float(np.median(image[shell]))
@@ -51,16 +59,15 @@ def vestibule_ratio(image: np.ndarray, labels: np.ndarray) -> Optional[float]:
     return (float(np.median(image[labels == 2])) - capsule) / cochlea
 
 
-def wall_ratio(image: np.ndarray, labels: np.ndarray) -> Optional[float]:
-    """(vestibule - its own wall) / (vestibule - the labyrinth's wall) of median intensities, the
-    walls ``SHELL_VOXELS`` outside the labyrinth; None when undecidable (no vestibule, no wall,
-    or a vestibule that does not stand out from the capsule)."""
+def wall_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
+    """(vestibule - its own wall) / (vestibule - the labyrinth's wall) of median intensities, both
+    walls ``SHELL_MM`` outside the labyrinth; None when undecidable (no vestibule, no wall, or a
+    vestibule that does not stand out from the capsule by ``MIN_COCHLEA_CONTRAST`` either)."""
     vestibule = labels == 2
     if not vestibule.any():
         return None
-    near = ndimage.binary_dilation(labels > 0, iterations=SHELL_VOXELS[0])
-    own = ndimage.binary_dilation(vestibule, iterations=SHELL_VOXELS[1]) & ~near
-    common = ndimage.binary_dilation(labels > 0, iterations=SHELL_VOXELS[1]) & ~near
+    near, common, outer = shells(labels, spacing)
+    own = ndimage.binary_dilation(vestibule, iterations=outer) & ~near
     if not own.any():
         return None
     inside = float(np.median(image[vestibule]))
@@ -77,7 +84,7 @@ def drop_unfilled(image: np.ndarray, probabilities: np.ndarray, spacing: Sequenc
     1/RATIO_LIMIT..RATIO_LIMIT or the wall ratio (``wall_ratio``) is below WALL_LIMIT.
     The input array is left alone."""
     labels = clean_labels(probabilities.argmax(0).astype(np.uint8), spacing)
-    ratio, wall = vestibule_ratio(image, labels), wall_ratio(image, labels)
+    ratio, wall = vestibule_ratio(image, labels, spacing), wall_ratio(image, labels, spacing)
     if (ratio is None or 1.0 / RATIO_LIMIT <= ratio <= RATIO_LIMIT) and (wall is None or wall >= WALL_LIMIT):
         return probabilities, ratio, wall
     out = probabilities.copy()

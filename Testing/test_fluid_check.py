@@ -66,7 +66,8 @@ def test_a_vestibule_unlike_the_cochlea_is_moved_to_background_with_its_canals(v
 
 def test_no_decision_without_a_cochlea_that_stands_out():
     labels = ear_labels()
-    assert fluid_check.vestibule_ratio(image_with(labels, vestibule=0.1), np.where(labels == 1, 0, labels)) is None
+    no_cochlea = np.where(labels == 1, 0, labels)
+    assert fluid_check.vestibule_ratio(image_with(labels, vestibule=0.1), no_cochlea, (0.5,) * 3) is None
     flat = image_with(labels, capsule=0.5, fluid=0.55, vestibule=0.9)     # cochlea barely differs from the capsule
     probabilities = one_hot(labels)
     kept, ratio, _ = fluid_check.drop_unfilled(flat, probabilities, (0.5,) * 3)
@@ -85,6 +86,15 @@ def test_a_vestibule_painted_into_a_fluid_like_cavity_is_caught_by_its_wall():
     assert 0.5 <= ratio <= 2.0 and wall < fluid_check.WALL_LIMIT
     out = checked.argmax(0)
     assert not np.isin(out, [2, 3]).any() and np.array_equal(out == 1, labels == 1)
+
+
+@pytest.mark.parametrize("spacing, inner, outer", [(0.3, 1, 3), (0.15, 2, 6), (0.45, 1, 2)])
+def test_the_capsule_sample_lies_the_same_millimetres_out_on_any_grid(spacing, inner, outer):
+    labels = np.zeros((21, 21, 21), np.uint8)
+    labels[10, 10, 10] = 1
+    near, capsule, n = fluid_check.shells(labels, (spacing,) * 3)
+    assert n == outer
+    assert [int(k) for k in np.flatnonzero(capsule[10, 10, 10:])] == list(range(inner + 1, outer + 1))
 
 
 def painting_predictor(net, array, roi):
