@@ -44,13 +44,12 @@ def shells(labels: np.ndarray, spacing: Sequence[float]) -> Tuple[np.ndarray, np
     return near, ndimage.binary_dilation(labyrinth, iterations=outer) & ~near, outer
 
 
-def vestibule_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
-    """(vestibule - capsule) / (cochlea - capsule) of median intensities; None when undecidable
-    (no cochlea or vestibule, or a cochlea that does not stand out from the capsule)."""
-    if not (labels == 1).any() or not (labels == 2).any():
-        return None
-    _, shell, _ = shells(labels, spacing)
-    if not shell.any():
+def vestibule_ratio(image: np.ndarray, labels: np.ndarray, walls) -> Optional[float]:
+    """(vestibule - capsule) / (cochlea - capsule) of median intensities, the capsule from
+    ``walls`` (``shells(labels, spacing)``); None when undecidable (no cochlea or vestibule, or a
+    cochlea that does not stand out from the capsule)."""
+    _, shell, _ = walls
+    if not (labels == 1).any() or not (labels == 2).any() or not shell.any():
         return None
     capsule = float(np.median(image[shell]))
     cochlea = float(np.median(image[labels == 1])) - capsule
@@ -59,14 +58,15 @@ def vestibule_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[flo
     return (float(np.median(image[labels == 2])) - capsule) / cochlea
 
 
-def wall_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> Optional[float]:
+def wall_ratio(image: np.ndarray, labels: np.ndarray, walls) -> Optional[float]:
     """(vestibule - its own wall) / (vestibule - the labyrinth's wall) of median intensities, both
-    walls ``SHELL_MM`` outside the labyrinth; None when undecidable (no vestibule, no wall, or a
-    vestibule that does not stand out from the capsule by ``MIN_COCHLEA_CONTRAST`` either)."""
+    walls as far out as ``walls`` (``shells(labels, spacing)``); None when undecidable (no
+    vestibule, no wall, or a vestibule that does not stand out from the capsule by
+    ``MIN_COCHLEA_CONTRAST`` either)."""
     vestibule = labels == 2
     if not vestibule.any():
         return None
-    near, common, outer = shells(labels, spacing)
+    near, common, outer = walls
     own = ndimage.binary_dilation(vestibule, iterations=outer) & ~near
     if not own.any():
         return None
@@ -77,15 +77,21 @@ def wall_ratio(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) 
     return (inside - float(np.median(image[own]))) / contrast
 
 
+def keeps(ratio: Optional[float], wall: Optional[float]) -> bool:
+    """The check's decision from the two ratios: keep unless the ratio is outside
+    1/RATIO_LIMIT..RATIO_LIMIT or the wall ratio is below WALL_LIMIT (None: undecided, kept)."""
+    return (ratio is None or 1.0 / RATIO_LIMIT <= ratio <= RATIO_LIMIT) and (wall is None or wall >= WALL_LIMIT)
+
+
 def drop_unfilled(image: np.ndarray, probabilities: np.ndarray, spacing: Sequence[float]
                   ) -> Tuple[np.ndarray, Optional[float], Optional[float]]:
     """(probabilities, ratio, wall ratio): vestibule and canal probabilities moved to background
-    when the ratio (``vestibule_ratio`` of the cleaned labels) is outside
-    1/RATIO_LIMIT..RATIO_LIMIT or the wall ratio (``wall_ratio``) is below WALL_LIMIT.
+    unless ``keeps`` the ratios (``vestibule_ratio``, ``wall_ratio``) of the cleaned labels.
     The input array is left alone."""
     labels = clean_labels(probabilities.argmax(0).astype(np.uint8), spacing)
-    ratio, wall = vestibule_ratio(image, labels, spacing), wall_ratio(image, labels, spacing)
-    if (ratio is None or 1.0 / RATIO_LIMIT <= ratio <= RATIO_LIMIT) and (wall is None or wall >= WALL_LIMIT):
+    walls = shells(labels, spacing)
+    ratio, wall = vestibule_ratio(image, labels, walls), wall_ratio(image, labels, walls)
+    if keeps(ratio, wall):
         return probabilities, ratio, wall
     out = probabilities.copy()
     out[0] += out[2] + out[3]

@@ -256,9 +256,8 @@ def _check_fluid(region, array: np.ndarray, ear: EarRegion):
     checked, ratio, wall = fluid_check.drop_unfilled(array, probabilities, reference.GetSpacing())
     ear.fluid_ratio, ear.wall_ratio = ratio, wall
     if checked is not probabilities:
-        why = (f"contrast to the otic capsule {ratio:.2f} x the cochlea's"
-               if ratio is not None and not 1 / fluid_check.RATIO_LIMIT <= ratio <= fluid_check.RATIO_LIMIT
-               else f"the vestibule stands out from its own wall only {wall:.2f} x as much as from the capsule")
+        why = (f"the vestibule stands out from its own wall only {wall:.2f} x as much as from the capsule"
+               if fluid_check.keeps(ratio, None) else f"contrast to the otic capsule {ratio:.2f} x the cochlea's")
         warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid in a "
                       f"capsule ({why}); they were removed. Labyrinthectomy or ossification? Turn the fluid "
                       "check off to keep them.")

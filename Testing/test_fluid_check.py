@@ -67,7 +67,8 @@ def test_a_vestibule_unlike_the_cochlea_is_moved_to_background_with_its_canals(v
 def test_no_decision_without_a_cochlea_that_stands_out():
     labels = ear_labels()
     no_cochlea = np.where(labels == 1, 0, labels)
-    assert fluid_check.vestibule_ratio(image_with(labels, vestibule=0.1), no_cochlea, (0.5,) * 3) is None
+    walls = fluid_check.shells(no_cochlea, (0.5,) * 3)
+    assert fluid_check.vestibule_ratio(image_with(labels, vestibule=0.1), no_cochlea, walls) is None
     flat = image_with(labels, capsule=0.5, fluid=0.55, vestibule=0.9)     # cochlea barely differs from the capsule
     probabilities = one_hot(labels)
     kept, ratio, _ = fluid_check.drop_unfilled(flat, probabilities, (0.5,) * 3)

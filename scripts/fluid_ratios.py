@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.fluid_check import RATIO_LIMIT, WALL_LIMIT  # noqa: E402
+from InnerEarSegLib.fluid_check import keeps  # noqa: E402
 
 NEAR_MM = 15.0
 
@@ -54,8 +54,7 @@ def main(argv=None):
                   + "  wall ".join("undecided" if r is None else f"{r:.2f}" for r in ratios))
             groups["with vestibule" if truth > 0 else "without vestibule"].append(ratios)
     for group, ratios in groups.items():
-        removed = sum((r is not None and not 1 / RATIO_LIMIT <= r <= RATIO_LIMIT) or (w is not None and w < WALL_LIMIT)
-                      for r, w in ratios)
+        removed = sum(not keeps(r, w) for r, w in ratios)
         spans = []
         for kind, values in (("ratio", [r for r, _ in ratios]), ("wall", [w for _, w in ratios])):
             decided = [v for v in values if v is not None]
