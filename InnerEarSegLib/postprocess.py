@@ -112,16 +112,21 @@ def _merge_into_neighbours(out: np.ndarray, pieces: np.ndarray, i: int, where) -
 
 def clean_probabilities(probabilities: np.ndarray, spacing: Sequence[float], keep_largest: bool = True,
                         fill_holes: bool = True) -> np.ndarray:
-    """Probabilities whose argmax is the cleaned labels: changed voxels get one-hot values."""
+    """Probabilities whose argmax is the cleaned labels: changed voxels get one-hot values, and a
+    structure the cleaned labels do not hold gets 0 everywhere. Why the latter: resampled
+    linearly, a class second on both sides of a voxel face (cochlea winning on one, background on
+    the other) can win in between; a cochlea-only phantom got a 0.25 mm3 vestibule that way."""
     labels = probabilities.argmax(0).astype(np.uint8)
     cleaned = clean_labels(labels, spacing, keep_largest, fill_holes)
     changed = cleaned != labels
-    if not changed.any():
+    absent = [value for value in BY_VALUE if not (cleaned == value).any()]
+    if not changed.any() and not absent:
         return probabilities
     out = probabilities.copy()
     out[:, changed] = 0.0
     where = np.nonzero(changed)
     out[(cleaned[where],) + where] = 1.0
+    out[absent] = 0.0
     return out
 
 
@@ -194,25 +199,10 @@ def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]
         target, where = box
         cleaned = clean_probabilities(probabilities, reference.GetSpacing(), keep_largest, fill_holes)
         found = labels_on(target, reference, cleaned)
-        _merge_absent(found, np.unique(cleaned.argmax(0)))
         free = (found > 0) & (labels[where] == 0)
         labels[where][free] = found[free]
         sides[where][free] = SIDE_VALUES[side]
     return to_image(labels, image), to_image(sides, image)
-
-
-def _merge_absent(labels: np.ndarray, present) -> None:
-    """Pieces of a structure that the cleaned model-grid labels do not hold take the label around
-    them, in place. Linear resampling can make one: where the cochlea wins on one side of a voxel
-    face and background on the other, a class second on both can win in between (a 0.25 mm3
-    vestibule speck in a cochlea-only phantom)."""
-    for value in BY_VALUE:
-        if value in present or not (labels == value).any():
-            continue
-        pieces, _ = ndimage.label(labels == value, structure=CONNECTIVITY)
-        for i, where in enumerate(ndimage.find_objects(pieces), start=1):
-            if where is not None:
-                _merge_into_neighbours(labels, pieces, i, where)
 
 
 def to_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:
