@@ -159,8 +159,9 @@ def main(argv=None):
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
                                  localizer_patch_size=[48, 80, 80])
     # each network's own record: a bundled card passed as --localizer also holds an older segmenter's
-    card["training"] = {**seg_card.get("training", {}),
-                        **{k: v for k, v in loc_card.get("training", {}).items() if k == "localizer"}}
+    card["training"] = dict(seg_card.get("training", {}))
+    if "localizer" in loc_card.get("training", {}):
+        card["training"]["localizer"] = loc_card["training"]["localizer"]
     seg_runs = {}   # every averaged run's chain, shared ancestors once
     for path in args.segmenter:
         seg_runs.update({r["run"]: r for r in init_chain(path, "segmenter") if r["run"] not in seg_runs})

@@ -34,7 +34,8 @@
 #   loc   the 2 mm localiser, Dice + cross-entropy, 9 epochs of 100 steps
 #   loc2  the same from loc at lr 3e-4 (generator 1.4), 24 epochs
 #   loc3  the same from loc2 (generator 1.5), 20 epochs
-# then the synthetic test-set evaluation and the card. About 10.5-11 hours on 2 cores.
+# then the synthetic test-set evaluation and the card. About 17 hours on 2 cores (segmenter 14.3,
+# localiser 2.6: python scripts/readme_tables.py).
 # The shipped runs used the generator version of their day (1.0 to 1.9, per run in the card's
 # training_runs); a rerun uses the current generator for every stage.
 set -euo pipefail
