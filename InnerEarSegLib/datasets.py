@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from monai.transforms import (Compose, RandAdjustContrastd, RandAffined, RandFlipd, RandGaussianNoised,
-                              RandScaleIntensityd, RandShiftIntensityd)
+                              RandScaleIntensityd, RandShiftIntensityd, RandZoomd)
 from monai.utils import convert_to_tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
@@ -35,11 +35,20 @@ def sample_seed(seed: int, step: int, batch: int, i: int) -> int:
     return seed * 1_000_003 + step * batch + i
 
 
+LABEL_KINDS = ("structures", "labyrinth")  # labels 0..3 per structure, or 0/1 for the whole labyrinth
+
+
 @dataclass
 class Case:
     name: str
     image: Path
     label: Path
+    kind: str = "structures"   # LABEL_KINDS: what the label's values mean
+
+    @property
+    def landmarks(self) -> Path:
+        """``X_desc.json`` beside a flat-layout label: landmarks in RAS mm (optional)."""
+        return self.label.with_name(self.name + "_desc.json")
 
 
 def image_stem(path: Path):
@@ -57,13 +66,14 @@ def _with_stem(folder: Path, stem: str):
     return next((p for p in sorted(folder.iterdir()) if image_stem(p) == stem), None)
 
 
-def find_cases(folders: Sequence) -> List[Case]:
+def find_cases(folders: Sequence, kind: str = "structures") -> List[Case]:
     """Image/label pairs in each folder, in either layout:
 
     nnU-Net: ``imagesTr/X_0000.ext`` with ``labelsTr/X.ext`` (other channels ``_0001``... ignored);
     flat: ``X_image.ext`` with ``X_label.ext``; paired folders: ``images/X.ext`` with ``labels/X.ext``
     (what ``innerear-seg synth`` writes). Extensions: .nii.gz, .nii, .nrrd, .nhdr, .mha, .mhd.
-    An image without its label is an error; so is a folder with no pairs.
+    An image without its label is an error; so is a folder with no pairs. ``kind``: what the
+    labels hold (``LABEL_KINDS``).
     """
     cases = []
     for folder in map(Path, folders):
@@ -98,11 +108,14 @@ def find_cases(folders: Sequence) -> List[Case]:
                                      "labelsTr/X.nii.gz, X_image.nii.gz with X_label.nii.gz, or images/X.nii.gz "
                                      "with labels/X.nii.gz (also .nrrd, .mha)")
         cases += found
+    for case in cases:
+        case.kind = kind
     return cases
 
 
 def read_pair(case: Case):
-    """Read one image and its label and check they belong together (same grid, labels 0..3)."""
+    """Read one image and its label and check they belong together (same grid, labels 0..3,
+    or 0/1 for whole-labyrinth labels)."""
     images = []
     for path in (case.image, case.label):
         try:
@@ -122,8 +135,9 @@ def read_pair(case: Case):
             raise InputError(case.label, f"label {what} {tuple(np.round(b, 4))} differs from the image's "
                                          f"{tuple(np.round(a, 4))} ({case.image.name})")
     values = sitk.GetArrayViewFromImage(label)
-    if values.min() < 0 or values.max() >= NUM_CLASSES or np.any(values != np.round(values)):
-        raise InputError(case.label, f"label values must be whole numbers 0..{NUM_CLASSES - 1} "
+    top = NUM_CLASSES - 1 if case.kind == "structures" else 1
+    if values.min() < 0 or values.max() > top or np.any(values != np.round(values)):
+        raise InputError(case.label, f"{case.kind} label values must be whole numbers 0..{top} "
                                      f"(found {values.min()}..{values.max()})")
     if values.max() == 0:
         raise InputError(case.label, "label has no labelled voxel")
@@ -136,8 +150,9 @@ class Volume:
 
     name: str
     image: np.ndarray       # float32, raw intensities (normalised per patch)
-    label: np.ndarray       # uint8, 0..3 (segmenter) or 0/1 (localizer)
+    label: np.ndarray       # uint8, 0..3 (segmenter) or 0/1 (localizer); float32 labyrinth fraction (kind labyrinth)
     foreground: np.ndarray  # flat indices of labelled voxels, for positive patch centres
+    kind: str = "structures"
 
 
 def label_region_reference(label: sitk.Image, spacing: float, margin_mm: float) -> sitk.Image:
@@ -166,6 +181,10 @@ def load_volume(case: Case, stage: str, spacing: float, patch_size: Sequence[int
         reference = grid.covering_reference(image, spacing)
     low = float(sitk.GetArrayViewFromImage(image).min())
     image_arr = sitk.GetArrayFromImage(grid.resample(image, reference, "bspline", default=low))
+    if stage == "segmenter" and case.kind == "labyrinth":   # the fraction of each voxel: sub-voxel targets
+        label_arr = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label, sitk.sitkFloat32), reference, "linear"))
+        return Volume(case.name, image_arr.astype(np.float32), label_arr, np.flatnonzero(label_arr >= 0.5),
+                      case.kind)
     if stage == "segmenter":
         label_arr = sitk.GetArrayFromImage(grid.resample(label, reference, "nearest", pixel_type=sitk.sitkUInt8))
     else:  # 1 wherever labyrinth reaches a 2 mm voxel: nearest neighbour would drop the thin canals
@@ -174,8 +193,28 @@ def load_volume(case: Case, stage: str, spacing: float, patch_size: Sequence[int
     return Volume(case.name, image_arr.astype(np.float32), label_arr, np.flatnonzero(label_arr))
 
 
-def load_volumes(folders: Sequence, stage: str, spacing: float, patch_size: Sequence[int]) -> List[Volume]:
-    return [load_volume(c, stage, spacing, patch_size) for c in find_cases(folders)] if folders else []
+def load_volumes(folders: Sequence, stage: str, spacing: float, patch_size: Sequence[int],
+                 kind: str = "structures") -> List[Volume]:
+    return [load_volume(c, stage, spacing, patch_size) for c in find_cases(folders, kind)] if folders else []
+
+
+def load_shape(case: Case, spacing: float):
+    """A real labyrinth label as a ``realshapes.Shape`` on an identity grid at ``spacing`` (margin
+    4 mm), with the internal auditory canal's axis when ``X_desc.json`` gives the basal-turn centre
+    C and the helicotrema A (RAS mm): the canal continues the modiolar axis from A through C."""
+    import json
+    from .synth.realshapes import Shape
+    _, label = read_pair(case)
+    reference = label_region_reference(label, spacing, 4.0)
+    fraction = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label, sitk.sitkFloat32), reference, "linear"))
+    iac = None
+    if case.landmarks.is_file():
+        marks = json.loads(case.landmarks.read_text())["LANDMARKS"]
+        c, a = (np.asarray(marks[k], float) * [-1, -1, 1] for k in ("C", "A"))    # RAS -> LPS
+        start = np.asarray(reference.TransformPhysicalPointToContinuousIndex(c.tolist()))[::-1]
+        direction = (c - a)[::-1] / np.linalg.norm(c - a)
+        iac = (start, direction)
+    return Shape(fraction.astype(np.float32), iac)
 
 
 def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill) -> np.ndarray:
@@ -203,21 +242,30 @@ def sample_patch(volume: Volume, patch_size: Sequence[int], rng: np.random.Gener
     return grid.normalise(image, low, high), crop(volume.label, start, size, 0)
 
 
+ROTATE_DEG = 30.0       # head tilt: any axis
+SCALE_RANGE = (0.77, 1.3)  # ear size: real labyrinths span about 150-300 mm3
+
+
 def augmentation() -> Compose:
     """Random augmentation of a {"image" (1, z, y, x), "label" (C, z, y, x)} dict of patches.
 
     Only the x (left-right) flip: a mirrored right ear is a plausible left ear, but flipping
     up/down or front/back gives anatomy that never occurs in the canonical LPS model space.
-    Rotations of up to 15 degrees and scaling of 10 % cover head tilt and ear size; the
-    intensity changes cover scanners, coils and bias fields. Targets are class fractions
-    (C, z, y, x); where rotation pads with zeros they sum to 0: no cross-entropy there, and
-    foreground predicted there counts as false in the Dice term.
+    Rotations of up to ``ROTATE_DEG`` about every axis cover head tilt and an isotropic zoom in
+    ``SCALE_RANGE`` ear size (a network trained without them lost half its Dice on real crops
+    turned by 10-30 degrees or 10-40 % larger than the generator's ears); a further 5 % per
+    axis covers shape. The intensity changes cover scanners, coils and bias fields. Targets
+    are class fractions (C, z, y, x), interpolated linearly; where rotation or zoom pads with
+    zeros they sum to 0: no cross-entropy there, and foreground predicted there counts as
+    false in the Dice term.
     """
     keys = ("image", "label")
     return Compose([
         RandFlipd(keys, prob=0.5, spatial_axis=2),
-        RandAffined(keys, prob=0.7, rotate_range=[np.deg2rad(15.0)] * 3, scale_range=[0.1] * 3,
-                    mode=("bilinear", "nearest"), padding_mode=("border", "zeros")),
+        RandZoomd(keys, prob=0.7, min_zoom=SCALE_RANGE[0], max_zoom=SCALE_RANGE[1], mode=("trilinear", "trilinear"),
+                  padding_mode=("edge", "constant"), keep_size=True),
+        RandAffined(keys, prob=0.7, rotate_range=[np.deg2rad(ROTATE_DEG)] * 3, scale_range=[0.05] * 3,
+                    mode=("bilinear", "bilinear"), padding_mode=("border", "zeros")),
         RandScaleIntensityd("image", factors=0.1, prob=0.5),
         RandShiftIntensityd("image", offsets=0.1, prob=0.5),
         RandAdjustContrastd("image", gamma=(0.7, 1.5), prob=0.3),
@@ -244,6 +292,14 @@ def as_labels(label: np.ndarray) -> np.ndarray:
     return label.argmax(0).astype(np.uint8) if label.ndim == 4 else label
 
 
+def labyrinth_fractions(fraction: np.ndarray, classes: int) -> np.ndarray:
+    """Targets (C, z, y, x) for a whole-labyrinth fraction: background and channel 1 hold it, the rest 0.
+    Only meaningful with the marginal loss, which merges the structure channels (``train``)."""
+    out = np.zeros((classes,) + fraction.shape, np.float32)
+    out[0], out[1] = 1.0 - fraction, fraction
+    return out
+
+
 def as_fractions(label: np.ndarray, classes: int) -> np.ndarray:
     """Class fractions (C, z, y, x) float32 from classes (one-hot) or fractions (as they are)."""
     if label.ndim == 4:
@@ -260,50 +316,80 @@ def generator_version():
 
 
 class PatchStream(IterableDataset):
-    """An endless stream of training batches ``(image (B,1,z,y,x), target (B,C,z,y,x))``, both float.
+    """An endless stream of training batches ``(image (B,1,z,y,x), target (B,C,z,y,x), whole (B,))``.
 
     The target holds class fractions: one-hot for labelled classes, fractions where the
-    sampler gives them (``generate.soft_labels``), so both kinds mix in one batch.
+    sampler gives them (``generate.soft_labels``), so both kinds mix in one batch. ``whole``
+    marks samples whose target is the whole labyrinth (channel 1) without a structure split:
+    real labyrinth labels and real-shape samples, trained with the marginal loss.
 
-    Batch ``step`` mixes synthetic samples (``sampler``, seeded by :func:`sample_seed`) and
-    user patches (``volumes``), a sample being synthetic with probability ``synthetic_fraction``
-    when both exist. DataLoader workers take every n-th step, so batches arrive in step order.
+    Each sample comes from one of three sources: the procedural generator (``sampler``, with
+    probability ``synthetic_fraction``), real shapes (``shape_sampler``, ``shape_fraction``)
+    or user patches (``volumes``, the rest); shares of absent sources go to the others.
+    Seeds come from :func:`sample_seed`. DataLoader workers take every n-th step, so batches
+    arrive in step order.
     """
 
     def __init__(self, volumes: List[Volume], sampler, patch_size: Sequence[int], batch: int, seed: int = 0,
                  start_step: int = 0, synthetic_fraction: float = 0.5, augment: bool = True,
-                 normalisation=(0.5, 99.5), classes: int = NUM_CLASSES):
+                 normalisation=(0.5, 99.5), classes: int = NUM_CLASSES, shape_sampler=None,
+                 shape_fraction: float = 0.0):
         super().__init__()
-        if not volumes and sampler is None:
+        if not volumes and sampler is None and shape_sampler is None:
             raise ValueError("no training data: give user volumes, a synthetic sampler, or both")
-        self.volumes, self.sampler = volumes, sampler
+        self.volumes, self.sampler, self.shape_sampler = volumes, sampler, shape_sampler
         self.patch_size, self.batch_size, self.seed = tuple(patch_size), batch, seed
         self.start_step = start_step
-        self.synthetic_fraction = 1.0 if not volumes else 0.0 if sampler is None else synthetic_fraction
+        self.shares = source_shares(bool(volumes), sampler is not None, shape_sampler is not None,
+                                    synthetic_fraction, shape_fraction)
+        self.synthetic_fraction = self.shares[1]
         self.transform = augmentation() if augment else None
         self.normalisation = normalisation
         self.classes = classes
 
+    def draw(self, seed: int, rng):
+        """(image, class fractions (C, z, y, x), whole) from one source."""
+        source = rng.choice(3, p=self.shares)
+        if source == 1:
+            image, label = self.sampler(seed)
+            return image, as_fractions(label, self.classes), False
+        if source == 2:
+            image, fraction = self.shape_sampler(seed)
+            return image, labyrinth_fractions(fraction, self.classes), True
+        volume = self.volumes[rng.integers(len(self.volumes))]
+        image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
+        if volume.kind == "labyrinth":
+            return image, labyrinth_fractions(label, self.classes), True
+        return image, as_fractions(label, self.classes), False
+
     def sample(self, seed: int):
         rng = np.random.default_rng(seed)
-        if rng.random() < self.synthetic_fraction:
-            image, label = self.sampler(seed)
-        else:
-            volume = self.volumes[rng.integers(len(self.volumes))]
-            image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
-        data = {"image": np.asarray(image, np.float32)[None], "label": as_fractions(label, self.classes)}
+        image, target, whole = self.draw(seed, rng)
+        data = {"image": np.asarray(image, np.float32)[None], "label": target}
         if self.transform is not None:
             self.transform.set_random_state(seed=seed % 2 ** 32)
             data = self.transform(data)
         return (convert_to_tensor(data["image"], dtype=torch.float32),
-                convert_to_tensor(data["label"], dtype=torch.float32))
+                convert_to_tensor(data["label"], dtype=torch.float32), whole)
 
     def batch(self, step: int):
         samples = [self.sample(sample_seed(self.seed, step, self.batch_size, i)) for i in range(self.batch_size)]
-        return torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+        return (torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples]),
+                torch.tensor([s[2] for s in samples]))
 
     def __iter__(self):
         info = get_worker_info()
         first, stride = (info.id, info.num_workers) if info else (0, 1)
         for step in itertools.count(self.start_step + first, stride):
             yield self.batch(step)
+
+
+def source_shares(has_volumes: bool, has_synthetic: bool, has_shapes: bool, synthetic_fraction: float,
+                  shape_fraction: float) -> np.ndarray:
+    """Probabilities of (user volumes, procedural synthetic, real shapes); absent sources get 0
+    and the present ones share their part (synthetic alone: 1)."""
+    p = np.array([max(0.0, 1.0 - synthetic_fraction - shape_fraction) * has_volumes,
+                  synthetic_fraction * has_synthetic, shape_fraction * has_shapes])
+    if p.sum() <= 0:
+        p = np.array([has_volumes, has_synthetic, has_shapes], float)
+    return p / p.sum()

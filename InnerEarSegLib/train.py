@@ -55,6 +55,8 @@ class TrainConfig:
     synthetic: bool = True
     data: List[str] = field(default_factory=list)
     synthetic_fraction: float = 0.5        # share of synthetic samples when user data is given too
+    label_kind: str = "structures"         # what --data/--val-data labels hold: datasets.LABEL_KINDS
+    shape_fraction: float = 0.0            # share of samples synthesised from the real shapes of --data
     val_data: List[str] = field(default_factory=list)
     val_samples: int = 16
     patch_size: Optional[Sequence[int]] = None  # (z, y, x); None: the card's (segmenter) or 48x80x80
@@ -90,6 +92,14 @@ class TrainConfig:
             p.append("no training data: use --synthetic and/or --data")
         if not 0.0 <= self.synthetic_fraction <= 1.0:
             p.append("--synthetic-fraction must be between 0 and 1")
+        if not 0.0 <= self.shape_fraction <= 1.0 or self.shape_fraction + self.synthetic_fraction > 1.0:
+            p.append("--shape-fraction must be between 0 and 1 - --synthetic-fraction")
+        if self.shape_fraction and (self.label_kind != "labyrinth" or not self.data):
+            p.append("--shape-fraction needs --data with --label-kind labyrinth (the real shapes)")
+        if self.label_kind not in datasets.LABEL_KINDS:
+            p.append(f"--label-kind must be one of {datasets.LABEL_KINDS}")
+        if self.label_kind == "labyrinth" and self.stage != "segmenter":
+            p.append("--label-kind labyrinth is for the segmenter")
         if self.loss not in LOSSES:
             p.append(f"--loss must be one of {LOSSES}")
         channels = self.channels or DEFAULT_CHANNELS
@@ -139,6 +149,38 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
+def merged_logits(logits: torch.Tensor) -> torch.Tensor:
+    """(B, C, ...) -> (B, 2, ...): background and 'any structure', whose softmax probability is the
+    sum of the structures' (log-sum-exp of their logits)."""
+    return torch.cat([logits[:, :1], torch.logsumexp(logits[:, 1:], 1, keepdim=True)], 1)
+
+
+class MarginalLoss(nn.Module):
+    """A loss for batches that mix structure targets and whole-labyrinth targets.
+
+    Samples flagged ``whole`` carry the labyrinth in target channel 1 without a split into
+    cochlea, vestibule and canals: for them the structures' probabilities are summed
+    (``merged_logits``) and scored against background/labyrinth, so the network is never told
+    which structure a voxel is, only that it is labyrinth (the marginal loss of Shi et al.,
+    Med Image Anal 2021, for partially labelled data). The other samples take ``loss`` as usual.
+    Each part is weighted by its share of the batch.
+    """
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits, target, whole=None):
+        if whole is None or not bool(whole.any()):
+            return self.loss(logits, target)
+        whole = whole.to(logits.device).bool()
+        total = logits.new_zeros(())
+        if bool((~whole).any()):
+            total = total + self.loss(logits[~whole], target[~whole]) * (~whole).float().mean()
+        part = self.loss(merged_logits(logits[whole]), target[whole][:, :2])
+        return total + part * whole.float().mean()
+
+
 def make_loss(name: str) -> nn.Module:
     """Loss on logits (B, C, ...) against labels (B, 1, ...) or class fractions (B, C, ...), background excluded.
 
@@ -157,7 +199,7 @@ def make_loss(name: str) -> nn.Module:
               "ce": nn.CrossEntropyLoss, "tverskyce": lambda: SumOfLosses(tversky(), nn.CrossEntropyLoss())}
     if name not in losses:
         raise ValueError(f"unknown loss {name!r}; choose from {LOSSES}")
-    return OnProbabilities(losses[name]())
+    return MarginalLoss(OnProbabilities(losses[name]()))
 
 
 class SumOfLosses(nn.Module):
@@ -259,10 +301,12 @@ def validate(net, synthetic, volumes, stage, patch_size, batch, device, dtype, n
         for v in volumes:
             image = torch.as_tensor(grid.normalise(v.image, *normalisation))[None, None].to(device)
             logits = sliding_window_inference(image, patch_size, batch, net, overlap=0.25)
-            pairs.append(("user", logits.argmax(1, keepdim=True), v.label[None]))
+            label = (v.label >= 0.5).astype(np.uint8) if v.kind == "labyrinth" else v.label
+            pairs.append(("user" if v.kind == "structures" else "user_labyrinth", logits.argmax(1, keepdim=True),
+                          label[None]))
     net.train()
     results = {}
-    for name in ("user", "synthetic"):
+    for name in ("user", "user_labyrinth", "synthetic"):
         chosen = [(p, torch.as_tensor(np.asarray(y, np.int64))[:, None]) for n, p, y in pairs if n == name]
         if not chosen:
             continue
@@ -273,20 +317,22 @@ def validate(net, synthetic, volumes, stage, patch_size, batch, device, dtype, n
             per_class(one_hot(pred, n_classes), one_hot(label, n_classes))
             whole(one_hot((pred > 0).long(), 2), one_hot((label > 0).long(), 2))
         metrics = {}
-        if stage == "segmenter":
+        if stage == "segmenter" and name != "user_labyrinth":
             dice, counted = per_class.aggregate()
             metrics = {k: float(d) if c else math.nan for k, d, c in zip(structure_names(stage), dice, counted)}
         dice, counted = whole.aggregate()
         metrics["labyrinth"] = float(dice[0]) if counted[0] else math.nan
-        values = [metrics[k] for k in structure_names(stage) if not math.isnan(metrics[k])]
+        keys = [k for k in structure_names(stage) if k in metrics] or ["labyrinth"]   # whole-labyrinth labels
+        values = [metrics[k] for k in keys if not math.isnan(metrics[k])]
         metrics["mean"] = float(np.mean(values)) if values else math.nan
         results[name] = metrics
     return results
 
 
 def selection_score(metrics: dict) -> float:
-    """The validation Dice that picks the best model: user cases first, else synthetic."""
-    for name in ("user", "synthetic"):
+    """The validation Dice that picks the best model: user cases first (per structure, else the
+    whole labyrinth), else synthetic."""
+    for name in ("user", "user_labyrinth", "synthetic"):
         if name in metrics and not math.isnan(metrics[name]["mean"]):
             return metrics[name]["mean"]
     return math.nan
@@ -354,14 +400,19 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
     # validation keeps the generator's own mix, so runs with other contrast weights compare
     train_sampler = datasets.synthetic_sampler(config.stage, patch, spacing, config.soft_labels,
                                                config.contrast_weights) if config.contrast_weights else sampler
-    volumes = datasets.load_volumes(config.data, config.stage, spacing, patch)
-    val_volumes = datasets.load_volumes(config.val_data, config.stage, spacing, patch)
+    volumes = datasets.load_volumes(config.data, config.stage, spacing, patch, config.label_kind)
+    val_volumes = datasets.load_volumes(config.val_data, config.stage, spacing, patch, config.label_kind)
+    shape_sampler = None
+    if config.shape_fraction:
+        from .synth.realshapes import ShapeSampler
+        shape_sampler = ShapeSampler([datasets.load_shape(c, spacing)
+                                      for c in datasets.find_cases(config.data, config.label_kind)], patch, spacing)
     val_set = [sampler(datasets.VALIDATION_SEED + i) for i in range(config.val_samples)] if sampler else []
     val_synthetic = (np.stack([s[0] for s in val_set]).astype(np.float32) if val_set else np.zeros((0,)),
                      np.stack([datasets.as_labels(s[1]) for s in val_set]) if val_set else np.zeros((0,)))
     stream = datasets.PatchStream(volumes, train_sampler if config.synthetic else None, patch, config.batch,
                                   config.seed, state["step"], config.synthetic_fraction, config.augment, norm,
-                                  STAGES[config.stage])
+                                  STAGES[config.stage], shape_sampler, config.shape_fraction)
     loader = DataLoader(stream, batch_size=None, num_workers=config.workers,
                         persistent_workers=config.workers > 0, pin_memory=device.type == "cuda")
     loss_fn = make_loss(config.loss)
@@ -390,6 +441,7 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             "augment": config.augment, "synthetic": config.synthetic,
             "soft_labels": config.soft_labels and config.stage == "segmenter",
             "synthetic_fraction": stream.synthetic_fraction, "generator_version": datasets.generator_version(),
+            "label_kind": config.label_kind, "shape_fraction": float(stream.shares[2]),
             "contrast_weights": list(config.contrast_weights) if config.contrast_weights else None,
             "data": [str(d) for d in config.data], "cases": len(volumes),
             "val_data": [str(d) for d in config.val_data], "val_cases": len(val_volumes),
@@ -413,13 +465,13 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
         while state["epoch"] < config.epochs:
             started = time.monotonic()
             for _ in range(config.steps_per_epoch):
-                image, label = next(batches)
+                image, label, whole = next(batches)
                 image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, state["step"])
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     logits = net(image)
-                loss = loss_fn(logits.float(), label)
+                loss = loss_fn(logits.float(), label, whole)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -479,6 +531,12 @@ def add_arguments(parser) -> None:
     a("--synthetic-fraction", type=float, default=d.synthetic_fraction,
       help="share of synthetic samples when --data is given too")
     a("--val-data", nargs="+", default=[], metavar="DIR", help="held-out user cases for validation")
+    a("--label-kind", choices=datasets.LABEL_KINDS, default=d.label_kind,
+      help="what the --data/--val-data labels hold: structures (0-3) or labyrinth (0/1, the whole labyrinth "
+           "without a split; trained with the marginal loss)")
+    a("--shape-fraction", type=float, default=d.shape_fraction,
+      help="share of samples synthesised from the real labyrinth shapes of --data with random contrasts "
+           "(needs --label-kind labyrinth)")
     a("--val-samples", type=int, default=d.val_samples, help="fixed synthetic validation samples (0: none)")
     a("--patch-size", type=int, nargs=3, metavar=("Z", "Y", "X"), help="patch size in voxels")
     a("--spacing", type=float, metavar="MM", help="the network's isotropic input spacing (default: the --init "
