@@ -34,3 +34,12 @@ class OutputError(InnerEarSegError):
 
 class Cancelled(InnerEarSegError):
     """Raised at the next stage boundary after the user pressed Cancel."""
+
+
+def brief(error: BaseException, limit: int = 200) -> str:
+    """One line saying why: the OS reason of an OSError, else the last non-empty line of the
+    message (ITK and VTK put the actual cause last, after pages of context)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else type(error).__name__

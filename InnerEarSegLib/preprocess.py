@@ -14,17 +14,18 @@ import SimpleITK as sitk
 
 from . import grid
 from .errors import InputError
+from .read import check_grid, check_voxels
 
 CENTER_SIZE_MM = (115.2, 115.2, 28.8)  # the reference method's centre crop: 256 x 256 x 64 voxels at 0.45 mm
 
 
 def check_values(image: sitk.Image, path=None) -> None:
-    """Refuse volumes with NaN/Inf voxels or no contrast at all: nothing sensible can come out."""
+    """Refuse what ``read.read_image`` refuses in a file, for in-memory images too (Slicer
+    volumes, arrays): a grid that cannot be resampled faithfully, NaN/Inf voxels, and
+    volumes without any contrast, where nothing sensible can come out."""
+    check_grid(path, image.GetSize(), image.GetSpacing(), image.GetDirection())
+    check_voxels(image, path)
     a = sitk.GetArrayViewFromImage(image)
-    if a.dtype.kind == "f":
-        bad = int(np.count_nonzero(~np.isfinite(a)))
-        if bad:
-            raise InputError(path, f"{bad} voxels are NaN or infinite; replace them before segmenting")
     lo, hi = a.min(), a.max()
     if lo == hi:
         raise InputError(path, f"constant volume (every voxel is {lo}), nothing to segment")

@@ -107,7 +107,7 @@ def test_thick_slices_run_with_a_warning(volume, tiny_model):
 
 
 def test_volume_smaller_than_the_patch_runs(tiny_model):
-    image = scan((10, 9, 3), (0.5, 0.5, 0.5))  # 5 x 4.5 x 1.5 mm, less than one 16 mm patch
+    image = scan((10, 9, 4), (0.5, 0.5, 0.5))  # 5 x 4.5 x 2 mm, less than one 16 mm patch
     image.SetOrigin((3.0, -2.0, 1.0))
     result = segment(image, tiny_model, NO_SURFACES)  # the real (random) network, end to end
     assert result.labels.GetSize() == image.GetSize() and result.labels.GetOrigin() == image.GetOrigin()
