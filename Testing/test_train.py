@@ -211,16 +211,17 @@ def test_stream_is_the_same_whatever_the_workers(fake_generator):
                                   start_step=5)
     expected = [stream.batch(step) for step in (5, 6, 7)]
     loader = iter(DataLoader(stream, batch_size=None, num_workers=2))
-    for (image, label), (want_image, want_label) in zip([next(loader) for _ in range(3)], expected):
+    for (image, label, _), (want_image, want_label, _) in zip([next(loader) for _ in range(3)], expected):
         assert torch.equal(image, want_image) and torch.equal(label, want_label)
     assert image.shape == (2, 1) + PATCH and label.shape == (2, 4) + PATCH and label.dtype == torch.float32
     assert not torch.equal(expected[0][0], expected[1][0])  # steps differ
     plain = datasets.PatchStream([], functools.partial(fake_sample, patch_size=PATCH), PATCH, batch=2, seed=3,
                                  augment=False)
     assert not torch.equal(plain.batch(5)[0], expected[0][0])  # augmentation changed something
-    _, target = plain.batch(5)  # without augmentation the targets are exactly one-hot labels
+    _, target, whole = plain.batch(5)  # without augmentation the targets are exactly one-hot labels
     want = fake_sample(datasets.sample_seed(3, 5, 2, 0))[1]
     assert torch.equal(target[0].argmax(0), torch.as_tensor(want).long()) and torch.all(target.sum(1) == 1)
+    assert not whole.any()   # structure labels, not whole-labyrinth ones
 
 
 def test_soft_and_hard_samples_mix_in_one_batch():
@@ -228,7 +229,7 @@ def test_soft_and_hard_samples_mix_in_one_batch():
         image, label = fake_sample(seed)
         return image, (datasets.as_fractions(label, 4) * 0.5 + 0.125 if seed % 2 else label)
     stream = datasets.PatchStream([], soft_or_hard, PATCH, batch=4, seed=1, augment=False)
-    _, target = stream.batch(0)
+    _, target, _ = stream.batch(0)
     assert target.shape == (4, 4) + PATCH and torch.allclose(target.sum(1), torch.ones(()))
     assert sorted(float(t.max()) for t in target) == [0.625, 0.625, 1.0, 1.0]
 

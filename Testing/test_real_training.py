@@ -1,0 +1,149 @@
+"""Training on whole-labyrinth labels: the marginal loss, real-shape synthesis, mixed sources,
+label kinds, and keeping the labyrinth's pieces near its largest one."""
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from InnerEarSegLib import datasets, postprocess
+from InnerEarSegLib import train as training
+from InnerEarSegLib.errors import InputError
+from InnerEarSegLib.synth.realshapes import Shape, ShapeSampler
+
+
+def one_hot_logits(labels: np.ndarray, classes=4) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(labels).long(), classes).permute(3, 0, 1, 2)[None].float() * 40
+
+
+def ball(shape=(24, 24, 24), radius=6.0, centre=None) -> np.ndarray:
+    centre = np.array(shape) / 2 if centre is None else np.asarray(centre)
+    return (np.linalg.norm(np.indices(shape).transpose(1, 2, 3, 0) - centre, axis=-1) < radius)
+
+
+# --- marginal loss ------------------------------------------------------------------------------
+
+def test_merged_logits_give_the_summed_structure_probability():
+    logits = torch.randn(2, 4, 3, 3, 3)
+    merged = torch.softmax(training.merged_logits(logits), 1)
+    p = torch.softmax(logits, 1)
+    assert torch.allclose(merged[:, 1], p[:, 1:].sum(1), atol=1e-6)
+    assert torch.allclose(merged[:, 0], p[:, 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["dicece", "tverskyce", "ce"])
+def test_whole_labyrinth_targets_do_not_care_which_structure_is_painted(name):
+    mask = ball((8, 8, 8), 3)
+    target = torch.as_tensor(datasets.labyrinth_fractions(mask.astype(np.float32), 4))[None]
+    whole = torch.tensor([True])
+    loss = training.make_loss(name)
+    as_cochlea = loss(one_hot_logits(mask * 1), target, whole).item()
+    as_canals = loss(one_hot_logits(mask * 3), target, whole).item()
+    wrong = loss(one_hot_logits(~mask * 2), target, whole).item()
+    assert as_cochlea == pytest.approx(as_canals, abs=1e-5) and as_cochlea < 1e-3
+    assert wrong > 0.5
+    # the same target read as structures (no flag) does care: channel 1 is the cochlea
+    assert loss(one_hot_logits(mask * 3), target).item() > 0.5
+
+
+def test_a_mixed_batch_weighs_each_part_by_its_share():
+    mask = ball((8, 8, 8), 3)
+    structures = torch.as_tensor(datasets.as_fractions(mask.astype(np.uint8) * 2, 4))
+    whole = torch.as_tensor(datasets.labyrinth_fractions(mask.astype(np.float32), 4))
+    logits = torch.cat([one_hot_logits(mask * 1), one_hot_logits(mask * 1)])   # cochlea painted in both
+    loss = training.make_loss("dicece")
+    mixed = loss(logits, torch.stack([structures, whole]), torch.tensor([False, True])).item()
+    alone = loss(logits[:1], structures[None]).item()       # wrong structure: high
+    assert mixed == pytest.approx(alone / 2, rel=1e-3)     # the whole-labyrinth half costs nothing
+
+
+# --- sources and label kinds --------------------------------------------------------------------
+
+def test_source_shares():
+    assert datasets.source_shares(True, True, True, 0.35, 0.35) == pytest.approx([0.3, 0.35, 0.35])
+    assert datasets.source_shares(False, True, False, 0.5, 0.0) == pytest.approx([0, 1, 0])
+    assert datasets.source_shares(True, False, False, 0.5, 0.0) == pytest.approx([1, 0, 0])
+    assert datasets.source_shares(True, True, False, 0.5, 0.0) == pytest.approx([0.5, 0.5, 0])
+
+
+def write_pair(folder, name, label, spacing=(0.3, 0.3, 0.3)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for what, array in (("image", (label * 500.0 + 50).astype(np.float32)), ("label", label.astype(np.uint8))):
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(spacing)
+        sitk.WriteImage(image, str(folder / f"{name}_{what}.nii.gz"))
+
+
+def test_labyrinth_labels_must_be_0_or_1(tmp_path):
+    write_pair(tmp_path / "a", "x", ball().astype(np.uint8) * 2)
+    case = datasets.find_cases([tmp_path / "a"], "labyrinth")[0]
+    with pytest.raises(InputError, match="labyrinth label values must be whole numbers 0..1"):
+        datasets.read_pair(case)
+    assert datasets.read_pair(datasets.find_cases([tmp_path / "a"])[0])   # fine as structure labels
+
+
+def test_labyrinth_volume_holds_fractions_and_its_patches_are_flagged(tmp_path):
+    write_pair(tmp_path / "a", "x", ball((30, 30, 30), 8).astype(np.uint8), spacing=(0.2, 0.2, 0.2))
+    [volume] = datasets.load_volumes([tmp_path / "a"], "segmenter", 0.3, (16, 16, 16), "labyrinth")
+    assert volume.kind == "labyrinth" and volume.label.dtype == np.float32
+    assert 0 < volume.label.min() + 1 and ((volume.label > 0.01) & (volume.label < 0.99)).any()   # partial volume
+    stream = datasets.PatchStream([volume], None, (16, 16, 16), batch=2, augment=False)
+    image, target, whole = stream.batch(0)
+    assert whole.all() and target.shape == (2, 4, 16, 16, 16)
+    assert torch.all(target[:, 2:] == 0) and torch.allclose(target[:, :2].sum(1), torch.ones(1))
+
+
+def test_shape_sampler_is_reproducible_and_scales_the_shape():
+    label = ball((40, 40, 40), 9).astype(np.float32)
+    iac = (np.array([20.0, 20.0, 30.0]), np.array([0.0, 0.0, 1.0]))
+    sampler = ShapeSampler([Shape(label, iac)], (32, 32, 32), 0.3, iac_share=1.0)
+    a, b = sampler(5), sampler(5)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert a[0].min() >= 0 and a[0].max() <= 1 and 0 <= a[1].min() and a[1].max() <= 1
+    small = ShapeSampler([Shape(label)], (32, 32, 32), 0.3, scale=(0.7, 0.7), axis_scale=0, elastic_mm=0)
+    large = ShapeSampler([Shape(label)], (32, 32, 32), 0.3, scale=(1.2, 1.2), axis_scale=0, elastic_mm=0)
+    ratio = large(1)[1].sum() / small(1)[1].sum()
+    assert ratio == pytest.approx((1.2 / 0.7) ** 3, rel=0.1)
+
+
+def test_shape_sampler_draws_every_contrast():
+    sampler = ShapeSampler([Shape(ball((40, 40, 40), 9).astype(np.float32))], (24, 24, 24), 0.3,
+                           offset_mm=0, elastic_mm=0, scale=(1, 1), rotate_deg=0)
+    inside, outside = [], []
+    for seed in range(30):
+        image, fraction = sampler(seed)
+        inside.append(image[fraction > 0.9].mean())
+        outside.append(image[(fraction == 0)].mean())
+    brighter = np.greater(inside, outside)
+    assert brighter.any() and (~brighter).any()   # fluid bright (MR-like) and dark (CT-like) both occur
+
+
+def test_training_on_labyrinth_labels_validates_the_labyrinth(tmp_path):
+    for i in range(2):
+        write_pair(tmp_path / "train", f"t{i}", ball((24, 24, 24), 6 + i).astype(np.uint8))
+    write_pair(tmp_path / "val", "v", ball((24, 24, 24), 7).astype(np.uint8))
+    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=[str(tmp_path / "train")],
+                                  val_data=[str(tmp_path / "val")], label_kind="labyrinth", synthetic=False,
+                                  shape_fraction=0.5, synthetic_fraction=0.0, patch_size=(16, 16, 16),
+                                  channels=(4, 8), epochs=1, steps_per_epoch=2, val_samples=0, workers=0,
+                                  amp=False, progress_bar=False, spacing=0.3)
+    assert config.isValid(), config.problems()
+    result = training.train(config)
+    [epoch] = result["history"]
+    assert set(epoch["user_labyrinth"]) == {"labyrinth", "mean"}
+    assert epoch["user_labyrinth"]["mean"] == epoch["user_labyrinth"]["labyrinth"]
+
+
+def test_shape_fraction_needs_labyrinth_labels(tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=["x"], shape_fraction=0.3)
+    assert any("--shape-fraction needs" in p for p in config.problems())
+
+
+# --- the labyrinth's pieces -----------------------------------------------------------------------
+
+def test_pieces_near_the_largest_are_kept_far_ones_dropped():
+    mask = ball((40, 40, 40), 8, (20, 14, 20))
+    near = ball((40, 40, 40), 2.5, (20, 26.5, 20))      # 4 voxels from the large ball: 1.2 mm
+    far = ball((40, 40, 40), 2.5, (20, 20, 36))         # 7 voxels: 2.1 mm
+    keep = postprocess.labyrinth_pieces(mask | near | far, (0.3, 0.3, 0.3), near_mm=1.5)
+    assert keep[near].all() and keep[mask].all() and not keep[far].any()
+    assert not postprocess.labyrinth_pieces(mask | near, (0.3, 0.3, 0.3), near_mm=0.0)[near].any()
