@@ -165,7 +165,7 @@ def _open_nifti(path: Path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def _check_nifti_data(path: Path) -> None:
+def check_nifti_data(path: Path) -> None:
     """Refuse a NIfTI file with less voxel data than its header promises, or NaN/Inf voxels:
     ITK reads both silently as zeros."""
     layout = _nifti_layout(path)
@@ -206,7 +206,7 @@ def _read_file(p: Path) -> sitk.Image:
                   reader.GetSize())
     check_grid(p, reader.GetSize(), reader.GetSpacing(), reader.GetDirection())
     if p.name.lower().endswith((".nii", ".nii.gz")):
-        _check_nifti_data(p)
+        check_nifti_data(p)
     try:
         image = reader.Execute()
     except RuntimeError as e:

@@ -9,28 +9,36 @@ Files (``NAME`` is the case name):
                              files say ``SPACE=LPS`` the way Slicer marks it, so Slicer loads them in place).
   ``NAME_preview.png``       orthogonal planes and a 3D view of each ear.
 
-Every file is first written under a hidden temporary name in the same folder and renamed only
-when all are written. If anything fails, the temporary files and every output of this case
-(including those of an earlier run) are removed, so the folder never mixes runs; the input is
-only read.
+Every file is first written into a new hidden folder beside the case folder
+(``OUTDIR/.NAME.tmp-XXXX``, unique per run); only when all are written does that folder replace
+``OUTDIR/NAME`` (files of the user's own in the old folder are carried over, our outputs of an
+earlier run are not). So a failed or interrupted run leaves the previous results as they were,
+two runs into the same folder never delete each other's files (the last to finish wins, whole),
+and the folder never mixes runs. The input is only read.
 """
 import contextlib
 import csv
+import errno
 import json
 import math
+import os
+import shutil
+import tempfile
+import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
 from . import labels as L
-from .errors import InnerEarSegError, OutputError
+from .errors import InnerEarSegError, OutputError, brief
 
 FORMATS = ("seg", "labels", "json", "csv", "stl", "vtp", "preview")
-TMP_PREFIX = ".tmp-"
+TMP_PREFIX = ".tmp-"  # hidden temporary files of earlier versions, never carried over
+SWAP_ATTEMPTS = 20  # another run may swap its own folder in between ours; each retry moves it aside
 COORDINATE_NOTE = ("centroid_lps, bbox_min_lps, bbox_max_lps and the STL/VTP surfaces are in LPS millimetres "
                    "(DICOM/ITK patient coordinates; Slicer's default for STL, marked SPACE=LPS in the files); "
                    "centroid_ras is the same point in RAS (Slicer's world coordinates)")
@@ -170,6 +178,44 @@ def write_csv(path, stats: List[dict]) -> None:
         writer.writerows(rows)
 
 
+VTK_CAUSES = {"OutOfDiskSpaceError": (errno.ENOSPC, "No space left on device"),
+              "CannotOpenFileError": (errno.EACCES, "cannot open the file for writing"),
+              "FileNameError": (errno.EINVAL, "invalid file name")}
+
+
+def run_vtk_writer(writer, path) -> None:
+    """Run a VTK writer quietly; failure raises OSError with VTK's own reason (disk full,
+    cannot open...), since VTK reports it only as an error code and a line on stderr."""
+    from vtkmodules.vtkCommonCore import vtkObject
+    from vtkmodules.vtkCommonMisc import vtkErrorCode
+    shown = vtkObject.GetGlobalWarningDisplay()
+    vtkObject.GlobalWarningDisplayOff()
+    try:
+        ok = writer.Write() == 1
+    finally:
+        vtkObject.SetGlobalWarningDisplay(shown)
+    code = writer.GetErrorCode()
+    if not ok or code:
+        reason = vtkErrorCode.GetStringFromErrorCode(code) if code else "unknown VTK error"
+        if reason == "CannotOpenFileError":
+            open(path, "ab").close()  # the operating system says why (name too long, no permission...)
+        number, text = VTK_CAUSES.get(reason, (errno.EIO, f"VTK: {reason}"))
+        raise OSError(number, text, str(path))
+
+
+def write_nifti(path, image: sitk.Image) -> None:
+    """Write a compressed NIfTI and check it is complete: ITK reports a full disk only on stderr
+    and leaves a truncated file."""
+    from .errors import InputError
+    from .read import check_nifti_data
+    sitk.WriteImage(image, str(path), True)
+    try:
+        check_nifti_data(Path(path))
+    except InputError as e:
+        raise OSError(errno.ENOSPC, f"the file written is incomplete, is the disk full? ({e.problem})",
+                      str(path)) from e
+
+
 def write_stl(path, poly) -> None:
     from vtkmodules.vtkFiltersCore import vtkTriangleFilter
     from vtkmodules.vtkIOGeometry import vtkSTLWriter
@@ -180,8 +226,7 @@ def write_stl(path, poly) -> None:
     writer.SetFileName(str(path))
     writer.SetFileTypeToBinary()
     writer.SetHeader("InnerEarSeg output. SPACE=LPS")
-    if writer.Write() != 1:
-        raise OSError(f"VTK could not write {path}")
+    run_vtk_writer(writer, path)
 
 
 def write_vtp(path, poly) -> None:
@@ -197,30 +242,82 @@ def write_vtp(path, poly) -> None:
     writer = vtkXMLPolyDataWriter()
     writer.SetInputData(marked)
     writer.SetFileName(str(path))
-    if writer.Write() != 1:
-        raise OSError(f"VTK could not write {path}")
+    run_vtk_writer(writer, path)
 
 
-def _cause(error: Exception) -> str:
-    """One line saying why: the OS reason, else the last line of the message (VTK/ITK messages are long)."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    lines = str(error).strip().splitlines()
-    return lines[-1] if lines else type(error).__name__
+def _discard(folder: Path) -> None:
+    """Best-effort removal: a folder that cannot be removed must not hide the error being reported."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
-def _remove(paths) -> None:
-    """Best-effort clean-up: a file that cannot be removed must not hide the error being reported."""
-    for p in paths:
-        with contextlib.suppress(OSError):
-            p.unlink(missing_ok=True)
+def _staging_folder(out_dir: Path, name: str) -> Path:
+    """A new, unique hidden folder in ``out_dir`` to write this run's files into."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir))
+    except OSError as e:
+        raise OutputError(out_dir / name, f"cannot create the output folder ({brief(e)})") from e
+
+
+def _carry_over(old: Path, target: Path, ours) -> None:
+    """Move the user's own files from a previous case folder into ``target``, then remove the
+    previous folder; if any file cannot be moved the folder is kept (hidden), never lost."""
+    kept = False
+    for item in old.iterdir():
+        if item.name in ours or item.name.startswith(TMP_PREFIX):
+            continue
+        try:
+            if (target / item.name).exists():
+                raise FileExistsError(item.name)
+            os.replace(item, target / item.name)
+        except OSError:
+            kept = True
+    if not kept:
+        _discard(old)
+
+
+def _moved_aside(case_dir: Path) -> Optional[Path]:
+    """Rename an existing case folder to a unique hidden name beside it; None if there is none."""
+    old = case_dir.with_name(f".{case_dir.name}.old-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(case_dir, old)
+    except FileNotFoundError:
+        return None
+    return old
+
+
+def swap_in(staging: Path, case_dir: Path, ours) -> None:
+    """Make ``staging`` the case folder; the previous one is moved aside first and removed after,
+    its user files carried over. A concurrent run's folder that lands in between is replaced too."""
+    if case_dir.exists() and not case_dir.is_dir():
+        raise OutputError(case_dir, "exists and is not a folder")
+    for _ in range(SWAP_ATTEMPTS):
+        old = _moved_aside(case_dir)
+        try:
+            os.rename(staging, case_dir)
+        except OSError as e:
+            raced = e.errno in (errno.ENOTEMPTY, errno.EEXIST)
+            if old is not None and not raced:
+                with contextlib.suppress(OSError):
+                    os.rename(old, case_dir)  # put the previous results back
+                raise
+            if old is not None:
+                _carry_over(old, staging, ours)
+            if not raced:
+                raise
+            continue  # another run put its folder there first: move that one aside too
+        if old is not None:
+            _carry_over(old, case_dir, ours)
+        return
+    raise OutputError(case_dir, "other runs kept replacing this folder at the same time; try again")
 
 
 def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS) -> List[Path]:
     """Write ``result`` into ``out_dir/name/`` and return the written paths.
 
     ``input_image`` (the scan as read) fixes the output geometry and is drawn in the preview.
-    Raises OutputError (naming the folder and the cause) when the folder or a file cannot be written.
+    Raises OutputError (naming the folder and the cause) when the folder or a file cannot be
+    written; the previous contents of ``out_dir/name/`` are then left as they were.
     """
     unknown = set(formats) - set(FORMATS)
     if unknown:
@@ -229,17 +326,31 @@ def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS)
         raise ValueError(f"invalid case name {name!r}")
     labels = checked_labels(result, input_image)
     case_dir = Path(out_dir) / name
+    jobs = _jobs(result, name, labels, input_image, formats)
+    staging = _staging_folder(Path(out_dir), name)
+    current = case_dir
     try:
-        case_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(case_dir, f"cannot create the output folder ({e.strerror or e})") from e
+        for file_name, write in jobs:
+            current = case_dir / file_name
+            write(staging / file_name)
+        current = case_dir
+        swap_in(staging, case_dir, set(output_names(name)))
+    except BaseException as e:
+        _discard(staging)
+        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, InnerEarSegError):
+            raise OutputError(case_dir, f"cannot write {current.name} ({brief(e)})") from e
+        raise
+    return [case_dir / file_name for file_name, _ in jobs]
 
+
+def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
+    """(file name, writer taking the path to write) for every output asked for."""
     present = sides_present(result)
-    jobs = []  # (file name, writer taking the temporary path)
+    jobs = []
     if "seg" in formats:
         jobs.append((f"{name}.seg.nrrd", lambda p: write_seg_nrrd(p, labels, result.sides, present)))
     if "labels" in formats:
-        jobs.append((f"{name}_labels.nii.gz", lambda p: sitk.WriteImage(labels, str(p), True)))
+        jobs.append((f"{name}_labels.nii.gz", lambda p: write_nifti(p, labels)))
     if "json" in formats:
         doc = stats_document(result, name, labels, present)
         jobs.append((f"{name}_stats.json", lambda p: p.write_text(json.dumps(doc, indent=2))))
@@ -255,24 +366,4 @@ def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS)
     if "preview" in formats:
         from .preview import render_preview
         jobs.append((f"{name}_preview.png", lambda p: render_preview(input_image, result, p)))
-
-    finals = [case_dir / file_name for file_name, _ in jobs]
-    temps = [case_dir / (TMP_PREFIX + file_name) for file_name, _ in jobs]
-    current = case_dir
-    try:
-        for (file_name, write), tmp in zip(jobs, temps):
-            current = case_dir / file_name
-            write(tmp)
-        for tmp, final in zip(temps, finals):
-            current = final
-            tmp.replace(final)
-    except BaseException as e:
-        _remove(temps)
-        _remove(case_dir / n for n in output_names(name))
-        with contextlib.suppress(OSError):
-            case_dir.rmdir()  # only succeeds when empty
-        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, InnerEarSegError):
-            raise OutputError(case_dir, f"cannot write {current.name} ({_cause(e)})") from e
-        raise
-    _remove(case_dir / n for n in set(output_names(name)) - {f.name for f in finals})  # stale, earlier run
-    return finals
+    return jobs

@@ -171,9 +171,9 @@ def test_surfaces_are_in_lps(case, written):
         assert vtp.GetOutput().GetNumberOfCells() == result.surfaces[seg_id].GetNumberOfCells()
 
 
-def test_failure_midway_leaves_nothing(case, tmp_path, monkeypatch):
+def test_failure_midway_leaves_the_earlier_run_as_it_was(case, tmp_path, monkeypatch):
     image, result = case
-    write.write_outputs(result, tmp_path, "case1", image)  # an earlier, complete run
+    earlier = write.write_outputs(result, tmp_path, "case1", image)  # an earlier, complete run
 
     def broken(path, poly):
         open(path, "wb").write(b"partial")
@@ -182,7 +182,8 @@ def test_failure_midway_leaves_nothing(case, tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="disk on fire") as info:
         write.write_outputs(result, tmp_path, "case1", image)
     assert str(tmp_path / "case1") in str(info.value)
-    assert not (tmp_path / "case1").exists()
+    assert sorted((tmp_path / "case1").iterdir()) == sorted(earlier)
+    assert [p.name for p in tmp_path.iterdir()] == ["case1"]  # no temporary files
 
 
 def test_stale_files_of_an_earlier_run_removed(case, tmp_path):
