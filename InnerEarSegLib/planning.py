@@ -1,0 +1,539 @@
+"""Surgical-planning measures of each ear from its labels: cochlear axes and size, duct length,
+turns, semicircular-canal planes; Slicer markups of the landmarks.
+
+Every measure is a dict ``{"value", "unit", "status"}``; ``status`` is ``"ok"`` or says why the
+value is missing (``"not computed: ..."``), so a table never shows a number the labels cannot
+support. Points are LPS millimetres (SimpleITK); the ``_ras`` copies negate x and y (Slicer).
+Definitions, formulas and their limits: ``docs/planning.md``.
+
+Cochlea (label 1), in this order:
+  modiolar axis   normal of the plane fitted to the basal turn (the outermost lumen at every angle
+                  around the axis), through the apex cap (helicotrema); refined from the principal
+                  axes until it settles.
+  round window    the cochlear lumen farthest from the axis near the basal-turn plane: the start of
+                  the basal turn (the A-value's definition of the round window).
+  cochlear view   the plane through the round window perpendicular to the axis; x toward the round
+                  window, z toward the apex.
+  A, B, H         A: the lumen's extent along the line from the round window through the axis (round
+                  window to the opposite lateral wall), B: across it through the axis, both in the
+                  cochlear view (projection); H: the extent along the axis.
+  turns, length   the lumen unwrapped as a spiral (each voxel given the turn that fits a fitted
+                  logarithmic spiral best), swept angle from the round window to the apex, and the
+                  lateral wall traced along it.
+Canals (label 3): three circles found one after another (RANSAC on three-point circles), each
+refined to a plane and radius, named by position (lateral: plane nearest horizontal; superior:
+the higher of the other two).
+"""
+import json
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from . import labels as L
+
+OK = "ok"
+MIN_COCHLEA_MM3 = 15.0          # a smaller cochlea label is a fragment, not a cochlea
+MIN_CANAL_MM3 = 3.0
+MAX_VOXEL_MM = 0.6              # coarser: the basal turn is 2-3 voxels across, A and the axis unreliable
+MAX_VOXEL_MM_SPIRAL = 0.35      # coarser: neighbouring turns merge, turns and spiral length unreliable
+CANAL_RADIUS_MM = (1.5, 4.5)    # arc radii accepted as a semicircular canal
+# Complete and two-turn duct lengths from A (Alexiades, Dhanasingh, Jolly, Otol Neurotol 2015;
+# 36(5):904-907, extending Escude et al., Audiol Neurotol 2006; 11 Suppl 1:27-33): name -> (a, b): a*A + b
+CDL_FORMULAS = {
+    "cdl_organ_of_corti_mm": (4.16, -4.0),
+    "cdl_lateral_wall_mm": (4.16, -2.7),
+    "two_turn_length_organ_of_corti_mm": (3.65, -3.65),
+    "two_turn_length_lateral_wall_mm": (3.65, -3.65 * 0.7),
+}
+
+
+def measure(value, unit: str, status: str = OK) -> dict:
+    """One measure: the value only when ``status`` is ok."""
+    if status != OK or value is None:
+        return {"value": None, "unit": unit, "status": status if status != OK else "not computed"}
+    value = [round(float(v), 4) for v in value] if np.ndim(value) else round(float(value), 4)
+    return {"value": value, "unit": unit, "status": OK}
+
+
+def missing(unit: str, why: str) -> dict:
+    return measure(None, unit, f"not computed: {why}")
+
+
+def to_ras(p):
+    return [-float(p[0]), -float(p[1]), float(p[2])]
+
+
+# ---------------------------------------------------------------- geometry helpers
+
+def unit_vector(v):
+    v = np.asarray(v, float)
+    return v / np.linalg.norm(v)
+
+
+def orthonormal(axis, toward=None):
+    """(e1, e2) completing ``axis`` to a right-handed frame; e1 along ``toward``'s part across the axis."""
+    axis = unit_vector(axis)
+    if toward is None or np.linalg.norm(np.cross(axis, toward)) < 1e-9:
+        toward = [1.0, 0, 0] if abs(axis[0]) < 0.9 else [0, 1.0, 0]
+    e1 = unit_vector(np.asarray(toward, float) - np.dot(toward, axis) * axis)
+    return e1, np.cross(axis, e1)
+
+
+def fit_plane(points):
+    """(centroid, unit normal) of the least-squares plane through ``points`` (N, 3)."""
+    c = points.mean(axis=0)
+    return c, np.linalg.svd(points - c, full_matrices=False)[2][2]
+
+
+def fit_circle(points):
+    """(centre, unit normal, radius) of the least-squares circle through 3D ``points``:
+    the best plane, then an algebraic (Kasa) circle in it."""
+    c, n = fit_plane(points)
+    e1, e2 = orthonormal(n)
+    u, v = (points - c) @ e1, (points - c) @ e2
+    A = np.c_[2 * u, 2 * v, np.ones(len(u))]
+    (cu, cv, k), *_ = np.linalg.lstsq(A, u * u + v * v, rcond=None)
+    return c + cu * e1 + cv * e2, n, float(np.sqrt(max(k + cu * cu + cv * cv, 0.0)))
+
+
+def circle_through(p1, p2, p3):
+    """(centre, normal, radius) of the circle through three points, or None when they are collinear."""
+    a, b = p1 - p3, p2 - p3
+    axb = np.cross(a, b)
+    d = 2 * np.dot(axb, axb)
+    if d < 1e-12:
+        return None
+    centre = p3 + np.cross(np.dot(a, a) * b - np.dot(b, b) * a, axb) / d
+    return centre, axb / np.sqrt(d / 2), float(np.linalg.norm(p1 - centre))
+
+
+def angle_deg(u, v, undirected=True) -> float:
+    c = np.dot(unit_vector(u), unit_vector(v))
+    return float(np.degrees(np.arccos(np.clip(abs(c) if undirected else c, -1, 1))))
+
+
+def cylindrical(points, centre, axis, e1):
+    """(h along the axis, r from it, angle from e1 around it in (-pi, pi])."""
+    e1, e2 = orthonormal(axis, e1)
+    q = points - centre
+    h = q @ axis
+    x, y = q @ e1, q @ e2
+    return h, np.hypot(x, y), np.arctan2(y, x)
+
+
+# ---------------------------------------------------------------- cochlea
+
+def _basal_band(r, theta, width_mm=0.8, bins=36):
+    """Lumen within ``width_mm`` of the outermost lumen at each angle: the basal turn, which is
+    the outermost turn in every direction around the axis."""
+    k = np.minimum(((theta + np.pi) / (2 * np.pi) * bins).astype(int), bins - 1)
+    rmax = np.zeros(bins)
+    np.maximum.at(rmax, k, r)
+    return r >= rmax[k] - width_mm
+
+
+def cochlea_axis(points, iterations=12):
+    """(centre on the basal-turn plane, unit axis base->apex, apex point) of a cochlea's voxels.
+
+    Starts from the principal axis of least spread (the cochlea is a flat cone), turned so that
+    the lumen narrows toward the apex; then repeats: fit a plane to the basal turn (its normal is
+    the axis), put the axis through the apex cap (the top 0.3 mm: the helicotrema lies on the
+    modiolar axis) and meet the plane there.
+    """
+    c = points.mean(axis=0)
+    axis = np.linalg.eigh(np.cov((points - c).T))[1][:, 0]
+    h, r, _ = cylindrical(points, c, axis, None)
+    if np.corrcoef(h, r)[0, 1] > 0:
+        axis = -axis
+    apex = c
+    for _ in range(iterations):
+        h, r, theta = cylindrical(points, c, axis, None)
+        top = np.quantile(h, 0.999)
+        apex = points[h >= top - 0.3].mean(axis=0)
+        band = _basal_band(r, theta)
+        plane_c, n = fit_plane(points[band])
+        new_axis = n if np.dot(n, axis) > 0 else -n
+        new_c = apex - np.dot(apex - plane_c, new_axis) * new_axis
+        moved = angle_deg(new_axis, axis, undirected=False) + np.linalg.norm(new_c - c)
+        axis, c = new_axis, new_c
+        if moved < 1e-3:
+            break
+    return c, axis, apex
+
+
+def round_window(points, centre, axis, slab_mm=1.0):
+    """The lumen point farthest from the axis within ``slab_mm`` of the basal-turn plane."""
+    h, r, _ = cylindrical(points, centre, axis, None)
+    near = np.abs(h) <= slab_mm
+    if not near.any():
+        near = np.ones(len(h), bool)
+    idx = np.flatnonzero(near)[np.argmax(r[near])]
+    return points[idx]
+
+
+def cochlear_frame(centre, axis, rw):
+    """The cochlear view: origin on the axis at the round window's height, x toward the round
+    window, z = axis (toward the apex), y = z x x."""
+    origin = centre + np.dot(rw - centre, axis) * axis
+    x, y = orthonormal(axis, rw - origin)
+    return {"origin": origin, "x": x, "y": y, "z": axis}
+
+
+def in_frame(points, frame):
+    q = points - frame["origin"]
+    return q @ frame["x"], q @ frame["y"], q @ frame["z"]
+
+
+def a_b_h(points, frame, band_mm):
+    """A, B and H (mm) and the end points (LPS) of the A and B lines, from the lumen's projection
+    on the cochlear view: A along x (the round-window line), B along y, each over the lumen within
+    ``band_mm`` of its line; H the extent along z (0.2 % trimmed for stray voxels)."""
+    x, y, z = in_frame(points, frame)
+    on_a, on_b = np.abs(y) <= band_mm, np.abs(x) <= band_mm
+    if not on_a.any() or not on_b.any():
+        return None
+    o, ex, ey = frame["origin"], frame["x"], frame["y"]
+    a_ends = (o + x[on_a].max() * ex, o + x[on_a].min() * ex)
+    b_ends = (o + y[on_b].max() * ey, o + y[on_b].min() * ey)
+    lo, hi = np.quantile(z, [0.002, 0.998])
+    return {"A": float(x[on_a].max() - x[on_a].min()), "B": float(y[on_b].max() - y[on_b].min()),
+            "H": float(hi - lo), "A_line": a_ends, "B_line": b_ends}
+
+
+def unwrap_spiral(x, y, z, iterations=15, max_turns=4):
+    """Each lumen voxel's angle along the spiral (radians from the round window, 0..2*pi*max_turns),
+    and the winding direction (+1 or -1 around z).
+
+    A logarithmic spiral r = exp(a + b*t) rising as z = c + d*t is fitted by alternation: each voxel
+    takes the turn whose spiral point is nearest (in log r and z), then the spiral is refitted.
+    Both directions are tried; the better fit wins. Voxels within 0.3 mm of the axis (the apex cap,
+    where the angle means nothing) get no angle (NaN).
+    """
+    r = np.hypot(x, y)
+    use = r > 0.3
+    logr = np.log(np.maximum(r, 1e-3))
+    best = None
+    for sign in (1, -1):
+        phi = np.mod(sign * np.arctan2(y, x), 2 * np.pi)
+        coef = np.array([logr[use].max(), np.log(0.25) / (5 * np.pi),
+                         np.quantile(z[use], 0.05), np.ptp(z[use]) / (5 * np.pi)])
+        cand = phi[use][:, None] + 2 * np.pi * np.arange(max_turns)[None, :]
+        for _ in range(iterations):
+            cost = (((logr[use][:, None] - coef[0] - coef[1] * cand) / 0.15) ** 2
+                    + ((z[use][:, None] - coef[2] - coef[3] * cand) / 0.5) ** 2)
+            t = cand[np.arange(len(cand)), cost.argmin(axis=1)]
+            M = np.c_[np.ones_like(t), t]
+            coef = np.r_[np.linalg.lstsq(M, logr[use], rcond=None)[0], np.linalg.lstsq(M, z[use], rcond=None)[0]]
+        err = float(cost.min(axis=1).mean())
+        if best is None or err < best[0]:
+            full = np.full(len(x), np.nan)
+            full[use] = t
+            best = (err, full, sign)
+    return best[1], best[2]
+
+
+def spiral_path(x, y, z, t, sign, step_deg=10.0):
+    """Centre and lateral-wall polylines of the unwrapped lumen, one point per ``step_deg``, from
+    the round window (t = 0) to where the lumen stops (the first empty step: the apex).
+    Rows: (t, centre x, y, z, lateral-wall x, y, z)."""
+    step = np.radians(step_deg)
+    k = np.floor(t[np.isfinite(t)] / step).astype(int)
+    xs, ys, zs = (v[np.isfinite(t)] for v in (x, y, z))
+    r = np.hypot(xs, ys)
+    counts = np.bincount(k)
+    enough = counts >= max(3, 0.05 * np.median(counts[counts > 0]))
+    end = int(np.argmin(enough)) if not enough.all() else len(enough)
+    rows = []
+    for i in range(end):
+        m = k == i
+        ang = sign * (i + 0.5) * step
+        rc, rl = float(np.median(r[m])), float(np.quantile(r[m], 0.95))
+        zc = float(np.mean(zs[m]))
+        rows.append((float((i + 0.5) * step), rc * np.cos(ang), rc * np.sin(ang), zc,
+                     rl * np.cos(ang), rl * np.sin(ang), zc))
+    return np.array(rows).reshape(-1, 7)
+
+
+def polyline_length(p) -> float:
+    return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) if len(p) > 1 else 0.0
+
+
+def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
+    """Landmarks, A/B/H, duct lengths and turns of one cochlea from its voxel centres (LPS mm)."""
+    units = {"A_mm": "mm", "B_mm": "mm", "H_mm": "mm", "turns": "turns", "lateral_wall_length_mm": "mm",
+             **{k: "mm" for k in CDL_FORMULAS}}
+    why = None
+    if len(points) == 0:
+        why = "no cochlea labelled"
+    elif len(points) * voxel_mm3 < MIN_COCHLEA_MM3:
+        why = f"cochlea label too small ({len(points) * voxel_mm3:.1f} mm3 < {MIN_COCHLEA_MM3:g}: a fragment)"
+    elif voxel_mm > MAX_VOXEL_MM:
+        why = f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    if why:
+        return {"values": {k: missing(u, why) for k, u in units.items()}, "landmarks": {}, "lines": {}}
+    centre, axis, apex = cochlea_axis(points)
+    rw = round_window(points, centre, axis)
+    frame = cochlear_frame(centre, axis, rw)
+    abh = a_b_h(points, frame, band_mm=max(0.3, voxel_mm))
+    values = {}
+    if abh is None:
+        for k, u in units.items():
+            values[k] = missing(u, "the lumen does not cross the round-window line")
+        return {"values": values, "landmarks": {}, "lines": {}}
+    values["A_mm"] = measure(abh["A"], "mm")
+    values["B_mm"] = measure(abh["B"], "mm")
+    values["H_mm"] = measure(abh["H"], "mm")
+    for key, (a, b) in CDL_FORMULAS.items():
+        values[key] = measure(a * abh["A"] + b, "mm")
+    if voxel_mm > MAX_VOXEL_MM_SPIRAL:
+        why = f"scan too coarse for the spiral (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM_SPIRAL} mm: turns merge)"
+        values["turns"] = missing("turns", why)
+        values["lateral_wall_length_mm"] = missing("mm", why)
+        path = np.zeros((0, 7))
+    else:
+        x, y, z = in_frame(points, frame)
+        t, sign = unwrap_spiral(x, y, z)
+        path = spiral_path(x, y, z, t, sign)
+        if len(path) < 18:
+            why = "not computed: the lumen does not follow a spiral for half a turn"
+            values["turns"] = measure(None, "turns", why)
+            values["lateral_wall_length_mm"] = measure(None, "mm", why)
+        else:
+            values["turns"] = measure((path[-1, 0] + np.radians(5)) / (2 * np.pi), "turns")
+            values["lateral_wall_length_mm"] = measure(polyline_length(path[:, 4:7]), "mm")
+    o, ex, ey, ez = frame["origin"], frame["x"], frame["y"], frame["z"]
+    landmarks = {"round_window": rw, "basal_turn_centre": frame["origin"], "helicotrema": apex,
+                 "modiolar_axis_apex_end": o + ez * max(np.dot(apex - o, ez), 1.0)}
+    lines = {"A": abh["A_line"], "B": abh["B_line"], "modiolar_axis": (o, landmarks["modiolar_axis_apex_end"])}
+    if len(path):
+        lines["lateral_wall"] = tuple(o + p[0] * ex + p[1] * ey + p[2] * ez for p in path[:, 4:7])
+    axes = {"modiolar_axis": ez, "cochlear_view_x": ex, "cochlear_view_y": ey, "cochlear_view_origin": o}
+    return {"values": values, "landmarks": landmarks, "lines": lines, "axes": axes}
+
+
+# ---------------------------------------------------------------- canals
+
+def ransac_circles(points, count=3, tol_mm=0.35, trials=400, seed=0, min_share=0.08):
+    """Up to ``count`` circles (centre, normal, radius, inlier mask) found one after another: the
+    three-point circle (radius within ``CANAL_RADIUS_MM``) with the most points within ``tol_mm``
+    of it, refitted to those points, which are then set aside."""
+    rng = np.random.default_rng(seed)
+    left = np.ones(len(points), bool)
+    found = []
+    for _ in range(count):
+        idx = np.flatnonzero(left)
+        if len(idx) < max(30, min_share * len(points)):
+            break
+        best = (0, None)
+        for _ in range(trials):
+            c = circle_through(*points[rng.choice(idx, 3, replace=False)])
+            if c is None or not CANAL_RADIUS_MM[0] <= c[2] <= CANAL_RADIUS_MM[1]:
+                continue
+            hit = _circle_distance(points[idx], *c) <= tol_mm
+            if hit.sum() > best[0]:
+                best = (int(hit.sum()), c)
+        if best[1] is None or best[0] < min_share * len(points):
+            break
+        inl = idx[_circle_distance(points[idx], *best[1]) <= tol_mm]
+        for _ in range(3):   # refit, then take the points near the refitted circle
+            circle = fit_circle(points[inl])
+            inl = idx[_circle_distance(points[idx], *circle) <= tol_mm]
+        mask = np.zeros(len(points), bool)
+        mask[inl] = True
+        found.append((*circle, mask))
+        left &= ~mask
+    return found
+
+
+def _circle_distance(points, centre, normal, radius):
+    q = points - centre
+    h = q @ normal
+    return np.hypot(np.linalg.norm(q - np.outer(h, normal), axis=1) - radius, h)
+
+
+def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
+    """Plane, arc radius and angles of the three semicircular canals from their voxel centres.
+    The tube's voxels stand in for its centreline: the plane and circle fits average across the
+    tube. Naming assumes LPS patient axes (z superior)."""
+    names = ("lateral", "superior", "posterior")
+    keys = [f"{n}_canal_radius_mm" for n in names] + ["angle_lateral_superior_deg", "angle_lateral_posterior_deg",
+                                                      "angle_superior_posterior_deg", "lateral_canal_to_axial_deg"]
+    unit_of = lambda k: "deg" if k.endswith("deg") else "mm"  # noqa: E731
+    why = None
+    if len(points) == 0:
+        why = "no semicircular canals labelled"
+    elif len(points) * voxel_mm3 < MIN_CANAL_MM3:
+        why = "semicircular canals missing or nearly so (labyrinthectomy or fluid loss?)"
+    elif voxel_mm > MAX_VOXEL_MM:
+        why = f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    if why is None:
+        sub = points
+        if len(points) > 6000:
+            sub = points[np.random.default_rng(1).choice(len(points), 6000, replace=False)]
+        circles = ransac_circles(sub, tol_mm=max(0.35, 0.75 * voxel_mm))
+        if len(circles) < 3:
+            why = f"only {len(circles)} of the three canals found as arcs"
+    if why:
+        return {"values": {k: missing(unit_of(k), why) for k in keys}, "planes": {}}
+    circles = circles[:3]
+    lateral = int(np.argmax([abs(n[2]) for _, n, _, _ in circles]))
+    rest = [i for i in range(3) if i != lateral]
+    superior = max(rest, key=lambda i: circles[i][0][2])
+    posterior = [i for i in rest if i != superior][0]
+    named = {"lateral": circles[lateral], "superior": circles[superior], "posterior": circles[posterior]}
+    values = {f"{n}_canal_radius_mm": measure(named[n][2], "mm") for n in names}
+    for a, b in (("lateral", "superior"), ("lateral", "posterior"), ("superior", "posterior")):
+        values[f"angle_{a}_{b}_deg"] = measure(angle_deg(named[a][1], named[b][1]), "deg")
+    values["lateral_canal_to_axial_deg"] = (
+        measure(angle_deg(named["lateral"][1], [0, 0, 1.0]), "deg") if whole_head else
+        missing("deg", "the scan is not a whole head (the axial plane is the head's only when both ears are in it)"))
+    planes = {n: {"centre": c, "normal": nrm, "radius": rad} for n, (c, nrm, rad, _) in named.items()}
+    return {"values": values, "planes": planes}
+
+
+# ---------------------------------------------------------------- one ear, one result
+
+def volume_shares(lab_zyx_side) -> dict:
+    """The cochlea's and the vestibule's share of the labelled labyrinth (0-1)."""
+    total = int((lab_zyx_side > 0).sum())
+    out = {}
+    for key, value in (("cochlea", L.COCHLEA), ("vestibule", L.VESTIBULE)):
+        n = int((lab_zyx_side == value).sum())
+        out[f"{key}_share_of_labyrinth"] = (measure(n / total, "fraction") if total and n else
+                                            missing("fraction", f"no {key} labelled"))
+    return out
+
+
+def ear_measures(points_by_label: Dict[int, np.ndarray], spacing, whole_head: bool) -> dict:
+    """All measures of one ear from ``points_by_label`` (label value -> (N, 3) LPS voxel centres)."""
+    voxel_mm, voxel_mm3 = float(max(spacing)), float(np.prod(spacing))
+    empty = np.zeros((0, 3))
+    cochlea = cochlea_measures(points_by_label.get(L.COCHLEA, empty), voxel_mm, voxel_mm3)
+    canals = canal_measures(points_by_label.get(L.CANALS, empty), voxel_mm, voxel_mm3, whole_head)
+    counts = {k: len(points_by_label.get(k, empty)) for k in (L.COCHLEA, L.VESTIBULE, L.CANALS)}
+    total = sum(counts.values())
+    shares = {f"{name}_share_of_labyrinth": (measure(counts[v] / total, "fraction") if counts[v] else
+                                             missing("fraction", f"no {name} labelled"))
+              for name, v in (("cochlea", L.COCHLEA), ("vestibule", L.VESTIBULE))}
+    return {"values": {**cochlea["values"], **canals["values"], **shares},
+            "landmarks": cochlea["landmarks"], "lines": cochlea["lines"], "axes": cochlea.get("axes", {}),
+            "canal_planes": canals["planes"]}
+
+
+def ear_points(label_zyx, side_zyx, side_code, matrix) -> Dict[int, np.ndarray]:
+    """label value -> LPS voxel centres of that structure on one side (``side_code`` None: all)."""
+    out = {}
+    for s in L.STRUCTURES:
+        mask = label_zyx == s.value
+        if side_code is not None and side_zyx is not None:
+            mask &= side_zyx == side_code
+        k, j, i = np.nonzero(mask)
+        out[s.value] = np.c_[i, j, k] @ matrix[:3, :3].T + matrix[:3, 3]
+    return out
+
+
+def measures_for_result(result) -> Dict[str, dict]:
+    """side (``right``/``left``/``both``) -> that ear's measures, for every side holding labels."""
+    import SimpleITK as sitk
+    from .surface import index_to_lps, side_groups
+    lab = sitk.GetArrayViewFromImage(result.labels)
+    sides = sitk.GetArrayViewFromImage(result.sides) if result.sides is not None else None
+    matrix = index_to_lps(result.labels)
+    groups = side_groups(lab, sides)
+    whole_head = len(groups) == 2
+    out = {}
+    for side, _ in groups:
+        code = {"right": 1, "left": 2}.get(side)
+        out[side] = ear_measures(ear_points(lab, sides, code, matrix), result.labels.GetSpacing(), whole_head)
+    return out
+
+
+# ---------------------------------------------------------------- outputs
+
+def document(per_side: Dict[str, dict]) -> dict:
+    """The ``measures`` block of ``S_stats.json``: per side, values with status, landmarks and
+    line end points in LPS and RAS, the axes, and the canal planes."""
+    out = {"coordinate_note": "points *_lps in LPS mm (ITK), *_ras in RAS mm (Slicer)",
+           "method": "docs/planning.md", "ears": {}}
+    for side, m in per_side.items():
+        ear = {"values": m["values"], "landmarks": {}, "lines": {}, "canal_planes": {}}
+        for name, p in m["landmarks"].items():
+            ear["landmarks"][name] = {"lps": [float(v) for v in p], "ras": to_ras(p)}
+        for name, pts in m["lines"].items():
+            ear["lines"][name] = {"lps": [[float(v) for v in p] for p in pts], "ras": [to_ras(p) for p in pts]}
+        if m.get("axes"):
+            ear["modiolar_axis_lps"] = [float(v) for v in m["axes"]["modiolar_axis"]]
+            ear["modiolar_axis_ras"] = to_ras(m["axes"]["modiolar_axis"])
+            ear["cochlear_view_normal_lps"] = ear["modiolar_axis_lps"]
+        for name, pl in m["canal_planes"].items():
+            ear["canal_planes"][name] = {"centre_lps": [float(v) for v in pl["centre"]],
+                                         "normal_lps": [float(v) for v in pl["normal"]],
+                                         "radius_mm": round(float(pl["radius"]), 4)}
+        out["ears"][side] = ear
+    return out
+
+
+def csv_rows(per_side: Dict[str, dict]) -> List[dict]:
+    """One row per ear: side, then each measure's value and status."""
+    rows = []
+    for side, m in per_side.items():
+        row = {"side": side}
+        for key, v in m["values"].items():
+            row[key] = v["value"]
+            row[f"{key}_status"] = v["status"]
+        rows.append(row)
+    return rows
+
+
+def write_csv(path, per_side: Dict[str, dict]) -> None:
+    import csv
+    rows = csv_rows(per_side)
+    columns = list(dict.fromkeys(k for row in rows for k in row)) or ["side"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+MARKUPS_SCHEMA = "https://raw.githubusercontent.com/slicer/slicer/master/Modules/Loadable/Markups/Resources/Schema/markups-schema-v1.0.3.json#"
+_COLOURS = {"landmarks": [1.0, 0.9, 0.2], "A": [1.0, 0.3, 0.3], "B": [0.3, 0.6, 1.0],
+            "modiolar_axis": [0.9, 0.9, 0.9], "lateral_wall": [0.95, 0.62, 0.22]}
+
+
+def _markup(kind, name, points, labels, colour, locked=True) -> dict:
+    return {
+        "type": kind, "name": name, "coordinateSystem": "LPS", "coordinateUnits": "mm", "locked": locked,
+        "controlPoints": [{"id": str(i + 1), "label": lab, "position": [float(v) for v in p],
+                           "orientation": [-1.0, -0.0, -0.0, -0.0, -1.0, -0.0, 0.0, 0.0, 1.0],
+                           "selected": False, "locked": locked, "visibility": True, "positionStatus": "defined"}
+                          for i, (p, lab) in enumerate(zip(points, labels))],
+        "measurements": [],
+        "display": {"visibility": True, "opacity": 1.0, "color": colour, "selectedColor": colour,
+                    "propertiesLabelVisibility": True, "pointLabelsVisibility": kind == "Fiducial",
+                    "textScale": 3.0, "glyphScale": 1.5},
+    }
+
+
+def markups_document(per_side: Dict[str, dict]) -> dict:
+    """Slicer markups (``.mrk.json``, schema v1.0.3, LPS): per ear a point list of the landmarks,
+    lines A and B, the modiolar axis and the lateral-wall curve. Empty when nothing was found."""
+    markups = []
+    for side, m in per_side.items():
+        tag = "" if side == "both" else f" {side}"
+        if m["landmarks"]:
+            names = list(m["landmarks"])
+            markups.append(_markup("Fiducial", f"Cochlea landmarks{tag}", [m["landmarks"][n] for n in names],
+                                   [f"{n.replace('_', ' ')}{tag}" for n in names], _COLOURS["landmarks"]))
+        for line in ("A", "B", "modiolar_axis"):
+            if line in m["lines"]:
+                label = f"{line.replace('_', ' ')}{tag}"
+                markups.append(_markup("Line", label, m["lines"][line], [f"{label} 1", f"{label} 2"], _COLOURS[line]))
+        if "lateral_wall" in m["lines"]:
+            pts = m["lines"]["lateral_wall"]
+            markups.append(_markup("Curve", f"Lateral wall{tag}", pts, [""] * len(pts), _COLOURS["lateral_wall"]))
+    return {"@schema": MARKUPS_SCHEMA, "markups": markups}
+
+
+def write_markups(path, per_side: Dict[str, dict]) -> None:
+    with open(path, "w") as f:
+        json.dump(markups_document(per_side), f, indent=1)
