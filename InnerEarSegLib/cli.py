@@ -2,17 +2,25 @@
 evaluate and synthesise.
 
 Exit status: 0 when everything asked for succeeded, 1 when an input or the run failed (the
-other inputs of a batch are still processed), 2 for a usage error, 130 when interrupted.
-Library errors print one line naming the file and the cause, never a traceback.
+other inputs of a batch are still processed), 2 for a usage error, 130 when interrupted
+(Ctrl-C: the summary of the scans done so far is still printed), 143 on SIGTERM (like Ctrl-C,
+the file being written is cleaned up first). Library errors print one line naming the file and
+the cause, never a traceback. Inputs that would share one output folder are refused before any
+work, and so is an output folder that cannot be written. A reader that stops reading (``| head``)
+ends the printing quietly, not the run.
 """
 import argparse
 import importlib
+import os
+import signal
 import sys
+import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import InnerEarSegError, InputError
+from .errors import InnerEarSegError, InputError, OutputError, brief
 from .resources import bundled
 
 SAMPLE = bundled("Samples", "sample_t2.nrrd")
@@ -71,26 +79,71 @@ def summary_table(reports) -> str:
                      for row in rows).rstrip()
 
 
+def say(text: str = "", file=None) -> None:
+    """Print, unless the reader has gone (``| head``): then further output is dropped, the run goes on."""
+    file = file or sys.stdout
+    try:
+        print(text, file=file, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), file.fileno())  # also silences the flush at exit
+
+
+def refuse_shared_names(scans) -> None:
+    """Inputs whose outputs would land in one case folder (``p1/scan.nii.gz`` and
+    ``p2/scan.nii.gz``, ``good.mha`` and ``good.nii.gz``) are refused, naming them, before any work."""
+    from .read import duplicate_case_names
+    clashes = duplicate_case_names(scans)
+    if clashes:
+        listed = "; ".join(f"{' and '.join(paths)} -> {name}/" for name, paths in clashes)
+        raise InputError(listed, "these inputs have the same name, so their results would overwrite each "
+                                 "other; rename one or segment them into different output folders")
+
+
+def check_output_folder(out_dir) -> None:
+    """Create ``out_dir`` and prove a file can be written there, before hours of segmenting."""
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as e:
+        raise OutputError(out_dir, f"cannot use this as the output folder ({brief(e)})") from e
+
+
 def segment_inputs(inputs, out_dir, model, params) -> int:
-    """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded."""
-    from . import pipeline, read
+    """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded,
+    130 when interrupted (after printing the summary of the scans done)."""
+    from . import infer, pipeline, read
+    from .model_card import LoadedModel, load_model
     scans = read.list_inputs(inputs)
     if not scans:
         raise InputError(", ".join(str(i) for i in inputs), "no scans found")
+    refuse_shared_names(scans)
+    check_output_folder(out_dir)
+    if not isinstance(model, LoadedModel):
+        model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
     bars = ScanProgress(len(scans))
+    reports, interrupted = [], False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the library's own warnings are in the reports, printed below
-            reports = pipeline.segment_batch(scans, out_dir, model, params, progress=bars)
+            for scan in scans:  # one scan at a time, so an interruption still has the reports so far
+                reports += pipeline.segment_batch([scan], out_dir, model, params, progress=bars)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         bars.close()
-    print(summary_table(reports))
+    if reports:
+        say(summary_table(reports))
     for r in reports:
         for w in r.warnings:
-            print(f"warning: {r.name}: {w}")
+            say(f"warning: {r.name}: {w}")
     done = sum(r.ok for r in reports)
-    print(f"{done} of {len(reports)} scans segmented; outputs in {Path(out_dir).resolve()}/<name>/")
-    return 0 if done == len(reports) else 1
+    say(f"{done} of {len(scans)} scans segmented; outputs in {Path(out_dir).resolve()}/<name>/")
+    if interrupted:
+        say(f"innerear-seg: interrupted; {len(scans) - len(reports)} scan(s) not started or not finished",
+            sys.stderr)
+        return 130
+    return 0 if done == len(scans) else 1
 
 
 def run_segment(args) -> int:
@@ -110,8 +163,8 @@ def run_demo(args) -> int:
     if status == 0:
         from .read import case_name
         folder = Path(args.output).resolve() / case_name(SAMPLE)
-        print(f"Demo outputs: {folder}\n  open {case_name(SAMPLE)}.seg.nrrd in 3D Slicer over {SAMPLE}, "
-              f"or look at {case_name(SAMPLE)}_preview.png")
+        say(f"Demo outputs: {folder}\n  open {case_name(SAMPLE)}.seg.nrrd in 3D Slicer over {SAMPLE}, "
+            f"or look at {case_name(SAMPLE)}_preview.png")
     return status
 
 
@@ -128,7 +181,7 @@ def card_summary(loaded) -> str:
 
 def run_info(args) -> int:
     from .model_card import load_model
-    print(card_summary(load_model(args.model, "cpu")))
+    say(card_summary(load_model(args.model, "cpu")))
     return 0
 
 
@@ -151,7 +204,8 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="results go to OUTDIR/<name>/")
     p.add_argument("--model", metavar="PATH", help="model card (.json) or weights (.pt); default: bundled model")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--modality", default="auto", choices=["auto", "mr", "ct"])
+    p.add_argument("--modality", default="auto", type=str.lower, choices=["auto", "mr", "ct"],
+                   help="auto (default), mr or ct, in either case")
     p.add_argument("--roi", default="ears", choices=["ears", "center"],
                    help="ears: find each ear (default); center: a fixed crop at the scan centre")
     p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
@@ -186,18 +240,28 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    """SIGTERM ends the run like Ctrl-C ends it: through the clean-up of the file being written."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals can only be set there
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except InnerEarSegError as e:
-        print(f"innerear-seg: error: {e}", file=sys.stderr)
+        say(f"innerear-seg: error: {e}", sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("innerear-seg: interrupted", file=sys.stderr)
+        say("innerear-seg: interrupted", sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
