@@ -200,58 +200,49 @@ def a_b_h(points, frame, band_mm):
             "H": float(hi - lo), "A_line": a_ends, "B_line": b_ends}
 
 
-def unwrap_spiral(x, y, z, iterations=15, max_turns=4):
-    """Each lumen voxel's angle along the spiral (radians from the round window, 0..2*pi*max_turns),
-    and the winding direction (+1 or -1 around z).
-
-    A logarithmic spiral r = exp(a + b*t) rising as z = c + d*t is fitted by alternation: each voxel
-    takes the turn whose spiral point is nearest (in log r and z), then the spiral is refitted.
-    Both directions are tried; the better fit wins. Voxels within 0.3 mm of the axis (the apex cap,
-    where the angle means nothing) get no angle (NaN).
-    """
+def track_spiral(x, y, z, sign, step_deg=5.0, window_mm=0.7, max_turns=4.0):
+    """Follow the lumen from the round window (angle 0, on +x) around the z axis in direction
+    ``sign``, one ``step_deg`` wedge at a time: in each wedge the lumen within ``window_mm`` (in
+    radius and height) of where the last steps lead is this turn's cross-section; the path ends
+    where a wedge holds none (the apex). Voxels within ``1.5 * window_mm`` of a step's centre are
+    used up, so a later turn cannot run back into an earlier one where turns touch, and the
+    centre never moves outward (a cochlear spiral narrows toward the apex).
+    Rows: (angle, centre r, z, lateral-wall r)."""
     r = np.hypot(x, y)
-    use = r > 0.3
-    logr = np.log(np.maximum(r, 1e-3))
-    best = None
-    for sign in (1, -1):
-        phi = np.mod(sign * np.arctan2(y, x), 2 * np.pi)
-        coef = np.array([logr[use].max(), np.log(0.25) / (5 * np.pi),
-                         np.quantile(z[use], 0.05), np.ptp(z[use]) / (5 * np.pi)])
-        cand = phi[use][:, None] + 2 * np.pi * np.arange(max_turns)[None, :]
-        for _ in range(iterations):
-            cost = (((logr[use][:, None] - coef[0] - coef[1] * cand) / 0.15) ** 2
-                    + ((z[use][:, None] - coef[2] - coef[3] * cand) / 0.5) ** 2)
-            t = cand[np.arange(len(cand)), cost.argmin(axis=1)]
-            M = np.c_[np.ones_like(t), t]
-            coef = np.r_[np.linalg.lstsq(M, logr[use], rcond=None)[0], np.linalg.lstsq(M, z[use], rcond=None)[0]]
-        err = float(cost.min(axis=1).mean())
-        if best is None or err < best[0]:
-            full = np.full(len(x), np.nan)
-            full[use] = t
-            best = (err, full, sign)
-    return best[1], best[2]
-
-
-def spiral_path(x, y, z, t, sign, step_deg=10.0):
-    """Centre and lateral-wall polylines of the unwrapped lumen, one point per ``step_deg``, from
-    the round window (t = 0) to where the lumen stops (the first empty step: the apex).
-    Rows: (t, centre x, y, z, lateral-wall x, y, z)."""
+    phi = np.mod(sign * np.arctan2(y, x), 2 * np.pi)
     step = np.radians(step_deg)
-    k = np.floor(t[np.isfinite(t)] / step).astype(int)
-    xs, ys, zs = (v[np.isfinite(t)] for v in (x, y, z))
-    r = np.hypot(xs, ys)
-    counts = np.bincount(k)
-    enough = counts >= max(3, 0.05 * np.median(counts[counts > 0]))
-    end = int(np.argmin(enough)) if not enough.all() else len(enough)
-    rows = []
-    for i in range(end):
-        m = k == i
-        ang = sign * (i + 0.5) * step
-        rc, rl = float(np.median(r[m])), float(np.quantile(r[m], 0.95))
-        zc = float(np.mean(zs[m]))
-        rows.append((float((i + 0.5) * step), rc * np.cos(ang), rc * np.sin(ang), zc,
-                     rl * np.cos(ang), rl * np.sin(ang), zc))
-    return np.array(rows).reshape(-1, 7)
+    half = max(step, np.radians(4.0))
+    start = (np.minimum(phi, 2 * np.pi - phi) <= half) & (np.abs(z) <= 1.0) & (r >= r.max() - 2.0)
+    if not start.any():
+        return np.zeros((0, 4))
+    rc, zc = float(np.median(r[start])), float(np.median(z[start]))
+    dr, dz = 0.0, 0.0
+    free = np.ones(len(r), bool)
+    rows = [(0.0, rc, zc, float(r[start].max()))]
+    t = 0.0
+    while t < max_turns * 2 * np.pi and rc > 0.3:
+        t += step
+        d = np.abs(np.mod(phi - t + np.pi, 2 * np.pi) - np.pi)
+        rp, zp = rc + dr, zc + dz
+        dist2 = ((r - rp) / window_mm) ** 2 + ((z - zp) / window_mm) ** 2
+        sel = free & (d <= half) & (dist2 <= 1.0)
+        if sel.sum() < 3:
+            break
+        free &= ~((d <= half) & (dist2 <= 2.25))
+        rn, zn = min(float(np.median(r[sel])), rc), float(np.median(z[sel]))
+        dr, dz = 0.7 * dr + 0.3 * (rn - rc), 0.7 * dz + 0.3 * (zn - zc)
+        rc, zc = rn, zn
+        rows.append((t, rc, zc, float(np.quantile(r[sel], 0.95))))
+    return np.array(rows)
+
+
+def spiral_path(x, y, z):
+    """The longer of the two tracks (the spiral winds one way; the other way ends at once), as
+    rows (angle, centre x, y, z, lateral-wall x, y, z) in the cochlear frame."""
+    best, sign = max(((track_spiral(x, y, z, s), s) for s in (1, -1)), key=lambda ts: len(ts[0]))
+    ang = sign * best[:, 0]
+    c, s_ = np.cos(ang), np.sin(ang)
+    return np.c_[best[:, 0], best[:, 1] * c, best[:, 1] * s_, best[:, 2], best[:, 3] * c, best[:, 3] * s_, best[:, 2]]
 
 
 def polyline_length(p) -> float:
@@ -292,14 +283,13 @@ def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
         path = np.zeros((0, 7))
     else:
         x, y, z = in_frame(points, frame)
-        t, sign = unwrap_spiral(x, y, z)
-        path = spiral_path(x, y, z, t, sign)
-        if len(path) < 18:
+        path = spiral_path(x, y, z)
+        if len(path) < 36:
             why = "not computed: the lumen does not follow a spiral for half a turn"
             values["turns"] = measure(None, "turns", why)
             values["lateral_wall_length_mm"] = measure(None, "mm", why)
         else:
-            values["turns"] = measure((path[-1, 0] + np.radians(5)) / (2 * np.pi), "turns")
+            values["turns"] = measure(path[-1, 0] / (2 * np.pi), "turns")
             values["lateral_wall_length_mm"] = measure(polyline_length(path[:, 4:7]), "mm")
     o, ex, ey, ez = frame["origin"], frame["x"], frame["y"], frame["z"]
     landmarks = {"round_window": rw, "basal_turn_centre": frame["origin"], "helicotrema": apex,
@@ -370,7 +360,7 @@ def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
         sub = points
         if len(points) > 6000:
             sub = points[np.random.default_rng(1).choice(len(points), 6000, replace=False)]
-        circles = ransac_circles(sub, tol_mm=max(0.35, 0.75 * voxel_mm))
+        circles = ransac_circles(sub, tol_mm=max(0.5, voxel_mm))
         if len(circles) < 3:
             why = f"only {len(circles)} of the three canals found as arcs"
     if why:
