@@ -7,6 +7,7 @@ the whole coarse volume for the localizer, each ear region for the segmenter.
 Arrays are (z, y, x).
 """
 import math
+import warnings
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -16,19 +17,26 @@ from . import grid
 from .errors import InputError
 from .read import check_grid, check_voxels
 
+SMALLEST_EAR_MM = 15.0  # a whole labyrinth spans about 15-20 mm; a smaller field of view cannot hold one
 CENTER_SIZE_MM = (115.2, 115.2, 28.8)  # the reference method's centre crop: 256 x 256 x 64 voxels at 0.45 mm
 
 
 def check_values(image: sitk.Image, path=None) -> None:
     """Refuse what ``read.read_image`` refuses in a file, for in-memory images too (Slicer
     volumes, arrays): a grid that cannot be resampled faithfully, NaN/Inf voxels, and
-    volumes without any contrast, where nothing sensible can come out."""
+    volumes without any contrast, where nothing sensible can come out. Warn when the field of
+    view is smaller than one inner ear: whatever is found there is at best a part of one."""
     check_grid(path, image.GetSize(), image.GetSpacing(), image.GetDirection())
     check_voxels(image, path)
     a = sitk.GetArrayViewFromImage(image)
     lo, hi = a.min(), a.max()
     if lo == hi:
         raise InputError(path, f"constant volume (every voxel is {lo}), nothing to segment")
+    extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
+    if min(extent) < SMALLEST_EAR_MM:
+        warnings.warn(f"{path or 'input'}: the field of view ({' x '.join(f'{e:.1f}' for e in extent)} mm) is "
+                      f"smaller than one inner ear (a labyrinth spans about {SMALLEST_EAR_MM:g}-20 mm); "
+                      "anything found is at best a part of one, and may not be an ear at all")
 
 
 def _sample(image: sitk.Image, max_voxels: int = 2_000_000) -> np.ndarray:

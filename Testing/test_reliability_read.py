@@ -141,3 +141,18 @@ def test_case_name_of_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(folder)
     assert case_name(".") == "patient7"
     assert case_name(folder / ".") == "patient7"
+
+
+def test_a_field_of_view_smaller_than_an_ear_carries_a_warning(tiny_model):
+    from InnerEarSegLib.pipeline import SegmentParameters, segment
+
+    def everything_is_cochlea(net, array, roi):
+        out = np.zeros((net.head.out_channels,) + array.shape, np.float32)
+        out[1] = 1.0
+        return out
+
+    noise = scan((16, 16, 16), (0.5, 0.5, 0.5))  # an 8 mm cube of noise
+    with pytest.warns(UserWarning, match="field of view"):
+        result = segment(noise, tiny_model, SegmentParameters(surfaces=False, roi="center"),
+                         predictor=everything_is_cochlea, source="cube.nrrd")
+    assert any("cube.nrrd" in w and "smaller than one inner ear" in w for w in result.warnings)
