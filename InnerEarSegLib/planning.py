@@ -527,3 +527,25 @@ def markups_document(per_side: Dict[str, dict]) -> dict:
 def write_markups(path, per_side: Dict[str, dict]) -> None:
     with open(path, "w") as f:
         json.dump(markups_document(per_side), f, indent=1)
+
+
+def output_names(name: str) -> List[str]:
+    """The files ``output_jobs`` adds to a case's outputs."""
+    return [f"{name}_measures.csv", f"{name}_measures.mrk.json"]
+
+
+def output_jobs(result, name: str, stats_doc: dict) -> list:
+    """Measure every ear of ``result``, put the ``measures`` block into ``stats_doc`` and return
+    the (file name, writer) jobs of ``NAME_measures.csv`` and ``NAME_measures.mrk.json``.
+
+    A failure inside the measures is recorded in the block (and the files stay empty) instead of
+    failing the case: the segmentation's own files matter more than its planning measures.
+    """
+    try:
+        per_side = measures_for_result(result)
+        stats_doc["measures"] = document(per_side)
+    except Exception as e:  # noqa: BLE001 - reported in the output, never silently
+        per_side = {}
+        stats_doc["measures"] = {"error": f"not computed: {type(e).__name__}: {e}", "ears": {}}
+    return [(f"{name}_measures.csv", lambda p: write_csv(p, per_side)),
+            (f"{name}_measures.mrk.json", lambda p: write_markups(p, per_side))]

@@ -34,6 +34,7 @@ import SimpleITK as sitk
 
 from . import __version__
 from . import labels as L
+from . import planning
 from .errors import InnerEarSegError, OutputError, brief
 
 FORMATS = ("seg", "labels", "json", "csv", "stl", "vtp", "preview")
@@ -60,7 +61,7 @@ def output_names(name: str) -> List[str]:
     for s in L.STRUCTURES:
         for side in ALL_SIDES:
             names += [f"{name}_{L.segment_id(s.key, side)}.stl", f"{name}_{L.segment_id(s.key, side)}.vtp"]
-    return names
+    return names + planning.output_names(name)
 
 
 def _plain(value):
@@ -354,6 +355,7 @@ def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
     if "json" in formats:
         doc = stats_document(result, name, labels, present)
         jobs.append((f"{name}_stats.json", lambda p: p.write_text(json.dumps(doc, indent=2))))
+        jobs += planning.output_jobs(result, name, doc)  # surgical-planning measures, markups
     if "csv" in formats:
         jobs.append((f"{name}_stats.csv", lambda p: write_csv(p, result.stats)))
     for seg_id, poly in result.surfaces.items():

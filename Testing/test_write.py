@@ -94,7 +94,8 @@ def written(case, tmp_path_factory):
 
 def test_every_file_written_and_nothing_else(written):
     folder, paths = written
-    expected = {"case1.seg.nrrd", "case1_labels.nii.gz", "case1_stats.json", "case1_stats.csv", "case1_preview.png"}
+    expected = {"case1.seg.nrrd", "case1_labels.nii.gz", "case1_stats.json", "case1_stats.csv", "case1_preview.png",
+                "case1_measures.csv", "case1_measures.mrk.json"}
     expected |= {f"case1_{s.key}_{side}.{ext}" for s in L.STRUCTURES for side in L.SIDES for ext in ("stl", "vtp")}
     assert {p.name for p in paths} == expected
     assert {p.name for p in folder.iterdir()} == expected  # no temporary files left
@@ -232,7 +233,8 @@ def test_empty_result_writes_files_and_preview(tmp_path):
     result.surfaces = {}
     paths = write.write_outputs(result, tmp_path, "none", image)
     assert {p.name for p in paths} == {"none.seg.nrrd", "none_labels.nii.gz", "none_stats.json",
-                                       "none_stats.csv", "none_preview.png"}
+                                       "none_stats.csv", "none_preview.png", "none_measures.csv",
+                                       "none_measures.mrk.json"}
     assert slicerio.read_segmentation(str(tmp_path / "none" / "none.seg.nrrd"))["segments"] == []
     assert (tmp_path / "none" / "none_preview.png").stat().st_size > 1000
 
