@@ -59,7 +59,7 @@ def outside_is_background(probabilities: np.ndarray, inside: np.ndarray) -> np.n
 
 
 def clean_labels(labels: np.ndarray, spacing: Sequence[float], keep_largest: bool = True,
-                 fill_holes: bool = True, min_piece_mm3: Mapping[int, float] = MIN_PIECE_MM3) -> np.ndarray:
+                 fill_holes: bool = True, min_piece_mm3: Optional[Mapping[int, float]] = None) -> np.ndarray:
     """One ear's labels, cleaned: a new array, the input is left alone.
 
     keep_largest: keep only the labyrinth (labels > 0): its largest piece and the pieces near it
@@ -74,7 +74,8 @@ def clean_labels(labels: np.ndarray, spacing: Sequence[float], keep_largest: boo
     if not out.any():
         return out
     box = tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(out))
-    out[box] = _clean_box(out[box], spacing, keep_largest, fill_holes, min_piece_mm3)
+    out[box] = _clean_box(out[box], spacing, keep_largest, fill_holes,
+                          MIN_PIECE_MM3 if min_piece_mm3 is None else min_piece_mm3)
     return out
 
 

@@ -19,28 +19,24 @@ from InnerEarSegLib.model_card import load_model, network_arch, read_card, save_
 
 INTENDED_USE = ("Research segmentation of the inner-ear fluid spaces (cochlea, vestibule, semicircular "
                 "canals) in heavily T2-weighted MRI and temporal-bone CT. Not for clinical decisions.")
+WIMMER = ("Wimmer W, Anschuetz L, Weder S, Wagner F, Delingette H, Caversaccio M. Human bony labyrinth dataset: "
+          "co-registered CT and micro-CT images, surface models and anatomical landmarks. Data in Brief 2019; "
+          "Zenodo doi:10.5281/zenodo.3355272 (CC BY 4.0)")
 LIMITATIONS = [
-    "Trained on synthetic images only: this model has never seen a real scan. Its metrics are on "
-    "held-out synthetic volumes; expect lower accuracy on real MRI/CT until fine-tuned on real labelled data.",
-    "Synthetic anatomy follows published sizes (shared/ANATOMY.md); rare malformations, implants, "
-    "motion and post-operative changes are modelled crudely or not at all.",
-    "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure "
-    "(see test_metrics), worse in CT and CBCT than in MRI.",
+    "Real scans seen in training: eight temporal-bone CT specimens (whole-labyrinth labels only). No real "
+    "MRI was trained on; MRI comes from synthesis (procedural and real-shape, random contrasts) and was "
+    "checked on one real T2 crop (docs/real_data.md). Expect lower accuracy on scanners, protocols and "
+    "anatomy unlike these; review every segmentation.",
+    "The real labels have no cochlea/vestibule/canal split: the split between the three structures is "
+    "learned from synthetic data only, and its boundaries on real scans were not measured.",
+    "Synthetic and real anatomy cover normal ears; malformations, implants, motion and post-operative "
+    "changes are modelled crudely (labyrinthectomy) or not at all.",
+    "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
-    "canals next to the surviving cochlea. The pipeline's fluid check (on by default) removes them when "
-    "their contrast to the otic capsule is not within 0.5-2x the cochlea's (bone fill, tissue unlike "
-    "fluid); a fill that looks like fluid inside an intact capsule stays: check such cases by eye. On CT, "
-    "fibrous or soft-tissue obliteration has the density of fluid, so no CT-only method can tell it from a "
-    "patent labyrinth. "
-    "A drilled labyrinthectomy cavity filled with soft tissue can still get a vestibule and canals painted "
-    "into it on CT and CBCT; the check's second test (the vestibule must stand out from its own wall as "
-    "from the capsule) removes them on the synthetic sets, where the cavity is open to the mastoid.",
-    "On a labyrinth alone in a uniform block (a phantom) the localiser, which relies on the surroundings, "
-    "may find nothing; the pipeline then sweeps the scan with the segmenter (slower). Phantom accuracy "
-    "is below that on synthetic heads (README, Phantoms).",
-    "The segmenter works on a {spacing} mm grid; it is trained on class fractions, so its probabilities "
-    "place boundaries between voxel centres, but a perfect network would still score canal DSC about "
-    "0.89 on a 0.45 mm grid and 0.93 on a 0.35 mm grid on synthetic test volumes (scripts/oracle_ceiling.py).",
+    "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. The "
+    "optional fluid check (--fluid-check) removes them when they do not look like the cochlea's fluid; it "
+    "is off by default because it has only been shown to help on synthetic cases (docs/real_data.md).",
+    "The segmenter works on a {spacing} mm grid: scans much coarser than that lose the canals.",
 ]
 
 
@@ -128,6 +124,21 @@ def init_chain(card_path, stage):
     return runs
 
 
+def training_data(card, versions) -> str:
+    """What the segmenter saw: synthetic generator versions, and the real data of its last run."""
+    synthetic = (f"Synthetic samples generated on the fly by InnerEarSegLib.synth (generator version "
+                 f"{', then '.join(versions) or '?'}; per run in training_runs; seeds in "
+                 "training.*.synthetic_seeds)")
+    record = card.get("training", {}).get("segmenter", {})
+    if not record.get("data"):
+        return synthetic + ". No real scan was used."
+    return (f"{synthetic}; and {record.get('cases', '?')} real temporal-bone CT ears ({', '.join(record['data'])}; "
+            f"labels: {record.get('label_kind', 'structures')}, trained with the marginal loss; also the shapes of "
+            f"{record.get('shape_fraction', 0):.0%} of the samples, rendered with random contrasts), the training "
+            f"split of scripts/real_ct.py, from {WIMMER}. Validation ears never trained on: "
+            f"{', '.join(record.get('val_data', []))} ({record.get('val_cases', '?')} ears).")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segmenter", required=True, nargs="+",
@@ -174,9 +185,7 @@ def main(argv=None):
                            f"two stages: a 2 mm localiser finds each labyrinth, a {spacing} mm segmenter labels it.")
     card["intended_use"] = INTENDED_USE
     versions = sorted({str(r.get("generator_version")) for r in card["training_runs"] if r.get("generator_version")})
-    card["training_data"] = ("Synthetic only, generated on the fly by InnerEarSegLib.synth (generator version "
-                             f"{', then '.join(versions) or '?'}; per run in training_runs); seeds in "
-                             "training.*.synthetic_seeds. No real scan was used.")
+    card["training_data"] = training_data(card, versions)
     if args.class_weights:
         card["postprocessing"] = {"class_weights": args.class_weights}
     card["limitations"] = [text.format(spacing=spacing) for text in LIMITATIONS]
