@@ -17,15 +17,15 @@ Cochlea (label 1), in this order:
   A, B, H         A: the lumen's extent along the line from the round window through the axis (round
                   window to the opposite lateral wall), B: across it through the axis, both in the
                   cochlear view (projection); H: the extent along the axis.
-  turns, length   the lumen unwrapped as a spiral (each voxel given the turn that fits a fitted
-                  logarithmic spiral best), swept angle from the round window to the apex, and the
-                  lateral wall traced along it.
+  turns, length   the lumen followed wedge by wedge around the axis from the round window until
+                  it ends or passes the helicotrema (``track_spiral``): the swept angle over 360
+                  degrees, and the lateral wall traced along the way.
 Canals (label 3): three circles found one after another (RANSAC on three-point circles), each
 refined to a plane and radius, named by position (lateral: plane nearest horizontal; superior:
 the higher of the other two).
 """
 import json
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 
@@ -200,14 +200,15 @@ def a_b_h(points, frame, band_mm):
             "H": float(hi - lo), "A_line": a_ends, "B_line": b_ends}
 
 
-def track_spiral(x, y, z, sign, step_deg=5.0, window_mm=0.7, max_turns=4.0):
+def track_spiral(x, y, z, sign, step_deg=5.0, window_mm=0.7, max_move_mm=0.15, max_turns=4.0):
     """Follow the lumen from the round window (angle 0, on +x) around the z axis in direction
     ``sign``, one ``step_deg`` wedge at a time: in each wedge the lumen within ``window_mm`` (in
-    radius and height) of where the last steps lead is this turn's cross-section; the path ends
-    where a wedge holds none (the apex). Voxels within ``1.5 * window_mm`` of a step's centre are
-    used up, so a later turn cannot run back into an earlier one where turns touch, and the
-    centre never moves outward (a cochlear spiral narrows toward the apex).
-    Rows: (angle, centre r, z, lateral-wall r)."""
+    radius and height) of the last centre is this turn's cross-section, and the centre moves to its
+    median by at most ``max_move_mm`` (a spiral changes slowly; a jump would be onto the next turn
+    where turns touch), never outward (a cochlear spiral narrows toward the apex). The voxels a
+    step takes are used up, so a later turn cannot run back into an earlier one. The path ends
+    where a wedge holds under a quarter of the last half turn's median (the apex, or only an earlier
+    turn's fringe left). Rows: (angle, centre r, z, lateral-wall r)."""
     r = np.hypot(x, y)
     phi = np.mod(sign * np.arctan2(y, x), 2 * np.pi)
     step = np.radians(step_deg)
@@ -216,37 +217,52 @@ def track_spiral(x, y, z, sign, step_deg=5.0, window_mm=0.7, max_turns=4.0):
     if not start.any():
         return np.zeros((0, 4))
     rc, zc = float(np.median(r[start])), float(np.median(z[start]))
-    dr, dz = 0.0, 0.0
     free = np.ones(len(r), bool)
+    counts = []
     rows = [(0.0, rc, zc, float(r[start].max()))]
     t = 0.0
     while t < max_turns * 2 * np.pi and rc > 0.3:
         t += step
         d = np.abs(np.mod(phi - t + np.pi, 2 * np.pi) - np.pi)
-        rp, zp = rc + dr, zc + dz
-        dist2 = ((r - rp) / window_mm) ** 2 + ((z - zp) / window_mm) ** 2
-        sel = free & (d <= half) & (dist2 <= 1.0)
-        if sel.sum() < 3:
-            break
-        free &= ~((d <= half) & (dist2 <= 2.25))
-        rn, zn = min(float(np.median(r[sel])), rc), float(np.median(z[sel]))
-        dr, dz = 0.7 * dr + 0.3 * (rn - rc), 0.7 * dz + 0.3 * (zn - zc)
-        rc, zc = rn, zn
+        sel = free & (d <= half) & (((r - rc) / window_mm) ** 2 + ((z - zc) / window_mm) ** 2 <= 1.0)
+        counts.append(int(sel.sum()))
+        if counts[-1] < max(3, 0.25 * np.median(counts[-36:])):
+            break   # the lumen ends here, or only the fringe of an earlier turn is left
+        free &= ~sel
+        rc = float(np.clip(np.median(r[sel]), rc - max_move_mm, rc))
+        zc = float(np.clip(np.median(z[sel]), zc - max_move_mm, zc + max_move_mm))
         rows.append((t, rc, zc, float(np.quantile(r[sel], 0.95))))
     return np.array(rows)
 
 
-def spiral_path(x, y, z):
+def spiral_path(x, y, z, apex=None):
     """The longer of the two tracks (the spiral winds one way; the other way ends at once), as
-    rows (angle, centre x, y, z, lateral-wall x, y, z) in the cochlear frame."""
+    rows (angle, centre x, y, z, lateral-wall x, y, z) in the cochlear frame, cut where it passes
+    closest to ``apex`` (x, y, z; the helicotrema) after its first half turn: where the turns
+    touch, a track can run on past the apex along an earlier turn's fringe."""
     best, sign = max(((track_spiral(x, y, z, s), s) for s in (1, -1)), key=lambda ts: len(ts[0]))
     ang = sign * best[:, 0]
     c, s_ = np.cos(ang), np.sin(ang)
-    return np.c_[best[:, 0], best[:, 1] * c, best[:, 1] * s_, best[:, 2], best[:, 3] * c, best[:, 3] * s_, best[:, 2]]
+    path = np.c_[best[:, 0], best[:, 1] * c, best[:, 1] * s_, best[:, 2], best[:, 3] * c, best[:, 3] * s_, best[:, 2]]
+    if apex is not None and len(path) and path[-1, 0] > np.pi:
+        d = np.linalg.norm(path[:, 1:4] - np.asarray(apex), axis=1)
+        d[path[:, 0] < np.pi] = np.inf
+        path = path[:int(np.argmin(d)) + 1]
+    return path
 
 
-def polyline_length(p) -> float:
-    return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) if len(p) > 1 else 0.0
+def _in(point, frame):
+    return None if point is None else np.ravel(in_frame(np.asarray(point)[None], frame))
+
+
+def polyline_length(p, smooth=5) -> float:
+    """Length of a polyline after a running mean over ``smooth`` points (the wedge-by-wedge trace
+    zigzags by a voxel, which would add length)."""
+    from scipy.ndimage import uniform_filter1d
+    if len(p) < 2:
+        return 0.0
+    p = uniform_filter1d(np.asarray(p, float), size=min(smooth, len(p)), axis=0, mode="nearest")
+    return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum())
 
 
 def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
@@ -282,8 +298,7 @@ def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
         values["lateral_wall_length_mm"] = missing("mm", why)
         path = np.zeros((0, 7))
     else:
-        x, y, z = in_frame(points, frame)
-        path = spiral_path(x, y, z)
+        path = spiral_path(*in_frame(points, frame), _in(apex, frame))
         if len(path) < 36:
             why = "not computed: the lumen does not follow a spiral for half a turn"
             values["turns"] = measure(None, "turns", why)
@@ -382,17 +397,6 @@ def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
 
 
 # ---------------------------------------------------------------- one ear, one result
-
-def volume_shares(lab_zyx_side) -> dict:
-    """The cochlea's and the vestibule's share of the labelled labyrinth (0-1)."""
-    total = int((lab_zyx_side > 0).sum())
-    out = {}
-    for key, value in (("cochlea", L.COCHLEA), ("vestibule", L.VESTIBULE)):
-        n = int((lab_zyx_side == value).sum())
-        out[f"{key}_share_of_labyrinth"] = (measure(n / total, "fraction") if total and n else
-                                            missing("fraction", f"no {key} labelled"))
-    return out
-
 
 def ear_measures(points_by_label: Dict[int, np.ndarray], spacing, whole_head: bool) -> dict:
     """All measures of one ear from ``points_by_label`` (label value -> (N, 3) LPS voxel centres)."""

@@ -1,0 +1,238 @@
+"""Surgical-planning measures on hand-built shapes whose answers are known: a conical spiral tube
+(axis, turns, A) and tori (canal planes, radii); quality flags; the markups and output files."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from InnerEarSegLib import labels as L
+from InnerEarSegLib import planning as P
+from InnerEarSegLib.synth.shapes import Tube
+
+SPACING = 0.15
+
+
+def grid_points(lo, hi, spacing=SPACING):
+    axes = [np.arange(a, b, spacing) for a, b in zip(lo, hi)]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+
+
+def frame(axis):
+    axis = P.unit_vector(axis)
+    e1, e2 = P.orthonormal(axis)
+    return axis, e1, e2
+
+
+def spiral(turns=2.5, r0=3.6, r1=1.1, rho=(0.9, 0.5), height=2.2, axis=(0.3, 0.5, 0.81), centre=(1.0, -2.0, 0.5)):
+    """Voxel centres of a tapered tube along a logarithmic spiral, and the answers: axis, the
+    start (round window) on the outer wall, and A (outer wall at the start to the outer wall
+    half a turn on, across the axis, in the plane across the axis)."""
+    axis, e1, e2 = frame(axis)
+    centre = np.asarray(centre, float)
+    t = np.linspace(0, 2 * np.pi * turns, int(turns * 120))
+    f = t / t[-1]
+    r = r0 * (r1 / r0) ** f
+    pts = centre + r[:, None] * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2) + (height * f)[:, None] * axis
+    radii = rho[0] + (rho[1] - rho[0]) * f
+    tube = Tube(pts, radii)
+    grid = grid_points(tube.lo - 0.2, tube.hi + 0.2)
+    voxels = grid[tube.contains(grid)]
+    half = np.argmin(np.abs(t - np.pi))
+    truth = {"axis": axis, "turns": turns, "rw": pts[0] + radii[0] * e1,
+             "A": r0 + radii[0] + r[half] + radii[half]}
+    return voxels, truth
+
+
+@pytest.fixture(scope="module")
+def helix():
+    return spiral()
+
+
+@pytest.fixture(scope="module")
+def helix_measures(helix):
+    voxels, _ = helix
+    return P.cochlea_measures(voxels, SPACING, SPACING ** 3)
+
+
+def torus(centre, normal, radius, tube=0.45):
+    normal, e1, e2 = frame(normal)
+    t = np.linspace(0, 2 * np.pi * 0.75, 150)   # a canal is an open arc of about 270 degrees
+    shape = Tube(np.asarray(centre) + radius * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2), tube)
+    grid = grid_points(shape.lo - 0.2, shape.hi + 0.2)
+    return grid[shape.contains(grid)]
+
+
+def three_canals():
+    """Three arcs in planes at known angles: lateral nearly horizontal, superior higher than posterior."""
+    planes = {"lateral": ((0, 0, 0), (0.0, 0.26, 0.97), 2.3),
+              "superior": ((0, 2, 4), (0.7, 0.7, 0.1), 3.2),
+              "posterior": ((-1, -4, 2), (0.7, -0.7, 0.05), 3.0)}
+    voxels = np.vstack([torus(*p) for p in planes.values()])
+    return voxels, planes
+
+
+def test_spiral_axis_round_window_and_a_value(helix, helix_measures):
+    _, truth = helix
+    m = helix_measures
+    assert P.angle_deg(m["axes"]["modiolar_axis"], truth["axis"], undirected=False) < 6.0
+    assert np.linalg.norm(m["landmarks"]["round_window"] - truth["rw"]) < 0.6
+    assert m["values"]["A_mm"]["status"] == P.OK
+    assert abs(m["values"]["A_mm"]["value"] - truth["A"]) < 0.4
+
+
+def test_spiral_turns_and_lateral_wall(helix, helix_measures):
+    _, truth = helix
+    values = helix_measures["values"]
+    assert abs(values["turns"]["value"] - truth["turns"]) < 0.25
+    # the lateral wall is longer than the centreline and shorter than a circle of the starting radius per turn
+    length = values["lateral_wall_length_mm"]["value"]
+    assert 2 * np.pi * 1.5 * truth["turns"] < length < 2 * np.pi * 4.5 * truth["turns"]
+
+
+@pytest.mark.parametrize("turns", [1.6, 2.75])
+def test_other_turn_counts(turns):
+    voxels, truth = spiral(turns=turns, axis=(-0.6, 0.2, 0.77))
+    values = P.cochlea_measures(voxels, SPACING, SPACING ** 3)["values"]
+    assert abs(values["turns"]["value"] - turns) < 0.25
+
+
+def test_duct_length_formulas_follow_a(helix_measures):
+    v = helix_measures["values"]
+    a = v["A_mm"]["value"]
+    assert v["cdl_organ_of_corti_mm"]["value"] == pytest.approx(4.16 * a - 4, abs=1e-3)
+    assert v["cdl_lateral_wall_mm"]["value"] == pytest.approx(4.16 * a - 2.7, abs=1e-3)
+    assert v["two_turn_length_organ_of_corti_mm"]["value"] == pytest.approx(3.65 * (a - 1), abs=1e-3)
+    assert v["two_turn_length_lateral_wall_mm"]["value"] == pytest.approx(3.65 * (a - 0.7), abs=1e-3)
+
+
+def test_b_is_across_a_and_lines_match_values(helix_measures):
+    m = helix_measures
+    a0, a1 = m["lines"]["A"]
+    b0, b1 = m["lines"]["B"]
+    assert np.linalg.norm(a1 - a0) == pytest.approx(m["values"]["A_mm"]["value"], abs=1e-3)
+    assert np.linalg.norm(b1 - b0) == pytest.approx(m["values"]["B_mm"]["value"], abs=1e-3)
+    assert P.angle_deg(a1 - a0, b1 - b0) == pytest.approx(90, abs=1e-6)
+    assert P.angle_deg(a1 - a0, m["axes"]["modiolar_axis"]) == pytest.approx(90, abs=1e-6)
+    assert m["values"]["B_mm"]["value"] < m["values"]["A_mm"]["value"]
+
+
+def test_canal_planes_angles_and_radii():
+    voxels, planes = three_canals()
+    m = P.canal_measures(voxels, SPACING, SPACING ** 3, whole_head=True)
+    v = m["values"]
+    for name, (_, normal, radius) in planes.items():
+        assert P.angle_deg(m["planes"][name]["normal"], normal) < 3.0, name
+        assert v[f"{name}_canal_radius_mm"]["value"] == pytest.approx(radius, abs=0.2)
+    for a, b in (("lateral", "superior"), ("lateral", "posterior"), ("superior", "posterior")):
+        true = P.angle_deg(planes[a][1], planes[b][1])
+        assert v[f"angle_{a}_{b}_deg"]["value"] == pytest.approx(true, abs=3.0)
+    assert v["lateral_canal_to_axial_deg"]["value"] == pytest.approx(P.angle_deg(planes["lateral"][1], [0, 0, 1]),
+                                                                      abs=3.0)
+
+
+def test_axial_angle_only_for_a_whole_head():
+    voxels, _ = three_canals()
+    v = P.canal_measures(voxels, SPACING, SPACING ** 3, whole_head=False)["values"]
+    assert v["lateral_canal_to_axial_deg"]["value"] is None
+    assert "whole head" in v["lateral_canal_to_axial_deg"]["status"]
+
+
+def test_one_canal_is_not_three():
+    voxels = torus((0, 0, 0), (0, 0, 1), 2.5)
+    v = P.canal_measures(voxels, SPACING, SPACING ** 3, whole_head=False)["values"]
+    assert v["angle_lateral_superior_deg"]["value"] is None
+    assert v["angle_lateral_superior_deg"]["status"].startswith("not computed: only 1 of the three")
+
+
+@pytest.mark.parametrize("case, reason", [("empty", "no cochlea labelled"), ("fragment", "fragment"),
+                                          ("coarse", "too coarse")])
+def test_quality_flags_instead_of_numbers(helix, case, reason):
+    voxels, _ = helix
+    spacing = SPACING
+    if case == "empty":
+        voxels = voxels[:0]
+    elif case == "fragment":
+        voxels = voxels[:200]
+    else:
+        spacing = 0.8
+    values = P.cochlea_measures(voxels, spacing, spacing ** 3)["values"]
+    for key in ("A_mm", "B_mm", "H_mm", "turns", "cdl_organ_of_corti_mm"):
+        assert values[key]["value"] is None and reason in values[key]["status"]
+
+
+def test_spiral_flagged_between_a_and_turn_limits(helix):
+    """Fine enough for A, too coarse for turns: A given, turns flagged."""
+    voxels, _ = helix
+    values = P.cochlea_measures(voxels, 0.5, SPACING ** 3)["values"]
+    assert values["A_mm"]["status"] == P.OK
+    assert values["turns"]["value"] is None and "turns merge" in values["turns"]["status"]
+
+
+def labels_image(helix_voxels, canal_voxels, spacing=SPACING):
+    """A label image (LPS, identity direction) holding a cochlea spiral and three canal arcs."""
+    pts = np.vstack([helix_voxels, canal_voxels])
+    lo = pts.min(0) - 1
+    size = np.ceil((pts.max(0) + 1 - lo) / spacing).astype(int)
+    arr = np.zeros(size[::-1], np.uint8)
+    for value, p in ((L.COCHLEA, helix_voxels), (L.CANALS, canal_voxels)):
+        i, j, k = np.round((p - lo) / spacing).astype(int).T
+        arr[k, j, i] = value
+    image = sitk.GetImageFromArray(arr)
+    image.SetSpacing((spacing,) * 3)
+    image.SetOrigin(lo.tolist())
+    return image
+
+
+def test_outputs_csv_json_and_markups(helix, tmp_path):
+    from InnerEarSegLib.result import SegmentationResult
+    from InnerEarSegLib.write import write_outputs
+    voxels, truth = helix
+    canals, _ = three_canals()
+    labels = labels_image(voxels, canals + [0, 12.0, 0])
+    sides = sitk.Cast(labels > 0, sitk.sitkUInt8) * 2   # all on the left
+    sides.CopyInformation(labels)
+    result = SegmentationResult(labels=labels, sides=sides)
+    write_outputs(result, tmp_path, "s", labels, formats=("json",))
+    doc = json.loads((tmp_path / "s" / "s_stats.json").read_text())
+    ear = doc["measures"]["ears"]["left"]
+    a = ear["values"]["A_mm"]["value"]
+    assert abs(a - truth["A"]) < 0.5
+    rw = ear["landmarks"]["round_window"]
+    assert rw["ras"] == pytest.approx([-rw["lps"][0], -rw["lps"][1], rw["lps"][2]])
+    with open(tmp_path / "s" / "s_measures.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["side"] for r in rows] == ["left"]
+    assert float(rows[0]["A_mm"]) == pytest.approx(a)
+    assert rows[0]["angle_lateral_superior_deg_status"] == P.OK
+    markups = json.loads((tmp_path / "s" / "s_measures.mrk.json").read_text())["markups"]
+    by_name = {m["name"]: m for m in markups}
+    line = by_name["A left"]
+    assert line["type"] == "Line" and line["coordinateSystem"] == "LPS"
+    ends = np.array([p["position"] for p in line["controlPoints"]])
+    assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(a, abs=1e-3)
+    landmarks = by_name["Cochlea landmarks left"]["controlPoints"]
+    assert landmarks[0]["label"].startswith("round window")
+    assert landmarks[0]["position"] == pytest.approx(rw["lps"])
+
+
+def test_markups_load_in_slicer_core(helix_measures, tmp_path):
+    """Slicer's own markups reader takes every markup of the file, in LPS, at the written positions."""
+    slicer = pytest.importorskip("slicer")
+    path = tmp_path / "m.mrk.json"
+    P.write_markups(path, {"left": helix_measures})
+    written = json.loads(path.read_text())["markups"]
+    scene = slicer.vtkMRMLScene()
+    storage = slicer.vtkMRMLMarkupsJsonStorageNode()
+    scene.AddNode(storage)
+    kinds = {"Fiducial": "vtkMRMLMarkupsFiducialNode", "Line": "vtkMRMLMarkupsLineNode",
+             "Curve": "vtkMRMLMarkupsCurveNode"}
+    for i, markup in enumerate(written):
+        node = storage.AddNewMarkupsNodeFromFile(str(path), "", i)
+        assert node is not None and node.GetClassName() == kinds[markup["type"]]
+        assert node.GetNumberOfControlPoints() == len(markup["controlPoints"])
+        ras = [0.0, 0.0, 0.0]
+        node.GetNthControlPointPosition(0, ras)
+        lps = markup["controlPoints"][0]["position"]
+        assert ras == pytest.approx([-lps[0], -lps[1], lps[2]], abs=1e-4)
