@@ -1,4 +1,5 @@
-"""A PNG to check a result at a glance: per ear, three planes through its centre plus a 3D view.
+"""A PNG to check a result at a glance: per ear, three planes through its centre, a 3D view and the
+cochlear view with the A and B lines (``planning``).
 
 Planes are resampled onto LPS-aligned grids (``grid.canonical_reference``), so axial, coronal,
 oblique and flipped scans all look the same way up. Radiological convention: the patient's right
@@ -101,6 +102,48 @@ def draw_surfaces(ax, surfaces, side, centre):
     ax.set_title("3D, lateral view", fontsize=9)
 
 
+COCHLEAR_FIELD_MM = 14.0  # side of the cochlear view
+
+
+def draw_cochlear_view(ax, input_image, labels, ear: dict, spacing: float) -> None:
+    """The cochlear view (the plane across the modiolar axis through the round window, x toward
+    the round window) with the A (red) and B (blue) lines of ``planning``, or why it is missing."""
+    ax.set_axis_off()
+    ax.set_title("cochlear view, A and B", fontsize=9)
+    axes = ear.get("axes") or {}
+    if not axes:
+        status = ear.get("values", {}).get("A_mm", {}).get("status", "not computed")
+        ax.text(0.5, 0.5, status.replace(": ", ":\n", 1), ha="center", va="center", fontsize=7, wrap=True,
+                transform=ax.transAxes)
+        return
+    o, ex, ey, ez = (np.asarray(axes[k], float) for k in ("cochlear_view_origin", "cochlear_view_x",
+                                                           "cochlear_view_y", "modiolar_axis"))
+    n = int(round(COCHLEAR_FIELD_MM / spacing))
+    ref = sitk.Image([n, n, 1], sitk.sitkUInt8)
+    ref.SetSpacing([spacing] * 3)
+    ref.SetDirection(np.c_[ex, ey, ez].ravel().tolist())
+    ref.SetOrigin((o - (n - 1) / 2 * spacing * (ex + ey)).tolist())
+    extent = [-(n - 1) / 2 * spacing, (n - 1) / 2 * spacing] * 2
+    if input_image is not None:
+        pixels = sitk.GetArrayFromImage(grid.resample(input_image, ref, "linear", 0, sitk.sitkFloat32))[0]
+        lo, hi = np.percentile(pixels, [1, 99])
+        ax.imshow(pixels, cmap="gray", origin="lower", extent=extent, vmin=lo, vmax=hi if hi > lo else lo + 1)
+    cochlea = sitk.GetArrayFromImage(grid.resample(labels, ref, "nearest", 0, sitk.sitkUInt8))[0] == L.COCHLEA
+    if cochlea.any():
+        ax.contour(cochlea.astype(float), levels=[0.5], colors=[L.BY_VALUE[L.COCHLEA].color], linewidths=1.0,
+                   extent=extent)
+    for name, colour in (("A", "red"), ("B", "deepskyblue")):
+        ends = ear.get("lines", {}).get(name)
+        if ends is not None:
+            uv = np.array([[np.dot(p - o, ex), np.dot(p - o, ey)] for p in ends])
+            value = ear["values"][f"{name}_mm"]["value"]
+            ax.plot(uv[:, 0], uv[:, 1], color=colour, linewidth=1.5, label=f"{name} {value:.1f} mm")
+    ax.plot([0], [0], "+", color="yellow", markersize=8)   # the modiolar axis
+    ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+
+
 def render_preview(input_image, result, path) -> Path:
     """Draw the preview of ``result`` (over ``input_image`` when given) into the PNG ``path``."""
     centres = ear_centres(result)
@@ -128,15 +171,22 @@ def render_preview(input_image, result, path) -> Path:
     if not surfaces:
         from .surface import build_surfaces
         surfaces = build_surfaces(result.labels, result.sides, 0.5)
-    fig = Figure(figsize=(13, 3.4 * len(centres)))
+    from .planning import measures_for_result
+    try:
+        measures = measures_for_result(result)
+    except Exception:  # noqa: BLE001 - the measures report their own failure in the stats; the preview goes on
+        measures = {}
+    fig = Figure(figsize=(16, 3.4 * len(centres)))
     for row, (side, centre) in enumerate(centres.items()):
+        draw_cochlear_view(fig.add_subplot(len(centres), 5, 5 * row + 5), input_image, result.labels,
+                           measures.get(side, {}), spacing)
         for col, name in enumerate(PLANES):
-            ax = fig.add_subplot(len(centres), 4, 4 * row + col + 1)
+            ax = fig.add_subplot(len(centres), 5, 5 * row + col + 1)
             draw_plane(ax, input_image, result.labels, centre, name, spacing)
             if col == 0:
                 ax.text(-0.05, 0.5, f"{side} ear", rotation=90, transform=ax.transAxes, ha="right",
                         va="center", fontsize=10)
-        draw_surfaces(fig.add_subplot(len(centres), 4, 4 * row + 4, projection="3d"), surfaces, side, centre)
+        draw_surfaces(fig.add_subplot(len(centres), 5, 5 * row + 4, projection="3d"), surfaces, side, centre)
     fig.legend(handles=[Patch(color=s.color, label=s.name) for s in L.STRUCTURES], loc="lower center",
                ncol=len(L.STRUCTURES), fontsize=9)
     fig.suptitle(title, fontsize=10)

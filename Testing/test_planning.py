@@ -236,3 +236,24 @@ def test_markups_load_in_slicer_core(helix_measures, tmp_path):
         node.GetNthControlPointPosition(0, ras)
         lps = markup["controlPoints"][0]["position"]
         assert ras == pytest.approx([-lps[0], -lps[1], lps[2]], abs=1e-4)
+
+
+def test_preview_cochlear_view_draws_a_and_b(helix, tmp_path):
+    from matplotlib.figure import Figure
+    from InnerEarSegLib.preview import draw_cochlear_view, render_preview
+    from InnerEarSegLib.result import SegmentationResult
+    voxels, _ = helix
+    canals, _ = three_canals()
+    labels = labels_image(voxels, canals + [0, 12.0, 0])
+    result = SegmentationResult(labels=labels, sides=None)
+    ear = P.measures_for_result(result)["both"]
+    ax = Figure().add_subplot(1, 1, 1)
+    draw_cochlear_view(ax, labels, labels, ear, 0.1)
+    drawn = {line.get_label(): line for line in ax.get_lines()}
+    a = drawn[f"A {ear['values']['A_mm']['value']:.1f} mm"]
+    assert np.ptp(a.get_xdata()) == pytest.approx(ear["values"]["A_mm"]["value"], abs=1e-3)   # along x
+    assert f"B {ear['values']['B_mm']['value']:.1f} mm" in drawn
+    missing = Figure().add_subplot(1, 1, 1)
+    draw_cochlear_view(missing, labels, labels, P.ear_measures({}, (0.15,) * 3, False), 0.1)
+    assert "no cochlea labelled" in missing.texts[0].get_text()
+    assert render_preview(labels, result, tmp_path / "p.png").stat().st_size > 10000
