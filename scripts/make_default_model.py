@@ -152,6 +152,10 @@ def main(argv=None):
     ap.add_argument("--class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
                          "(postprocess.reweight; choose on the validation set)")
+    ap.add_argument("--window", type=int, nargs=3, metavar=("Z", "Y", "X"),
+                    help="inference window (card preprocessing.patch_size; default: the segmenter's training patch)")
+    ap.add_argument("--region-mm", type=float,
+                    help="ear region edge in mm (default: one window); a larger region is covered by overlapping windows")
     args = ap.parse_args(argv)
     if args.segmenter[0].endswith(".ckpt.pt"):
         ap.error("the first --segmenter must be a model card: its card and training history are kept")
@@ -165,8 +169,10 @@ def main(argv=None):
     # network depends on the window size it was trained on: on 80^3 windows (36 mm regions) the
     # 64^3-trained segmenter painted every structure 12-18 % too large (README, "Inference window =
     # training patch").
-    patch = [int(p) for p in seg_card["preprocessing"]["patch_size"]]
+    patch = [int(p) for p in (args.window or seg_card["preprocessing"]["patch_size"])]
     region_mm = [round(n * float(seg_card["preprocessing"]["spacing_mm"]), 4) for n in patch[::-1]]
+    if args.region_mm:
+        region_mm = [float(args.region_mm)] * 3
     card["preprocessing"] = dict(seg_card["preprocessing"], patch_size=patch, ear_region_mm=region_mm,
                                  localizer_patch_size=[48, 80, 80])
     # each network's own record: a bundled card passed as --localizer also holds an older segmenter's
