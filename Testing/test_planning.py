@@ -257,3 +257,39 @@ def test_preview_cochlear_view_draws_a_and_b(helix, tmp_path):
     draw_cochlear_view(missing, labels, labels, P.ear_measures({}, (0.15,) * 3, False), 0.1)
     assert "no cochlea labelled" in missing.texts[0].get_text()
     assert render_preview(labels, result, tmp_path / "p.png").stat().st_size > 10000
+
+
+def test_slicer_logic_adds_measures_table_and_markups(helix):
+    """The module's logic (real MRML, no Qt): a measures table with one column per ear and the
+    markups in RAS; a second run replaces the first run's nodes."""
+    slicer = pytest.importorskip("slicer")
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "InnerEarSeg"))
+    from InnerEarSegSlicerLib import logic as G
+    from InnerEarSegLib.result import SegmentationResult
+    voxels, _ = helix
+    canals, _ = three_canals()
+    labels = labels_image(voxels, canals + [0, 12.0, 0])
+    sides = sitk.Cast(labels > 0, sitk.sitkUInt8) * 2
+    sides.CopyInformation(labels)
+    result = SegmentationResult(labels=labels, sides=sides)
+    scene = slicer.vtkMRMLScene()
+    logic = G.InnerEarSegLogic(scene, segmenter=lambda *a, **k: result)
+    seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "ear")
+    table = G.add_measures(logic, result, seg)
+    t = table.GetTable()
+    names = [t.GetValueByName(r, "measure").ToString() for r in range(t.GetNumberOfRows())]
+    a_row = names.index("A_mm")
+    expected = P.measures_for_result(result)["left"]["values"]["A_mm"]["value"]
+    assert t.GetValueByName(a_row, "left").ToDouble() == pytest.approx(expected)
+    assert t.GetValueByName(names.index("turns"), "left status").ToString() == P.OK
+    lines = [n for n in scene.GetNodesByClass("vtkMRMLMarkupsLineNode")]
+    a_line = next(n for n in lines if n.GetName() == "A left")
+    assert a_line.GetLineLengthWorld() == pytest.approx(expected, abs=1e-3)
+    assert a_line.GetLocked()
+    count = scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode")
+    assert count >= 4
+    G.add_measures(logic, result, seg)   # again: replaced, not added
+    assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == count
+    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1

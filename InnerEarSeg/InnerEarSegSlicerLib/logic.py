@@ -439,3 +439,51 @@ class InnerEarSegLogic:
                 for node in nodes:
                     self.removeNode(node)
         return report
+
+
+# --- surgical-planning measures (InnerEarSegLib.planning) -------------------------------------
+
+MEASURES_ROLE = "InnerEarSegMeasures"
+MARKUP_CLASSES = {"Fiducial": "vtkMRMLMarkupsFiducialNode", "Line": "vtkMRMLMarkupsLineNode",
+                  "Curve": "vtkMRMLMarkupsCurveNode"}
+
+
+def measures_rows(per_side: dict) -> List[dict]:
+    """One row per measure: its name and unit, then per ear the value and its status."""
+    rows = {}
+    for side, ear in per_side.items():
+        for key, m in ear["values"].items():
+            row = rows.setdefault(key, {"measure": key, "unit": m["unit"]})
+            row[side], row[f"{side} status"] = m["value"], m["status"]
+    return list(rows.values())
+
+
+def add_measures(logic, result: SegmentationResult, segNode):
+    """Measure every ear of ``result`` and add a table of the measures and the landmarks, the A and
+    B lines, the modiolar axis and the lateral wall as locked markups; replaces what an earlier run
+    added for ``segNode``. Returns the table node."""
+    from InnerEarSegLib import planning
+    scene = logic.scene
+    for n in reversed(range(segNode.GetNumberOfNodeReferences(MEASURES_ROLE))):
+        old = segNode.GetNthNodeReference(MEASURES_ROLE, n)
+        if old is not None:
+            logic.removeNode(old)
+    segNode.RemoveNodeReferenceIDs(MEASURES_ROLE)
+    per_side = planning.measures_for_result(result)
+    table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{segNode.GetName()} measures"))
+    fill_table(table, measures_rows(per_side))
+    segNode.AddNodeReferenceID(MEASURES_ROLE, table.GetID())
+    for markup in planning.markups_document(per_side)["markups"]:
+        node = scene.AddNewNodeByClass(MARKUP_CLASSES[markup["type"]], markup["name"])
+        for point in markup["controlPoints"]:
+            x, y, z = point["position"]   # LPS in the file, RAS in the scene
+            node.AddControlPoint(vtk.vtkVector3d(-x, -y, z), point["label"])
+        node.SetLocked(True)
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        if display is not None:
+            display.SetSelectedColor(markup["display"]["color"])
+            display.SetColor(markup["display"]["color"])
+            display.SetPointLabelsVisibility(markup["type"] == "Fiducial")
+        segNode.AddNodeReferenceID(MEASURES_ROLE, node.GetID())
+    return table
