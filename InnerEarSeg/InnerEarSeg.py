@@ -84,6 +84,11 @@ class InnerEarSegLogic(ScriptedLoadableModuleLogic, mrmlLogic.InnerEarSegLogic):
         return InnerEarSegParameterNode(super().getParameterNode())
 
 
+def pythonExecutable():
+    """Slicer's ``PythonSlicer`` (a launcher that sets up the environment), else this Python."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
 class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -93,6 +98,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self.job = None  # the running or last SegmentationJob; its state drives the panel
         self.jobFolder = None
+        self.installing = False  # the job is pip installing what is missing; the segmentation follows
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -172,12 +178,11 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statisticsTableView.setMRMLTableNode(p.statistics)
 
     def updateModelCard(self, path=None):
-        self.ui.modelCardLabel.text = mrmlLogic.model_card_summary(self.modelPath())
+        self.ui.modelCardLabel.text = mrmlLogic.model_card_summary(self.ui.modelPathLineEdit.currentPath or None)
 
     def modelPath(self):
-        """The model the user picked, or None for the bundled one."""
-        path = self.ui.modelPathLineEdit.currentPath
-        return path if path and os.path.isfile(path) else None
+        """The model the user picked, or None for the bundled one; a path that is not a file is an error."""
+        return mrmlLogic.chosen_model(self.ui.modelPathLineEdit.currentPath)
 
     def workerParameters(self):
         p = self._parameterNode
@@ -200,16 +205,31 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGUI()
 
     def startJob(self):
-        """Install what is missing (after asking), write the input, start the worker."""
+        """Check the model path, install what is missing (after asking; pip runs as a watched
+        process, so the panel stays responsive), then start the worker."""
+        self.modelPath()  # a mistyped path stops here, before anything is installed or written
         requirements = dependencies.find_requirements(_HERE)
-        if not dependencies.install_dependencies(requirements, slicer.util.confirmOkCancelDisplay):
+        missing = dependencies.install_torch_if_needed(requirements, slicer.util.confirmOkCancelDisplay)
+        if missing is None:
             self.ui.statusLabel.text = "Python packages not installed; nothing done."
             return
         self.jobFolder = tempfile.mkdtemp(prefix="InnerEarSeg-")
+        if not missing:
+            self.startSegmentation()
+            return
+        constraints = dependencies.write_constraints(os.path.join(self.jobFolder, "constraints.txt"))
+        self.installing = True
+        self.job = jobs.SegmentationJob(dependencies.pip_command(pythonExecutable(), missing, constraints))
+        self.ui.statusLabel.text = "Installing Python packages..."
+        self.job.start()
+        self.timer.start()
+
+    def startSegmentation(self):
+        """Write the input and start the worker."""
+        self.installing = False
         volume = self._parameterNode.inputVolume
         inputPath = self.logic.writeInput(volume, os.path.join(self.jobFolder, "input.nrrd"))
-        python = shutil.which("PythonSlicer") or sys.executable
-        command = jobs.worker_command(python, inputPath, os.path.join(self.jobFolder, "output"),
+        command = jobs.worker_command(pythonExecutable(), inputPath, os.path.join(self.jobFolder, "output"),
                                       self.modelPath(), self.workerParameters(), volume.GetName())
         self.job = jobs.SegmentationJob(command, jobs.worker_environment(str(mrmlLogic.library_parent())),
                                         onProgress=self.onProgress)
@@ -225,8 +245,13 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onPoll(self):
         state = self.job.poll()
         if state == jobs.RUNNING:
+            if self.installing and self.job.output():
+                self.ui.statusLabel.text = "Installing: " + self.job.output()[-1][:100]
             return
         self.timer.stop()
+        if self.installing:
+            self.finishInstall(state)
+            return
         try:
             if state == jobs.DONE:
                 with slicer.util.tryWithErrorDisplay("Could not load the segmentation.", waitCursor=True):
@@ -238,6 +263,23 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = "Failed."  # shown by tryWithErrorDisplay; the scene is unchanged
         finally:
             self.removeJobFolder()
+            self.updateGUI()
+
+    def finishInstall(self, state):
+        """The pip job ended: start the segmentation, or say why the installation failed."""
+        self.installing = False
+        try:
+            if state == jobs.DONE:
+                with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
+                    self.startSegmentation()
+                return
+            slicer.util.errorDisplay(f"Installing the Python packages failed: {self.job.error}")
+        except Exception:
+            pass  # shown by tryWithErrorDisplay
+        finally:
+            if not self.running():
+                self.ui.statusLabel.text = "Failed."
+                self.removeJobFolder()
             self.updateGUI()
 
     def loadResult(self):
@@ -257,6 +299,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cancelJob(self):
         if self.running():
+            self.installing = False
             self.job.cancel()
             self.timer.stop()
             self.removeJobFolder()

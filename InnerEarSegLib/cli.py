@@ -88,17 +88,6 @@ def say(text: str = "", file=None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), file.fileno())  # also silences the flush at exit
 
 
-def refuse_shared_names(scans) -> None:
-    """Inputs whose outputs would land in one case folder (``p1/scan.nii.gz`` and
-    ``p2/scan.nii.gz``, ``good.mha`` and ``good.nii.gz``) are refused, naming them, before any work."""
-    from .read import duplicate_case_names
-    clashes = duplicate_case_names(scans)
-    if clashes:
-        listed = "; ".join(f"{' and '.join(paths)} -> {name}/" for name, paths in clashes)
-        raise InputError(listed, "these inputs have the same name, so their results would overwrite each "
-                                 "other; rename one or segment them into different output folders")
-
-
 def check_output_folder(out_dir) -> None:
     """Create ``out_dir`` and prove a file can be written there, before hours of segmenting."""
     try:
@@ -117,7 +106,7 @@ def segment_inputs(inputs, out_dir, model, params) -> int:
     scans = read.list_inputs(inputs)
     if not scans:
         raise InputError(", ".join(str(i) for i in inputs), "no scans found")
-    refuse_shared_names(scans)
+    read.check_unique_case_names(scans)
     check_output_folder(out_dir)
     if not isinstance(model, LoadedModel):
         model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here

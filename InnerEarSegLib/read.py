@@ -328,10 +328,15 @@ def list_inputs(paths: Iterable) -> List[Path]:
     return out
 
 
-def duplicate_case_names(scans: Iterable) -> List[Tuple[str, List[str]]]:
-    """(case name, the inputs sharing it) for every case name given to more than one input:
-    their outputs would land in the same folder and overwrite each other."""
+def check_unique_case_names(scans: Iterable) -> None:
+    """Refuse inputs whose outputs would land in one case folder (``p1/scan.nii.gz`` and
+    ``p2/scan.nii.gz``, ``good.mha`` and ``good.nii.gz``), naming them, before any work: one
+    result would silently overwrite the other."""
     by_name: dict = {}
     for scan in scans:
         by_name.setdefault(case_name(scan), []).append(str(scan))
-    return [(name, paths) for name, paths in by_name.items() if len(paths) > 1]
+    clashes = [(name, paths) for name, paths in by_name.items() if len(paths) > 1]
+    if clashes:
+        listed = "; ".join(f"{' and '.join(paths)} -> {name}" for name, paths in clashes)
+        raise InputError(listed, "these inputs have the same name, so their results would overwrite each "
+                                 "other; rename one or segment them into different output folders")

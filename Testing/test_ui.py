@@ -221,7 +221,7 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     ui.modelPathLineEdit.currentPath = str(tiny_model_path)
     widget.updateGUI()
     assert ui.applyButton.enabled
-    monkeypatch.setattr(dependencies, "install_dependencies", lambda requirements, confirm: True)
+    monkeypatch.setattr(dependencies, "install_torch_if_needed", lambda requirements, confirm: [])
     monkeypatch.setattr(dependencies, "find_requirements", lambda folder: folder)
     before = scene.GetNumberOfNodes()
 

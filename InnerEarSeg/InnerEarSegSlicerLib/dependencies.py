@@ -1,9 +1,12 @@
 """First-use installation of the Python packages the library needs inside Slicer.
 
 torch comes from the PyTorch extension (``PyTorchUtils``), which picks the build that fits
-the GPU driver; the rest from ``requirements.txt`` with ``slicer.util.pip_install``. Only
-missing packages are installed: Slicer's own packages (SimpleITK, vtk, numpy...) are never
-reinstalled, since replacing them can break the application.
+the GPU driver; the rest from ``requirements.txt`` with pip, run as a separate process
+(``pip_command``) that the panel watches like a segmentation, so Slicer stays responsive and
+shows pip's progress. Only missing packages are installed, and pip runs with a constraints
+file pinning every package already installed (``write_constraints``): a dependency of a new
+package can never upgrade or downgrade Slicer's own numpy, SimpleITK, vtk... (pip refuses
+instead, with its reason), since replacing them can break the application.
 """
 import importlib.metadata
 import re
@@ -48,17 +51,31 @@ def find_requirements(moduleDir) -> Path:
     raise FileNotFoundError(f"{moduleDir}: requirements.txt not found beside the module or above it")
 
 
-def install_dependencies(requirementsFile, confirm) -> bool:
-    """Install torch and missing requirements after ``confirm(text) -> bool`` agrees; Slicer only."""
-    import slicer
+def write_constraints(path) -> Path:
+    """A pip constraints file pinning every installed distribution to its installed version."""
+    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                   if d.metadata["Name"]}, key=str.lower)
+    path = Path(path)
+    path.write_text("\n".join(pins) + "\n")
+    return path
+
+
+def pip_command(python: str, requirements: List[str], constraintsFile) -> List[str]:
+    """The command installing ``requirements`` without changing any package already installed."""
+    return [python, "-m", "pip", "install", "--disable-pip-version-check", "-c", str(constraintsFile), *requirements]
+
+
+def install_torch_if_needed(requirementsFile, confirm) -> Optional[List[str]]:
+    """After ``confirm(text) -> bool`` agrees: install torch (PyTorch extension, blocking) and return
+    the requirements still to install with ``pip_command``; None when the user declined. Slicer only."""
     needTorch = not _installed("torch")
     missing = missing_requirements(requirementsFile)
     if not needTorch and not missing:
-        return True
+        return []
     text = ("InnerEarSeg needs these Python packages, which will be downloaded and installed now "
             "(this can take several minutes):\n" + "\n".join((["torch"] if needTorch else []) + missing))
     if not confirm(text):
-        return False
+        return None
     if needTorch:
         try:
             import PyTorchUtils
@@ -67,6 +84,4 @@ def install_dependencies(requirementsFile, confirm) -> bool:
                                "Extensions Manager and restart Slicer") from e
         if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
             raise RuntimeError("PyTorch could not be installed; see the PyTorch Utils module")
-    if missing:
-        slicer.util.pip_install(missing)
-    return True
+    return missing

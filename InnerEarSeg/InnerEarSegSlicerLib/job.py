@@ -2,12 +2,18 @@
 
 The widget calls ``poll()`` from a timer; the job reads the worker's JSON lines (see
 ``worker.py``) on a background thread, so the GUI never blocks, and ``cancel()`` kills the
-process. Plain Python (no Qt, no slicer), so it is tested with any command.
+process with every process it started: Slicer's ``PythonSlicer`` is a launcher that runs the
+real Python as a child, and killing the launcher alone would leave the worker running (and
+writing patient-derived files). Output that is not valid UTF-8 is read with replacement
+characters, and the end of the output is always signalled, so a job can never stay "running"
+after its process is gone. Plain Python (no Qt, no slicer), so it is tested with any command.
 """
 import json
 import os
 import queue
+import signal
 import subprocess
+import sys
 import threading
 from typing import Callable, List, Optional
 
@@ -33,14 +39,19 @@ class SegmentationJob:
         if self.state != IDLE:
             raise RuntimeError(f"the job is {self.state}; start a new one")
         self._process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1,
+                                         encoding="utf-8", errors="replace", **_own_process_group())
         self.state = RUNNING
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self._process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)  # end of output
+        try:
+            for line in self._process.stdout:
+                self._lines.put(line)
+        except Exception as e:  # noqa: BLE001 - whatever stops the reading, the job must end
+            self._lines.put(f"output unreadable: {e}\n")
+        finally:
+            self._lines.put(None)  # end of output
 
     def poll(self) -> str:
         """Handle the lines received so far; returns the state after them."""
@@ -66,6 +77,10 @@ class SegmentationJob:
                                             + (": " + " ".join(self._log[-5:]) if self._log else ""))
         return self.state
 
+    def output(self) -> List[str]:
+        """The lines received so far that were not protocol lines (e.g. pip's progress)."""
+        return list(self._log)
+
     def _handle(self, line: str) -> None:
         try:
             event = json.loads(line)
@@ -81,10 +96,10 @@ class SegmentationJob:
             self.error = event.get("message", "unknown error")
 
     def cancel(self) -> None:
-        """Stop the worker now; its outputs are discarded by the caller."""
+        """Stop the worker and every process it started, now; its outputs are discarded by the caller."""
         if self.state != RUNNING:
             return
-        self._process.kill()
+        kill_tree(self._process)
         self._process.wait()
         self.state = CANCELLED
 
@@ -98,6 +113,26 @@ class SegmentationJob:
             while self.poll() == RUNNING:
                 threading.Event().wait(0.01)
         return self.state
+
+
+def _own_process_group() -> dict:
+    """Popen arguments that start the command in a process group of its own, so that it can be
+    killed together with its children (``kill_tree``)."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """Kill ``process`` and its descendants (started with ``_own_process_group``)."""
+    if sys.platform == "win32":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True)
+    else:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.kill()  # in case the group could not be reached; harmless once it is dead
 
 
 def worker_command(python: str, inputPath, outputDir, model=None, params: Optional[dict] = None,

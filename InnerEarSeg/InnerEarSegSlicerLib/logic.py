@@ -5,7 +5,8 @@ No Qt here, so the same code runs inside Slicer and, for tests, in plain Python 
 structure and side, named, coloured and coded as in ``InnerEarSegLib.labels``) whose
 reference geometry is the input volume, a closed-surface representation, model nodes in
 a subject-hierarchy folder and a table of statistics. If anything fails the scene is left
-as it was. Geometry: SimpleITK images are LPS, Slicer's world is RAS; the conversion is
+as it was. Running again into the same segmentation replaces the models, folder and table of
+the earlier run instead of adding more. Geometry: SimpleITK images are LPS, Slicer's world is RAS; the conversion is
 the single flip ``LPS_TO_RAS`` of the first two axes, applied to whole 4x4 matrices.
 """
 import csv
@@ -34,6 +35,8 @@ SIDE_BY_CODE = {1: "right", 2: "left"}  # values of SegmentationResult.sides
 TERMINOLOGY_CONTEXT, ANATOMIC_CONTEXT = L.TERMINOLOGY_CONTEXT, L.ANATOMIC_CONTEXT  # see Resources/InnerEarSeg.term.json
 DEFAULT_SMOOTHING = 0.5
 BINARY_LABELMAP = "Binary labelmap"
+# references from a segmentation node to what the last run made for it, replaced by the next run
+STATISTICS_ROLE, SURFACE_ROLE = "InnerEarSegStatistics", "InnerEarSegSurface"
 
 
 @dataclass
@@ -158,6 +161,18 @@ def default_model_card() -> Path:
     return default_model()
 
 
+def chosen_model(path) -> Optional[str]:
+    """The model file the user chose, or None when the field is empty (the bundled model).
+
+    A path that is not a file is an error: quietly using the bundled model instead would give
+    results from a model the user did not choose."""
+    if not path or not str(path).strip():
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}; clear the field to use the bundled model")
+    return str(path)
+
+
 def model_card_summary(path=None) -> str:
     """A few lines about a model for the panel: name, version, training data and validation."""
     card_path = Path(path) if path else default_model_card()
@@ -270,6 +285,7 @@ class InnerEarSegLogic:
         scene = self.scene
         created, folderId, backup = [], 0, None
         segNode = outputSegmentationNode
+        previous = self._madeFor(segNode) if segNode is not None else ([], None)
         if segNode is None:
             segNode = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
                                               scene.GenerateUniqueName(f"{inputVolumeNode.GetName()} inner ear"))
@@ -303,7 +319,30 @@ class InnerEarSegLogic:
             if backup is not None:
                 segNode.GetSegmentation().DeepCopy(backup)
             raise
+        self._replaceMade(segNode, previous, [n for n in created if n.IsA("vtkMRMLModelNode")], tableNode)
         return Outputs(segNode, tableNode, folderId, result)
+
+    def _madeFor(self, segNode):
+        """(model nodes, table node) an earlier run made for ``segNode``."""
+        models = [segNode.GetNthNodeReference(SURFACE_ROLE, n)
+                  for n in range(segNode.GetNumberOfNodeReferences(SURFACE_ROLE))]
+        return [m for m in models if m is not None], segNode.GetNodeReference(STATISTICS_ROLE)
+
+    def _replaceMade(self, segNode, previous, models, tableNode) -> None:
+        """Remove what an earlier run made for ``segNode`` (models, their folder, the table), so
+        re-running never piles up stale copies; remember what this run made."""
+        oldModels, oldTable = previous
+        shNode = self.scene.GetSubjectHierarchyNode()
+        folders = {shNode.GetItemParent(shNode.GetItemByDataNode(m)) for m in oldModels}
+        for node in oldModels + ([oldTable] if oldTable is not None else []):
+            self.removeNode(node)
+        for folder in folders - {0, shNode.GetSceneItemID()}:
+            if shNode.GetNumberOfItemChildren(folder) == 0:
+                shNode.RemoveItem(folder, False, False)
+        segNode.RemoveNodeReferenceIDs(SURFACE_ROLE)
+        for model in models:
+            segNode.AddNodeReferenceID(SURFACE_ROLE, model.GetID())
+        segNode.SetNodeReferenceID(STATISTICS_ROLE, tableNode.GetID() if tableNode is not None else None)
 
     def removeNode(self, node) -> None:
         """Remove a node with its display nodes and subject-hierarchy item (plain slicer-core
@@ -415,12 +454,15 @@ class InnerEarSegLogic:
     def processFiles(self, inputs, outputFolder, parameters=None, model=None, progress=None, cancel=None):
         """Batch: segment each scan of ``inputs`` (files, folders of scans, DICOM series folders),
         save ``<name>.seg.nrrd`` and ``<name>_stats.csv`` in ``outputFolder`` and remove the nodes
-        again. Returns ``(path, error or None)`` per scan; one bad scan does not stop the others."""
-        from InnerEarSegLib.read import case_name, list_inputs, read_image
+        again. Returns ``(path, error or None)`` per scan; one bad scan does not stop the others.
+        Inputs sharing a case name are refused (InputError naming them) before any work."""
+        from InnerEarSegLib.read import case_name, check_unique_case_names, list_inputs, read_image
+        scans = list_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs])
+        check_unique_case_names(scans)  # before any work: their files would overwrite each other
         outputFolder = Path(outputFolder)
         outputFolder.mkdir(parents=True, exist_ok=True)
         report = []
-        for path in list_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs]):
+        for path in scans:
             nodes = []
             try:
                 name = case_name(path)

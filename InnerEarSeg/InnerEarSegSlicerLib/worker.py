@@ -4,9 +4,13 @@ Slicer starts it with its own Python (``PythonSlicer worker.py --input ... --out
 so inference never blocks or crashes the application, and Cancel can simply kill it.
 Each stdout line is one JSON object: ``{"event": "progress", "stage", "fraction", "message"}``,
 then ``{"event": "done", "warnings": [...]}`` or ``{"event": "error", "kind", "message"}``.
+The input is read and checked exactly as the command line does (``InnerEarSegLib.read``),
+so what the CLI refuses the panel refuses too, with the same message.
 Outputs in ``--output-dir``: labels and sides images on the exact input grid (LPS, as
 SimpleITK writes them) and the statistics as JSON; each is written to a temporary name
-and renamed, so a killed run leaves no half-written file under the final name.
+and renamed, so a killed run leaves no half-written file under the final name. The output
+folder is created only inside an existing job folder: a job folder removed after Cancel is
+never re-created.
 """
 import argparse
 import json
@@ -29,12 +33,12 @@ def _jsonable(value):
 
 
 def write_outputs(result, out_dir: Path) -> None:
-    import SimpleITK as sitk
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from InnerEarSegLib.write import write_nifti
+    out_dir.mkdir(exist_ok=True)  # not parents: the job folder must still be there
     done = []
     try:
-        for name, write in ((LABELS_FILE, lambda p: sitk.WriteImage(result.labels, str(p), True)),
-                            (SIDES_FILE, lambda p: sitk.WriteImage(result.sides, str(p), True)),
+        for name, write in ((LABELS_FILE, lambda p: write_nifti(p, result.labels)),
+                            (SIDES_FILE, lambda p: write_nifti(p, result.sides)),
                             (STATS_FILE, lambda p: p.write_text(json.dumps(
                                 {"stats": result.stats, "warnings": result.warnings,
                                  "model": result.model_name}, default=_jsonable, indent=1)))):
@@ -62,20 +66,21 @@ def main(argv=None, segment=None) -> int:
     """Run one segmentation; ``segment`` replaces ``InnerEarSegLib.pipeline.segment`` in tests."""
     args = parse_args(argv)
     try:
-        import SimpleITK as sitk
         from InnerEarSegLib.errors import InputError
         from InnerEarSegLib.pipeline import SegmentParameters
+        from InnerEarSegLib.read import read_image
         if segment is None:
             from InnerEarSegLib.pipeline import segment
         params = SegmentParameters(**json.loads(args.params))
         ok, message = params.isValid()
         if not ok:
             raise ValueError(f"invalid parameters: {message}")
+        source = args.source or args.input
         try:
-            image = sitk.ReadImage(args.input)
-        except RuntimeError as e:
-            raise InputError(args.input, f"cannot read the image ({str(e).strip().splitlines()[-1]})") from e
-        result = segment(image, model=args.model, params=params, source=args.source or args.input,
+            image = read_image(args.input)
+        except InputError as e:  # named as the user knows the scan, not by the temporary file
+            raise InputError(source, e.problem) from e
+        result = segment(image, model=args.model, params=params, source=source,
                          progress=lambda stage, fraction, message="": emit(
                              "progress", stage=stage, fraction=float(fraction), message=message))
         emit("progress", stage="write", fraction=1.0, message="writing results")
