@@ -71,6 +71,7 @@ class InnerEarSegParameterNode:
     fluidCheck: bool = True
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
+    measures: vtkMRMLTableNode  # surgical-planning measures (InnerEarSegLib.planning)
 
 
 class InnerEarSegLogic(ScriptedLoadableModuleLogic, mrmlLogic.InnerEarSegLogic):
@@ -290,6 +291,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                p.outputSegmentation, smoothing=p.smoothing)
         p.outputSegmentation = outputs.segmentationNode
         p.statistics = outputs.tableNode
+        p.measures = mrmlLogic.add_measures(self.logic, outputs.result, outputs.segmentationNode)  # and markups
+        self.ui.measuresTableView.setMRMLTableNode(p.measures)
         slicer.util.setSliceViewerLayers(background=p.inputVolume)
         outputs.segmentationNode.GetDisplayNode().SetVisibility(True)
         count = outputs.segmentationNode.GetSegmentation().GetNumberOfSegments()

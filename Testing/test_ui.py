@@ -87,7 +87,7 @@ def test_parameter_bindings_match_the_parameter_node(panel):
     fields = parameter_node_fields()
     bound = parameter_names_in_ui()
     assert set(bound.values()) <= set(fields)
-    assert set(fields) - set(bound.values()) == {"statistics"}  # set by code, shown in the table view
+    assert set(fields) - set(bound.values()) == {"statistics", "measures"}  # set by code, shown in table views
     for widget, field in bound.items():  # the dynamic property survives loading: Slicer binds by it
         assert panel.findChild(QtWidgets.QWidget, widget).property("SlicerParameterName") == field
     for widget, field in (("modalityComboBox", "modality"), ("deviceComboBox", "device")):
@@ -110,6 +110,9 @@ def test_screenshot(panel):
     table = panel.findChild(QtWidgets.QTableView, "statisticsTableView")
     table.setModel(model)
     table.resizeColumnsToContents()
+    measures = QStandardItemModel()
+    measures.setHorizontalHeaderLabels(["measure", "unit", "left", "left status"])
+    panel.findChild(QtWidgets.QTableView, "measuresTableView").setModel(measures)
     panel.resize(460, 760)
     panel.show()
     QtWidgets.QApplication.processEvents()
@@ -243,3 +246,5 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     segNode = widget._parameterNode.outputSegmentation
     assert segNode is not None and segNode.GetNodeReference(segNode.GetReferenceImageGeometryReferenceRole()) is volume
     assert widget._parameterNode.statistics is not None and ui.statusLabel.text.startswith("Done")
+    assert widget._parameterNode.measures is not None
+    ui.measuresTableView.setMRMLTableNode.assert_called_with(widget._parameterNode.measures)
