@@ -246,6 +246,22 @@ def write_vtp(path, poly) -> None:
     run_vtk_writer(writer, path)
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """A unique temporary path beside ``path``, ending in its name (so writers pick the format
+    from the extension), renamed to ``path`` when the block succeeds and removed when it fails:
+    nobody sees a half-written file, and concurrent writers never share a temporary name."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=f"-{path.name}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def _discard(folder: Path) -> None:
     """Best-effort removal: a folder that cannot be removed must not hide the error being reported."""
     shutil.rmtree(folder, ignore_errors=True)

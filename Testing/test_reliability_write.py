@@ -88,8 +88,9 @@ def test_two_processes_writing_one_case_both_succeed_and_leave_it_complete(case,
     go.touch()
     outcomes = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
     assert outcomes == [(0, ""), (0, "")]
-    assert sorted(p.name for p in (tmp_path / "out" / "case1").iterdir()) == sorted(
-        ["case1_labels.nii.gz", "case1_stats.json", "case1_stats.csv"])
+    image, result = case
+    expected = write.write_outputs(result, tmp_path / "alone", "case1", image, formats=FAST)
+    assert sorted(p.name for p in (tmp_path / "out" / "case1").iterdir()) == sorted(p.name for p in expected)
     assert hidden(tmp_path / "out") == []
 
 

@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -410,37 +409,29 @@ class InnerEarSegLogic:
         return Path(path)
 
     def saveSegmentation(self, segNode, path) -> Path:
-        """Write a ``.seg.nrrd`` through a temporary name, so a failure leaves no partial file."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(suffix=".seg.nrrd", prefix=".tmp-", dir=path.parent)
-        os.close(fd)
+        """Write a ``.seg.nrrd`` through a unique temporary name, so a failure leaves no partial file."""
+        from InnerEarSegLib.write import atomic_path
         storage = self.scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
         try:
-            storage.SetFileName(tmp)
-            if not storage.WriteData(segNode):
-                raise OSError(f"{path}: could not write the segmentation")
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                storage.SetFileName(str(tmp))
+                if not storage.WriteData(segNode):
+                    raise OSError(f"{path}: could not write the segmentation")
         finally:
             self.scene.RemoveNode(storage)
-            Path(tmp).unlink(missing_ok=True)
-        return path
+        return Path(path)
 
     def exportStatistics(self, tableNode, path) -> Path:
-        """Write a table node as CSV through a temporary name."""
-        path = Path(path)
+        """Write a table node as CSV through a unique temporary name."""
+        from InnerEarSegLib.write import atomic_path
         table = tableNode.GetTable()
         columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
-        tmp = path.with_name(f".tmp-{path.name}")
-        try:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow([c.GetName() for c in columns])
-                for r in range(table.GetNumberOfRows()):
-                    writer.writerow([c.GetValue(r) for c in columns])
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow([c.GetName() for c in columns])
+            for r in range(table.GetNumberOfRows()):
+                writer.writerow([c.GetValue(r) for c in columns])
+        return Path(path)
 
     def exportSurfaces(self, segNode, folder, fileFormat="STL") -> None:
         """Write each segment's closed surface (STL or OBJ, LPS coordinates as Slicer does)."""

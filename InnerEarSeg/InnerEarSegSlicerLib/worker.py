@@ -14,7 +14,6 @@ never re-created.
 """
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,23 +32,14 @@ def _jsonable(value):
 
 
 def write_outputs(result, out_dir: Path) -> None:
-    from InnerEarSegLib.write import write_nifti
+    from InnerEarSegLib.write import atomic_path, write_nifti
     out_dir.mkdir(exist_ok=True)  # not parents: the job folder must still be there
-    done = []
-    try:
-        for name, write in ((LABELS_FILE, lambda p: write_nifti(p, result.labels)),
-                            (SIDES_FILE, lambda p: write_nifti(p, result.sides)),
-                            (STATS_FILE, lambda p: p.write_text(json.dumps(
-                                {"stats": result.stats, "warnings": result.warnings,
-                                 "model": result.model_name}, default=_jsonable, indent=1)))):
-            tmp = out_dir / f".tmp-{name}"  # keeps the extension so SimpleITK picks the format
+    stats = {"stats": result.stats, "warnings": result.warnings, "model": result.model_name}
+    for name, write in ((LABELS_FILE, lambda p: write_nifti(p, result.labels)),
+                        (SIDES_FILE, lambda p: write_nifti(p, result.sides)),
+                        (STATS_FILE, lambda p: p.write_text(json.dumps(stats, default=_jsonable, indent=1)))):
+        with atomic_path(out_dir / name) as tmp:
             write(tmp)
-            done.append((tmp, out_dir / name))
-        for tmp, final in done:
-            os.replace(tmp, final)
-    finally:
-        for tmp, _ in done:
-            tmp.unlink(missing_ok=True)
 
 
 def parse_args(argv):
