@@ -37,6 +37,8 @@ MIN_CANAL_MM3 = 3.0
 MAX_VOXEL_MM = 0.6              # coarser: the basal turn is 2-3 voxels across, A and the axis unreliable
 MAX_VOXEL_MM_SPIRAL = 0.35      # coarser: neighbouring turns merge, turns and spiral length unreliable
 CANAL_RADIUS_MM = (1.5, 4.5)    # arc radii accepted as a semicircular canal
+MIN_ARC_DEG = 150               # a canal is an arc of about 240-270 degrees; less is a fragment
+MIN_PLANE_DEG = 45              # canal planes are near right angles (about 70-110 degrees apart)
 # Complete and two-turn duct lengths from A (Alexiades, Dhanasingh, Jolly, Otol Neurotol 2015;
 # 36(5):904-907, extending Escude et al., Audiol Neurotol 2006; 11 Suppl 1:27-33): name -> (a, b): a*A + b
 CDL_FORMULAS = {
@@ -350,6 +352,14 @@ def ransac_circles(points, count=3, tol_mm=0.35, trials=400, seed=0, min_share=0
     return found
 
 
+def _arc_degrees(points, centre, normal, radius, bins=24):
+    """How far around its circle an arc's points reach: occupied 15-degree sectors, in degrees."""
+    e1, e2 = orthonormal(normal)
+    q = points - centre
+    k = ((np.arctan2(q @ e2, q @ e1) + np.pi) / (2 * np.pi) * bins).astype(int) % bins
+    return 360.0 * len(np.unique(k)) / bins
+
+
 def _circle_distance(points, centre, normal, radius):
     q = points - centre
     h = q @ normal
@@ -378,6 +388,11 @@ def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
         circles = ransac_circles(sub, tol_mm=max(0.5, voxel_mm))
         if len(circles) < 3:
             why = f"only {len(circles)} of the three canals found as arcs"
+        elif min(_arc_degrees(sub[c[3]], *c[:3]) for c in circles[:3]) < MIN_ARC_DEG:
+            why = f"an arc found spans under {MIN_ARC_DEG} degrees: not a semicircular canal"
+        elif min(angle_deg(a[1], b[1]) for i, a in enumerate(circles[:3]) for b in circles[i + 1:3]) < MIN_PLANE_DEG:
+            why = (f"two of the arcs found lie within {MIN_PLANE_DEG} degrees of one plane: not three canals "
+                   "(the canal label may hold other structures)")
     if why:
         return {"values": {k: missing(unit_of(k), why) for k in keys}, "planes": {}}
     circles = circles[:3]

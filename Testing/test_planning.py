@@ -293,3 +293,26 @@ def test_slicer_logic_adds_measures_table_and_markups(helix):
     G.add_measures(logic, result, seg)   # again: replaced, not added
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == count
     assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1
+
+
+def test_canals_in_one_plane_are_not_three_canals():
+    """Three arcs sharing nearly one plane (spiral turns labelled as canals, say) give no angles."""
+    voxels = np.vstack([torus((0, 0, 0), (0, 0, 1), 2.0), torus((0, 0, 3.0), (0, 0.2, 1), 3.0),
+                        torus((0, 0, 6.0), (0.2, 0, 1), 4.0)])
+    v = P.canal_measures(voxels, SPACING, SPACING ** 3, whole_head=False)["values"]
+    assert v["angle_lateral_superior_deg"]["value"] is None
+    assert "within 45 degrees of one plane" in v["angle_lateral_superior_deg"]["status"]
+
+
+def test_short_arcs_are_not_canals():
+    normal, e1, e2 = frame((0, 0, 1))
+    pieces = []
+    for centre, n in (((0, 0, 0), (0, 0, 1)), ((0, 6, 2), (1, 0, 0.1)), ((6, 0, 2), (0, 1, 0.1))):
+        n, a, b = frame(n)
+        t = np.linspace(0, np.radians(100), 40)   # 100-degree pieces only
+        tube = Tube(np.asarray(centre) + 2.5 * (np.cos(t)[:, None] * a + np.sin(t)[:, None] * b), 0.45)
+        grid = grid_points(tube.lo - 0.2, tube.hi + 0.2)
+        pieces.append(grid[tube.contains(grid)])
+    v = P.canal_measures(np.vstack(pieces), SPACING, SPACING ** 3, whole_head=False)["values"]
+    assert v["lateral_canal_radius_mm"]["value"] is None
+    assert "degrees" in v["lateral_canal_radius_mm"]["status"]
