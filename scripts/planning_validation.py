@@ -15,7 +15,7 @@
 
 Usage:
   python scripts/planning_validation.py synthetic -n 24
-  python scripts/planning_validation.py real [--labels FOLDER]
+  python scripts/planning_validation.py real [--labels FOLDER] [--spacing MM]
 """
 import argparse
 import json
@@ -90,15 +90,37 @@ def reference_frame(lm):
     return {"origin": lm["C"], "x": x, "y": y, "z": z}
 
 
-def cochlea_points_from_file(path):
+def coarser(image, spacing_mm):
+    """``image`` (a label map) on an isotropic ``spacing_mm`` grid over the same region, each label
+    kept where its linearly interpolated mask is over one half: what a coarser scan would label."""
+    size = [int(round(n * s / spacing_mm)) for n, s in zip(image.GetSize(), image.GetSpacing())]
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing([spacing_mm] * 3)
+    ref.SetDirection(image.GetDirection())
+    ref.SetOrigin(image.TransformContinuousIndexToPhysicalPoint([-0.5 + 0.5 * spacing_mm / s
+                                                                 for s in image.GetSpacing()]))
+    out = np.zeros(size[::-1], np.uint8)
+    a = sitk.GetArrayFromImage(image)
+    for value in np.unique(a[a > 0]):
+        mask = sitk.GetImageFromArray((a == value).astype(np.float32))
+        mask.CopyInformation(image)
+        out[sitk.GetArrayFromImage(sitk.Resample(mask, ref, sitk.Transform(), sitk.sitkLinear, 0.0)) > 0.5] = value
+    result = sitk.GetImageFromArray(out)
+    result.CopyInformation(ref)
+    return result
+
+
+def cochlea_points_from_file(path, spacing_mm=None):
     image = sitk.ReadImage(str(path))
+    if spacing_mm:
+        image = coarser(image, spacing_mm)
     a = sitk.GetArrayFromImage(image)
     if a.max() <= 1:
         return cochlea_from_labyrinth(a > 0, image), image
     return image_points(a == L.COCHLEA, image), image
 
 
-def real_table(label_folder=None):
+def real_table(label_folder=None, spacing_mm=None):
     rows = []
     for ear_id in REAL_IDS:
         if label_folder:
@@ -110,11 +132,11 @@ def real_table(label_folder=None):
             path = found[0]
         else:
             path = REAL / f"{ear_id}_CT_LABELS.nii.gz"
-        pts, image = cochlea_points_from_file(path)
+        pts, image = cochlea_points_from_file(path, spacing_mm)
         lm = real_landmarks(ear_id)
         spacing = image.GetSpacing()
         m = P.cochlea_measures(pts, max(spacing), float(np.prod(spacing)))
-        row = {"ear": ear_id, "voxels": len(pts)}
+        row = {"ear": ear_id, "voxels": len(pts), "status": m["values"]["A_mm"]["status"]}
         if m["landmarks"]:
             ref = P.a_b_h(pts, reference_frame(lm), max(0.3, max(spacing)))
             row.update(axis_deg=P.angle_deg(m["axes"]["modiolar_axis"], lm["ZAXIS"]),
@@ -139,6 +161,9 @@ def print_real(rows):
         print(f"| {r['ear']} | {f(r.get('axis_deg'), 1)} | {f(r.get('rw_mm'))} | {f(r.get('helicotrema_mm'))} "
               f"| {f(r.get('A'))} | {f(r.get('A_ref'))} | {f(err)} | {f(r.get('B'))} | {f(r.get('H'))} "
               f"| {f(r.get('turns'))} | {f(r.get('lw'), 1)} | {f(r.get('cdl_oc'), 1)} |")
+    for r in rows:
+        if r.get("status") != P.OK:
+            print(f"\n{r['ear']}: {r.get('status')}")
     ok = [r for r in rows if r.get("axis_deg") is not None]
     good = [r for r in ok if r["axis_deg"] <= 10 and r["rw_mm"] <= 1.5]
     print(f"\naxis within 10 deg: {sum(r['axis_deg'] <= 10 for r in ok)}/{len(rows)}; "
@@ -266,11 +291,13 @@ def main(argv=None):
     s.add_argument("--spacing", type=float, default=0.15)
     r = sub.add_parser("real")
     r.add_argument("--labels", type=Path, default=None, help="folder of label maps (default: their labels)")
+    r.add_argument("--spacing", type=float, default=None,
+                   help="resample the label maps to this isotropic voxel size (mm) first, as a coarser scan")
     args = ap.parse_args(argv)
     if args.what == "synthetic":
         print_synthetic(synthetic_table(args.count, args.seed, args.spacing))
     else:
-        print_real(real_table(args.labels))
+        print_real(real_table(args.labels, args.spacing))
     return 0
 
 
