@@ -156,3 +156,19 @@ def test_a_field_of_view_smaller_than_an_ear_carries_a_warning(tiny_model):
         result = segment(noise, tiny_model, SegmentParameters(surfaces=False, roi="center"),
                          predictor=everything_is_cochlea, source="cube.nrrd")
     assert any("cube.nrrd" in w and "smaller than one inner ear" in w for w in result.warnings)
+
+
+def test_the_thinnest_volume_accepted_gives_identical_results_on_every_run(tiny_model):
+    from InnerEarSegLib.pipeline import SegmentParameters, segment
+    image = scan((40, 36, 4), (0.5, 0.5, 2.0))  # 4 slices: the fewest accepted
+
+    def bright_is_cochlea(net, array, roi):  # labels follow the resampled intensities exactly
+        out = np.zeros((net.head.out_channels,) + array.shape, np.float32)
+        out[1] = array > np.percentile(array, 90)
+        out[0] = 1 - out[1]
+        return out
+
+    runs = [segment(image, tiny_model, SegmentParameters(surfaces=False, roi="center"), predictor=bright_is_cochlea)
+            for _ in range(3)]
+    first, *others = (sitk.GetArrayFromImage(r.labels) for r in runs)
+    assert first.any() and all(np.array_equal(first, other) for other in others)
