@@ -316,3 +316,41 @@ def test_short_arcs_are_not_canals():
     v = P.canal_measures(np.vstack(pieces), SPACING, SPACING ** 3, whole_head=False)["values"]
     assert v["lateral_canal_radius_mm"]["value"] is None
     assert "degrees" in v["lateral_canal_radius_mm"]["status"]
+
+
+def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
+    """The validation script's geometric cochlea (for whole-labyrinth reference labels): a spiral
+    joined to a wider ball (the vestibule) and an arc (a canal) gives back the spiral."""
+    from conftest import load_script
+    script = load_script("planning_validation")
+    voxels, truth = helix
+    axis, e1, _ = frame((0.3, 0.5, 0.81))
+    start = truth["rw"]
+    ball_centre = start + 2.8 * e1 - 1.0 * axis
+    ball = grid_points(ball_centre - 1.9, ball_centre + 1.9)
+    ball = ball[np.linalg.norm(ball - ball_centre, axis=1) <= 1.8]
+    joint = Tube([start - 0.5 * e1, ball_centre], 0.8)
+    g = grid_points(joint.lo, joint.hi)
+    joint = g[joint.contains(g)]
+    canal = torus(ball_centre + 3.5 * e1 + 2.0 * axis, e1 + 0.3 * axis, 2.5)
+    labels = labels_image(voxels, np.vstack([ball, joint, canal]))
+    mask = sitk.GetArrayFromImage(labels) > 0
+    kept = script.cochlea_from_labyrinth(mask, labels)
+    kept_keys = {tuple(k) for k in np.round(kept / SPACING).astype(int)}
+    share = lambda pts: np.mean([tuple(k) in kept_keys for k in np.round(pts / SPACING).astype(int)])  # noqa: E731
+    assert share(voxels) > 0.9
+    assert share(ball) < 0.1
+    assert share(canal) < 0.1
+
+
+def test_validation_spiral_truth_recovers_axis_and_turns():
+    from conftest import load_script
+    script = load_script("planning_validation")
+    axis, e1, e2 = frame((-0.2, 0.9, 0.3))
+    t = np.linspace(0, 2 * np.pi * 2.6, 400)
+    r = 3.5 * (1.0 / 3.5) ** (t / t[-1])
+    pts = [1.0, 2.0, 3.0] + r[:, None] * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2) \
+        + (3.0 * (t / t[-1]) ** 0.85)[:, None] * axis
+    found_axis, _, turns = script.spiral_truth(pts)
+    assert P.angle_deg(found_axis, axis, undirected=False) < 0.5
+    assert turns == pytest.approx(2.6, abs=0.01)
