@@ -429,31 +429,31 @@ def ear_measures(points_by_label: Dict[int, np.ndarray], spacing, whole_head: bo
             "canal_planes": canals["planes"]}
 
 
-def ear_points(label_zyx, side_zyx, side_code, matrix) -> Dict[int, np.ndarray]:
-    """label value -> LPS voxel centres of that structure on one side (``side_code`` None: all)."""
-    out = {}
-    for s in L.STRUCTURES:
-        mask = label_zyx == s.value
-        if side_code is not None and side_zyx is not None:
-            mask &= side_zyx == side_code
-        k, j, i = np.nonzero(mask)
-        out[s.value] = np.c_[i, j, k] @ matrix[:3, :3].T + matrix[:3, 3]
-    return out
+def labelled_voxels(result):
+    """(LPS centres, label values, side codes) of every labelled voxel of ``result``: one pass over
+    the (possibly whole-head) grid; side codes 1 right, 2 left, 0 none."""
+    import SimpleITK as sitk
+    from .surface import index_to_lps
+    lab = sitk.GetArrayViewFromImage(result.labels)
+    k, j, i = np.nonzero(lab)
+    values = np.asarray(lab[k, j, i])
+    sides = (np.asarray(sitk.GetArrayViewFromImage(result.sides)[k, j, i]) if result.sides is not None
+             else np.zeros(len(k), np.uint8))
+    matrix = index_to_lps(result.labels)
+    return np.c_[i, j, k] @ matrix[:3, :3].T + matrix[:3, 3], values, sides
 
 
 def measures_for_result(result) -> Dict[str, dict]:
-    """side (``right``/``left``/``both``) -> that ear's measures, for every side holding labels."""
-    import SimpleITK as sitk
-    from .surface import index_to_lps, side_groups
-    lab = sitk.GetArrayViewFromImage(result.labels)
-    sides = sitk.GetArrayViewFromImage(result.sides) if result.sides is not None else None
-    matrix = index_to_lps(result.labels)
-    groups = side_groups(lab, sides)
-    whole_head = len(groups) == 2
+    """side (``right``/``left``, or ``both`` without a side split) -> that ear's measures, for
+    every side holding labels (the sides ``surface.side_groups`` finds)."""
+    points, values, sides = labelled_voxels(result)
+    groups = {side: sides == code for side, code in (("right", 1), ("left", 2)) if (sides == code).any()}
+    if not groups and len(points):
+        groups = {"both": np.ones(len(points), bool)}
     out = {}
-    for side, _ in groups:
-        code = {"right": 1, "left": 2}.get(side)
-        out[side] = ear_measures(ear_points(lab, sides, code, matrix), result.labels.GetSpacing(), whole_head)
+    for side, on_side in groups.items():
+        by_label = {s.value: points[on_side & (values == s.value)] for s in L.STRUCTURES}
+        out[side] = ear_measures(by_label, result.labels.GetSpacing(), whole_head=len(groups) == 2)
     return out
 
 

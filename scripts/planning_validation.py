@@ -10,8 +10,9 @@
               landmark of theirs; compared with their modiolar axis (Z), round window (RW), and the
               A-value measured on the same cochlea along their axes.
   labels      any folder of label maps (``*_labels.nii.gz`` as ``innerear-seg segment`` writes,
-              or ``.nrrd``/``.nii.gz``) matched to the real ears by the ear ID in the file name;
-              0/1 labyrinth maps are cut as above, 1-3 maps use their cochlea label.
+              or ``.nrrd``/``.nii.gz`` with "labels" in the name) matched to the real ears by the
+              ear ID in the file name; their cochlea label (1) is used as it is. Files named like
+              the reference (``*CT_LABELS*``) are whole-labyrinth maps and are cut as above.
 
 Usage:
   python scripts/planning_validation.py synthetic -n 24
@@ -115,7 +116,7 @@ def cochlea_points_from_file(path, spacing_mm=None):
     if spacing_mm:
         image = coarser(image, spacing_mm)
     a = sitk.GetArrayFromImage(image)
-    if a.max() <= 1:
+    if "CT_LABELS" in Path(path).name:   # their whole-labyrinth reference (0/1)
         return cochlea_from_labyrinth(a > 0, image), image
     return image_points(a == L.COCHLEA, image), image
 
