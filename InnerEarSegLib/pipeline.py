@@ -23,7 +23,7 @@ from .errors import Cancelled, InnerEarSegError, InputError
 from .measure import measure
 from .model_card import LoadedModel, load_model
 from .progress import CancelFlag, ProgressCallback, no_progress
-from .read import case_name, list_inputs, read_image
+from .read import case_name, check_unique_case_names, list_inputs, read_image
 from .result import EarRegion, SegmentationResult
 
 HERE = Path(__file__).resolve().parent
@@ -213,9 +213,11 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
             regions = postprocess.split_halves(reference, predict_on(reference))
             ears = [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in regions]
         else:
+            # no whole-scan sweep on voxels too coarse for the canals: tens of passes that find nothing
+            sweep = pre["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
             confirmed = confirm.confirm_ears(
                 image, candidates, segment_region,
-                lambda: confirm.head_midline_x(image, pre["normalisation"]), sweep_mm=pre["ear_region_mm"])
+                lambda: confirm.head_midline_x(image, pre["normalisation"]), sweep_mm=sweep)
             ears = [ear for ear, _, _ in confirmed]
             regions = [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
             if not ears:
@@ -314,6 +316,7 @@ def segment_batch(paths, out_dir, model=None, params: Optional[SegmentParameters
     model = _model(model, infer.pick_device(params.device))
     progress = progress or no_progress
     inputs = list_inputs(paths)
+    check_unique_case_names(inputs)
     reports = []
     for i, path in enumerate(inputs):
         name = case_name(path)

@@ -17,7 +17,10 @@ from . import grid
 from .errors import InputError
 from .read import check_grid, check_voxels
 
-SMALLEST_EAR_MM = 15.0  # a whole labyrinth spans about 15-20 mm; a smaller field of view cannot hold one
+# A field of view thinner than this on some axis cannot hold a whole labyrinth. A labyrinth is
+# about 15-20 mm long but only about 10 mm in its thinnest direction: the real temporal-bone CT
+# crops (Wimmer et al. 2019), each holding a whole labyrinth, are 13.2-24 mm a side.
+SMALLEST_EAR_MM = 10.0
 CENTER_SIZE_MM = (115.2, 115.2, 28.8)  # the reference method's centre crop: 256 x 256 x 64 voxels at 0.45 mm
 
 
@@ -35,7 +38,7 @@ def check_values(image: sitk.Image, path=None) -> None:
     extent = [n * s for n, s in zip(image.GetSize(), image.GetSpacing())]
     if min(extent) < SMALLEST_EAR_MM:
         warnings.warn(f"{path or 'input'}: the field of view ({' x '.join(f'{e:.1f}' for e in extent)} mm) is "
-                      f"smaller than one inner ear (a labyrinth spans about {SMALLEST_EAR_MM:g}-20 mm); "
+                      f"smaller than one inner ear (a labyrinth is at least {SMALLEST_EAR_MM:g} mm thick); "
                       "anything found is at best a part of one, and may not be an ear at all")
 
 

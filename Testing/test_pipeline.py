@@ -614,3 +614,36 @@ def test_center_crop_keeps_the_reference_field_in_millimetres(spacing, voxels):
     ref = preprocess.center_reference(image, {"spacing_mm": spacing}, 8)
     assert list(ref.GetSize()) == voxels   # 115.2 x 115.2 x 28.8 mm whatever the model grid
     assert ref.GetSpacing() == pytest.approx((spacing,) * 3)
+
+
+def test_no_whole_scan_sweep_on_voxels_too_coarse_for_the_canals(tiny_model):
+    """A 5 mm volume where the localiser finds nothing: no sweep (it only ever found nothing, slowly)."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(100, 10, (30, 40, 40)).astype(np.float32))
+    image.SetSpacing((5.0, 5.0, 5.0))
+    calls = []
+
+    def counting(net, array, roi):
+        calls.append(array.shape)
+        return np.eye(net.head.out_channels, dtype=np.float32)[0][:, None, None, None] * np.ones(array.shape)
+
+    with pytest.warns(UserWarning, match="no inner ear found"):
+        segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=counting,
+                locator=lambda image, model, predictor: [])
+    assert calls == []
+    image.SetSpacing((1.0, 1.0, 1.0))    # fine enough: the sweep runs
+    with pytest.warns(UserWarning, match="searching the whole scan"):
+        segment(image, tiny_model, SegmentParameters(surfaces=False), predictor=counting,
+                locator=lambda image, model, predictor: [])
+    assert calls
+
+
+def test_batch_refuses_inputs_that_share_a_case_name(tmp_path, tiny_model):
+    from InnerEarSegLib.errors import InputError
+    from InnerEarSegLib.pipeline import segment_batch
+    for folder in ("p1", "p2"):
+        (tmp_path / folder).mkdir()
+        sitk.WriteImage(sitk.Image([8, 8, 8], sitk.sitkFloat32), str(tmp_path / folder / "scan.nii.gz"))
+    with pytest.raises(InputError, match="scan"):
+        segment_batch([tmp_path / "p1" / "scan.nii.gz", tmp_path / "p2" / "scan.nii.gz"], tmp_path / "out",
+                      tiny_model)
+    assert not (tmp_path / "out").exists()

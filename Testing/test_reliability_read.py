@@ -172,3 +172,13 @@ def test_the_thinnest_volume_accepted_gives_identical_results_on_every_run(tiny_
             for _ in range(3)]
     first, *others = (sitk.GetArrayFromImage(r.labels) for r in runs)
     assert first.any() and all(np.array_equal(first, other) for other in others)
+
+
+def test_a_real_single_ear_crop_is_not_called_too_small():
+    """The real temporal-bone CT crops hold whole labyrinths in 13.2-24 mm a side: no warning."""
+    import warnings as w
+    from InnerEarSegLib import preprocess
+    crop = scan((120, 110, 85), (0.156, 0.156, 0.156))   # 13.3 x 17.2 x 18.7 mm
+    with w.catch_warnings():
+        w.simplefilter("error")
+        preprocess.check_values(crop, "crop.nii.gz")
