@@ -36,6 +36,7 @@ MIN_COCHLEA_MM3 = 15.0          # a smaller cochlea label is a fragment, not a c
 MIN_CANAL_MM3 = 3.0
 MAX_VOXEL_MM = 0.6              # coarser: the basal turn is 2-3 voxels across, A and the axis unreliable
 MAX_VOXEL_MM_SPIRAL = 0.25      # coarser: neighbouring turns merge, turns and spiral length unreliable (docs/planning.md)
+MAX_END_TO_APEX_MM = 2.0        # a traced spiral ending farther from the helicotrema broke off
 CANAL_RADIUS_MM = (1.5, 4.5)    # arc radii accepted as a semicircular canal
 MIN_ARC_DEG = 150               # a canal is an arc of about 240-270 degrees; less is a fragment
 MIN_PLANE_DEG = 45              # canal planes are near right angles (about 70-110 degrees apart)
@@ -301,8 +302,14 @@ def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
         path = np.zeros((0, 7))
     else:
         path = spiral_path(*in_frame(points, frame), _in(apex, frame))
+        short = np.linalg.norm(path[-1, 1:4] - _in(apex, frame)) if len(path) else np.inf
+        why = None
         if len(path) < 36:
             why = "not computed: the lumen does not follow a spiral for half a turn"
+        elif short > MAX_END_TO_APEX_MM:
+            why = (f"not computed: the traced lumen ends {path[-1, 0] / (2 * np.pi):.2f} turns from the round "
+                   f"window, {short:.1f} mm short of the helicotrema (a blocked, missing or merged turn?)")
+        if why:
             values["turns"] = measure(None, "turns", why)
             values["lateral_wall_length_mm"] = measure(None, "mm", why)
         else:

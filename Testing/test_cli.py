@@ -44,7 +44,8 @@ def test_segment_writes_the_contract(tmp_path, tiny_model_path, fake_networks, c
 
     assert status == 0
     folder = tmp_path / "out" / "S"
-    expected = {"S.seg.nrrd", "S_labels.nii.gz", "S_stats.json", "S_stats.csv", "S_preview.png"}
+    expected = {"S.seg.nrrd", "S_labels.nii.gz", "S_stats.json", "S_stats.csv", "S_preview.png",
+                "S_measures.csv", "S_measures.mrk.json"}
     expected |= {f"S_{L.segment_id(s.key, side)}.{ext}" for s in L.STRUCTURES for side in L.SIDES
                  for ext in ("stl", "vtp")}
     assert {p.name for p in folder.iterdir()} == expected

@@ -354,3 +354,17 @@ def test_validation_spiral_truth_recovers_axis_and_turns():
     found_axis, _, turns = script.spiral_truth(pts)
     assert P.angle_deg(found_axis, axis, undirected=False) < 0.5
     assert turns == pytest.approx(2.6, abs=0.01)
+
+
+def test_turns_refused_where_the_lumen_breaks_off(helix):
+    """A turn missing from the label (ossified, say): the trace stops far from the helicotrema,
+    so no turn count rather than a short one; A is still given."""
+    voxels, truth = helix
+    m = P.cochlea_measures(voxels, SPACING, SPACING ** 3)
+    x, y, z = P.in_frame(voxels, {"origin": m["axes"]["cochlear_view_origin"], "x": m["axes"]["cochlear_view_x"],
+                                  "y": m["axes"]["cochlear_view_y"], "z": m["axes"]["modiolar_axis"]})
+    angle = np.degrees(np.arctan2(y, x))
+    gap = (np.abs(angle - 90) < 15) & (np.hypot(x, y) > 1.6) & (np.hypot(x, y) < 3.0)   # part of the second turn
+    values = P.cochlea_measures(voxels[~gap], SPACING, SPACING ** 3)["values"]
+    assert values["A_mm"]["status"] == P.OK
+    assert values["turns"]["value"] is None and "short of the helicotrema" in values["turns"]["status"]
