@@ -17,6 +17,7 @@
 Usage:
   python scripts/planning_validation.py synthetic -n 24
   python scripts/planning_validation.py real [--labels FOLDER] [--spacing MM]
+  python scripts/planning_validation.py figure F02 -o docs/planning_F02.png
 """
 import argparse
 import json
@@ -283,6 +284,24 @@ def print_synthetic(rows):
           f"axis median error {med('axis_deg'):.1f} deg; round window median error {med('rw_mm'):.2f} mm")
 
 
+def figure(ear_id, path):
+    """The preview of one real ear (its CT; the reference labyrinth with the geometric cochlea as
+    label 1 and the rest as label 2), with the cochlear view and A and B: docs/planning.md's figure."""
+    from InnerEarSegLib.preview import render_preview
+    from InnerEarSegLib.result import SegmentationResult
+    labels = sitk.ReadImage(str(REAL / f"{ear_id}_CT_LABELS.nii.gz"))
+    mask = sitk.GetArrayFromImage(labels) > 0
+    cochlea = cochlea_from_labyrinth(mask, labels)
+    out = np.where(mask, L.VESTIBULE, 0).astype(np.uint8)
+    idx = np.round([labels.TransformPhysicalPointToContinuousIndex(p.tolist()) for p in cochlea]).astype(int)
+    out[idx[:, 2], idx[:, 1], idx[:, 0]] = L.COCHLEA
+    image = sitk.GetImageFromArray(out)
+    image.CopyInformation(labels)
+    result = SegmentationResult(labels=image, sides=None,
+                                source=f"{ear_id} (Wimmer et al. 2019): reference labyrinth, geometric cochlea")
+    render_preview(sitk.ReadImage(str(REAL / f"{ear_id}_CT_RAW.nii.gz")), result, path)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -294,8 +313,13 @@ def main(argv=None):
     r.add_argument("--labels", type=Path, default=None, help="folder of label maps (default: their labels)")
     r.add_argument("--spacing", type=float, default=None,
                    help="resample the label maps to this isotropic voxel size (mm) first, as a coarser scan")
+    fig = sub.add_parser("figure")
+    fig.add_argument("ear", choices=REAL_IDS)
+    fig.add_argument("-o", "--output", type=Path, required=True)
     args = ap.parse_args(argv)
-    if args.what == "synthetic":
+    if args.what == "figure":
+        figure(args.ear, args.output)
+    elif args.what == "synthetic":
         print_synthetic(synthetic_table(args.count, args.seed, args.spacing))
     else:
         print_real(real_table(args.labels, args.spacing))
