@@ -319,7 +319,7 @@ def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
     landmarks = {"round_window": rw, "basal_turn_centre": frame["origin"], "helicotrema": apex,
                  "modiolar_axis_apex_end": o + ez * max(np.dot(apex - o, ez), 1.0)}
     lines = {"A": abh["A_line"], "B": abh["B_line"], "modiolar_axis": (o, landmarks["modiolar_axis_apex_end"])}
-    if len(path):
+    if values["lateral_wall_length_mm"]["status"] == OK:
         lines["lateral_wall"] = tuple(o + p[0] * ex + p[1] * ey + p[2] * ez for p in path[:, 4:7])
     axes = {"modiolar_axis": ez, "cochlear_view_x": ex, "cochlear_view_y": ey, "cochlear_view_origin": o}
     return {"values": values, "landmarks": landmarks, "lines": lines, "axes": axes}

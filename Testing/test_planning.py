@@ -368,3 +368,4 @@ def test_turns_refused_where_the_lumen_breaks_off(helix):
     values = P.cochlea_measures(voxels[~gap], SPACING, SPACING ** 3)["values"]
     assert values["A_mm"]["status"] == P.OK
     assert values["turns"]["value"] is None and "short of the helicotrema" in values["turns"]["status"]
+    assert "lateral_wall" not in P.cochlea_measures(voxels[~gap], SPACING, SPACING ** 3)["lines"]   # no markup either
