@@ -35,7 +35,7 @@ OK = "ok"
 MIN_COCHLEA_MM3 = 15.0          # a smaller cochlea label is a fragment, not a cochlea
 MIN_CANAL_MM3 = 3.0
 MAX_VOXEL_MM = 0.6              # coarser: the basal turn is 2-3 voxels across, A and the axis unreliable
-MAX_VOXEL_MM_SPIRAL = 0.25      # coarser: neighbouring turns merge, turns and spiral length unreliable (docs/planning.md)
+MAX_VOXEL_MM_SPIRAL = 0.25      # coarser: neighbouring turns merge, turns and lateral wall unreliable
 MAX_END_TO_APEX_MM = 2.0        # a traced spiral ending farther from the helicotrema broke off
 CANAL_RADIUS_MM = (1.5, 4.5)    # arc radii accepted as a semicircular canal
 MIN_ARC_DEG = 150               # a canal is an arc of about 240-270 degrees; less is a fragment
@@ -480,7 +480,13 @@ def document(per_side: Dict[str, dict]) -> dict:
         if m.get("axes"):
             ear["modiolar_axis_lps"] = [float(v) for v in m["axes"]["modiolar_axis"]]
             ear["modiolar_axis_ras"] = to_ras(m["axes"]["modiolar_axis"])
-            ear["cochlear_view_normal_lps"] = ear["modiolar_axis_lps"]
+            ax = m["axes"]
+            ear["cochlear_view"] = {   # the basal-turn plane through the round window
+                "origin_lps": [float(v) for v in ax["cochlear_view_origin"]],
+                "origin_ras": to_ras(ax["cochlear_view_origin"]),
+                "normal_lps": [float(v) for v in ax["modiolar_axis"]], "normal_ras": to_ras(ax["modiolar_axis"]),
+                "x_toward_round_window_lps": [float(v) for v in ax["cochlear_view_x"]],
+                "x_toward_round_window_ras": to_ras(ax["cochlear_view_x"])}
         for name, pl in m["canal_planes"].items():
             ear["canal_planes"][name] = {"centre_lps": [float(v) for v in pl["centre"]],
                                          "normal_lps": [float(v) for v in pl["normal"]],

@@ -200,6 +200,8 @@ def test_outputs_csv_json_and_markups(helix, tmp_path):
     a = ear["values"]["A_mm"]["value"]
     assert abs(a - truth["A"]) < 0.5
     rw = ear["landmarks"]["round_window"]
+    view = ear["cochlear_view"]
+    assert np.dot(np.subtract(rw["lps"], view["origin_lps"]), view["normal_lps"]) == pytest.approx(0, abs=1e-6)
     assert rw["ras"] == pytest.approx([-rw["lps"][0], -rw["lps"][1], rw["lps"][2]])
     with open(tmp_path / "s" / "s_measures.csv") as f:
         rows = list(csv.DictReader(f))
