@@ -27,6 +27,9 @@ from .read import case_name, check_unique_case_names, list_inputs, read_image
 from .result import EarRegion, SegmentationResult
 
 HERE = Path(__file__).resolve().parent
+# A whole labyrinth is about 150-300 mm3 (the real CT ears of Wimmer et al. 2019: 188-282); a
+# cochlea alone after a labyrinthectomy is 50-100 mm3. Outside this range, a warning.
+PLAUSIBLE_LABYRINTH_MM3 = (40.0, 450.0)
 THICK_SLICE_MM = 1.5  # coarser voxels still run, with a warning: canals (about 1 mm) blur away
 
 
@@ -235,6 +238,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
 
         stage("measure")
         stats = measure(labels, sides if params.split_sides else None)
+        _warn_if_implausible(stats)
 
         surfaces = {}
         if params.surfaces:
@@ -264,6 +268,18 @@ def _check_fluid(region, array: np.ndarray, ear: EarRegion):
                       f"capsule ({why}); they were removed. Labyrinthectomy or ossification? Turn the fluid "
                       "check off to keep them.")
     return side, reference, checked
+
+
+def _warn_if_implausible(stats: List[dict]) -> None:
+    """A warning for each ear whose labyrinth is far outside the sizes of real ones: noise, a
+    look-alike, or a fragment was labelled. A warning, not a removal: a labyrinthectomy leaves
+    a cochlea alone (about 50-100 mm3) and a malformed ear may be larger."""
+    low, high = PLAUSIBLE_LABYRINTH_MM3
+    for row in stats:
+        per_ear = row["structure"] == "labyrinth" and row["side"] != "both" and row["voxels"]
+        if per_ear and not low <= row["volume_mm3"] <= high:
+            warnings.warn(f"{row['side']} ear: a labyrinth of {row['volume_mm3']:.0f} mm3 is outside "
+                          f"{low:g}-{high:g} mm3; check that it is an inner ear")
 
 
 def _warn_if_unsuited(image: sitk.Image, model: LoadedModel, modality: str, source) -> None:

@@ -647,3 +647,13 @@ def test_batch_refuses_inputs_that_share_a_case_name(tmp_path, tiny_model):
         segment_batch([tmp_path / "p1" / "scan.nii.gz", tmp_path / "p2" / "scan.nii.gz"], tmp_path / "out",
                       tiny_model)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_implausibly_large_labyrinth_carries_a_warning(volume, tiny_model):
+    params = SegmentParameters(roi="center", surfaces=False)
+    image, _ = two_ear_scan(volume, radius=8.0)          # two balls of 2,100 mm3
+    large = segment(image, tiny_model, params, predictor=threshold_predictor)
+    assert sum("outside 40-450 mm3" in w for w in large.warnings) == 2, large.warnings
+    image, _ = two_ear_scan(volume, radius=3.5)          # 180 mm3 each: like real labyrinths
+    plain = segment(image, tiny_model, params, predictor=threshold_predictor)
+    assert not any("outside 40-450 mm3" in w for w in plain.warnings), plain.warnings
