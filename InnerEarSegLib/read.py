@@ -6,7 +6,7 @@ missing files and data files, not an image, 2D, 4D, vector or complex pixels, fe
 ``MIN_SLICES`` slices on an axis, zero or non-finite spacing, degenerate or sheared directions,
 headers claiming absurd sizes, truncated data (NIfTI too, which ITK would silently fill with
 zeros), NaN/Inf voxels (NIfTI too, which ITK would silently turn into zeros), DICOM series with
-missing slices, and folders holding more than one volume series.
+missing slices or a gantry tilt, and folders holding more than one volume series.
 """
 import gzip
 import math
@@ -29,6 +29,9 @@ MIN_SLICES = 4
 MAX_VOXELS = 2 ** 31  # 8 GB as float32, beyond any scan: a header claiming more is corrupt
 ORTHOGONAL_TOLERANCE = 1e-3  # |cos| of the angle between two axes (0.06 degrees)
 SLICE_GAP_TOLERANCE = 0.1  # a DICOM slice step differing from the usual one by more than 10% is a gap
+# a DICOM stack whose last slice lies more than this (or 0.06 degrees) sideways of the first's
+# normal is tilted; less is the rounding of positions written with few decimals
+TILT_SHIFT_MM = 0.05
 NIFTI_FLOATS = {16: "<f4", 64: "<f8"}  # NIfTI datatype codes whose voxels can be NaN/Inf
 
 
@@ -245,31 +248,37 @@ def dicom_series_files(folder) -> List[str]:
     return chosen[0][1] if chosen else []
 
 
-def _slice_positions(files: List[str]) -> Optional[np.ndarray]:
-    """Each file's position along the slice normal (mm), or None when the tags are missing."""
-    positions = []
+def _slice_geometry(files: List[str]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(each file's position (n, 3) in LPS mm, the slice normal), or None when the tags are missing."""
+    positions, cosines = [], None
     for name in files:
         reader = sitk.ImageFileReader()
         reader.SetFileName(name)
         try:
             reader.ReadImageInformation()
-            position = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
-            cosines = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
+            positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+            cosines = cosines or [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
         except (RuntimeError, ValueError):
             return None
-        positions.append(np.dot(np.cross(cosines[:3], cosines[3:6]), position))
-    return np.array(positions)
+    if cosines is None or len(cosines) != 6:
+        return None
+    return np.array(positions), np.cross(cosines[:3], cosines[3:6])
 
 
 def check_slice_spacing(folder, files: List[str]) -> None:
     """Refuse a series whose slices are not evenly spaced (a missing or doubled slice): ITK
-    would spread the gap over every slice and misplace all of them."""
+    would spread the gap over every slice and misplace all of them. Refuse a gantry tilt too
+    (slices stacked obliquely to their own plane): ITK would read the volume as if untilted,
+    shifting every slice, and no output format here could keep the sheared grid."""
     if len(files) < 3:
         return
-    positions = _slice_positions(files)
-    if positions is None:
+    geometry = _slice_geometry(files)
+    if geometry is None:
         return
-    steps = np.abs(np.diff(np.sort(positions)))
+    points, normal = geometry
+    along = points @ normal
+    order = np.argsort(along)
+    steps = np.abs(np.diff(along[order]))
     usual = float(np.median(steps))
     if usual <= 0:
         raise InputError(folder, "several DICOM slices share one position (duplicated slices); "
@@ -280,6 +289,14 @@ def check_slice_spacing(folder, files: List[str]) -> None:
         raise InputError(folder, f"the DICOM slices are unevenly spaced: {steps[i]:.3g} mm between slices "
                                  f"{i + 1} and {i + 2} where the others are {usual:.3g} mm apart "
                                  f"(a missing slice?); {odd.size} uneven step(s) in {len(files)} files")
+    stack = points[order[-1]] - points[order[0]]  # first to last slice
+    length = float(np.linalg.norm(stack))
+    sideways = float(np.linalg.norm(stack - (stack @ normal) * normal))
+    if sideways > max(TILT_SHIFT_MM, ORTHOGONAL_TOLERANCE * length):
+        tilt = math.degrees(math.asin(min(1.0, sideways / length)))
+        raise InputError(folder, f"gantry tilt: the slices are stacked at {tilt:.1f} degrees to their normal; "
+                                 "resample the series onto a rectangular grid first (e.g. Slicer's DICOM "
+                                 "import, which corrects the tilt, then save the volume as NRRD)")
 
 
 def _read_dicom(p: Path) -> sitk.Image:

@@ -8,6 +8,8 @@ Files (``NAME`` is the case name):
   ``NAME_<structure>_<side>.stl/.vtp``  surfaces in LPS mm (as Slicer writes STL by default; the
                              files say ``SPACE=LPS`` the way Slicer marks it, so Slicer loads them in place).
   ``NAME_preview.png``       orthogonal planes and a 3D view of each ear.
+  ``NAME.seg.dcm``           DICOM Segmentation referencing the source series, for DICOM-series
+                             inputs only (``dicom_seg``).
 
 Every file is first written into a new hidden folder beside the case folder
 (``OUTDIR/.NAME.tmp-XXXX``, unique per run); only when all are written does that folder replace
@@ -34,10 +36,10 @@ import SimpleITK as sitk
 
 from . import __version__
 from . import labels as L
-from . import planning
+from . import dicom_seg, planning
 from .errors import InnerEarSegError, OutputError, brief
 
-FORMATS = ("seg", "labels", "json", "csv", "stl", "vtp", "preview")
+FORMATS = ("seg", "labels", "json", "csv", "stl", "vtp", "preview", "dicom_seg")
 TMP_PREFIX = ".tmp-"  # hidden temporary files of earlier versions, never carried over
 SWAP_ATTEMPTS = 20  # another run may swap its own folder in between ours; each retry moves it aside
 COORDINATE_NOTE = ("centroid_lps, bbox_min_lps, bbox_max_lps and the STL/VTP surfaces are in LPS millimetres "
@@ -57,7 +59,7 @@ def seg_label_value(structure_key: str, side: str) -> int:
 def output_names(name: str) -> List[str]:
     """Every file name this writer may produce for a case, for clean-up of stale or partial runs."""
     names = [f"{name}.seg.nrrd", f"{name}_labels.nii.gz", f"{name}_stats.json", f"{name}_stats.csv",
-             f"{name}_preview.png"]
+             f"{name}_preview.png", f"{name}{dicom_seg.SUFFIX}"]
     for s in L.STRUCTURES:
         for side in ALL_SIDES:
             names += [f"{name}_{L.segment_id(s.key, side)}.stl", f"{name}_{L.segment_id(s.key, side)}.vtp"]
@@ -381,6 +383,10 @@ def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
             jobs.append((f"{name}_{seg_id}.stl", lambda p, poly=poly: write_stl(p, poly)))
         if "vtp" in formats:
             jobs.append((f"{name}_{seg_id}.vtp", lambda p, poly=poly: write_vtp(p, poly)))
+    files = dicom_seg.source_files(result.source) if "dicom_seg" in formats else []
+    if files:
+        jobs.append((f"{name}{dicom_seg.SUFFIX}", lambda p: dicom_seg.write_dicom_seg(
+            p, labels, result.sides, present, files, result.model_name)))
     if "preview" in formats:
         from .preview import render_preview
         jobs.append((f"{name}_preview.png", lambda p: render_preview(input_image, result, p)))
