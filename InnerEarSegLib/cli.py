@@ -35,6 +35,15 @@ DELEGATES = {
                  "compare predicted labels with reference labels (DSC, distances, volumes)"),
     "synth": ("InnerEarSegLib.synth", "cli_add_arguments", "cli_run",
               "write synthetic temporal-bone scans with known labels"),
+    # any label set on image stacks (TIFF/PNG slices, volumes): InnerEarSegLib/stacks, docs/stacks.md
+    "train-stack": ("InnerEarSegLib.stacks.train", "add_arguments", "run",
+                    "train a 2D/3D U-Net on your own labelled image stacks (any labels)"),
+    "segment-stack": ("InnerEarSegLib.stacks.segment", "add_arguments", "run",
+                      "segment image stacks with a model from train-stack"),
+    "evaluate-stack": ("InnerEarSegLib.stacks.evaluate", "add_arguments", "run",
+                       "per-label Dice and IoU of label stacks against references"),
+    "baseline": ("InnerEarSegLib.stacks.baseline", "add_arguments", "run",
+                 "classical segmentation of a stack: Otsu/threshold, region growing, watershed"),
 }
 
 

@@ -1,0 +1,195 @@
+"""Image stacks (InnerEarSegLib/stacks): TIFF/PNG reading and writing with the pixel size, a
+few-step training on a small generated stack (the loss falls), segment-stack and evaluate-stack
+end to end on a multi-page TIFF, the classical baseline, model-card checks and bad input."""
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from InnerEarSegLib import cli
+from InnerEarSegLib.errors import InputError, ModelError
+from InnerEarSegLib.stacks import baseline, card, data, io, metrics, train
+
+
+def blobs(seed, slices=3, size=64, radius=(4, 8)):
+    """Dark discs on a bright noisy background (as organelles in EM): (image uint8, labels 0/1)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    lab = np.zeros((slices, size, size), np.uint8)
+    for z in range(slices):
+        for _ in range(5):
+            cy, cx = rng.integers(8, size - 8, 2)
+            r = rng.integers(*radius)
+            lab[z][(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
+    img = 180.0 - 100.0 * lab + rng.normal(0, 15, lab.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), lab
+
+
+def slice_folders(root, cases=4):
+    """images/<case><z>.tif and masks/<case><z>.png (0/255), one file per section, as EM sets come."""
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for c in range(cases):
+        img, lab = blobs(c)
+        for z in range(img.shape[0]):
+            tifffile.imwrite(root / "images" / f"{c}{z}.tif", img[z])
+            Image.fromarray(lab[z] * 255).save(root / "masks" / f"{c}{z}.png")
+    return root / "images", root / "masks"
+
+
+def test_train_segment_evaluate_end_to_end(tmp_path, capsys):
+    images, masks = slice_folders(tmp_path)
+    card_path = tmp_path / "model" / "blobs.json"
+    status = cli.main(["train-stack", "--images", str(images), "--labels", str(masks), "--label-names", "blob",
+                       "--val", "30", "31", "32", "--patch-size", "32", "32", "--channels", "8", "16",
+                       "--steps", "60", "--batch", "4", "--val-every", "30", "--pixel-size", "0.01", "0.01", "0.05",
+                       "--seed", "1", "-o", str(card_path)])
+    assert status == 0
+    losses = [float(line.split(",")[1]) for line in (tmp_path / "model" / "history.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    model = card.load_model(card_path)
+    assert [lab["name"] for lab in model.labels] == ["blob"]
+    assert model.spatial_dims == 2  # 3 sections 5x thicker than the pixels
+    assert model.card["validation"]["labels"]["blob"]["dice"] > 0
+
+    new_img, new_lab = blobs(9)
+    tifffile.imwrite(tmp_path / "new.tif", new_img, photometric="minisblack")  # no pixel size
+    tifffile.imwrite(tmp_path / "new_ref.tif", new_lab, photometric="minisblack")
+    out = tmp_path / "seg"
+    assert cli.main(["segment-stack", str(tmp_path / "new.tif"), "--model", str(card_path), "-o", str(out),
+                     "--pixel-size", "0.01", "0.01", "0.05"]) == 0
+    folder = out / "new"
+    labels = io.read_stack(folder / "new_labels.tif")
+    assert labels.array.shape == new_img.shape
+    assert labels.pixel_size_um == pytest.approx((0.05, 0.01, 0.01))
+    nifti = io.read_stack(folder / "new_labels.nii.gz")
+    assert nifti.pixel_size_um == pytest.approx((0.05, 0.01, 0.01))
+    np.testing.assert_array_equal(nifti.array, labels.array)
+    import slicerio
+    seg = slicerio.read_segmentation(str(folder / "new.seg.nrrd"))
+    assert [s["name"] for s in seg["segments"]] == ["blob"]
+    stats = json.loads((folder / "new_stats.json").read_text())["stats"][0]
+    assert stats["pixels"] == int((labels.array == 1).sum())
+    assert stats["objects"] >= 1 and stats["mean_object_pixels"] > 0
+    assert (folder / "new_blob.stl").stat().st_size > 84
+
+    assert cli.main(["evaluate-stack", "--pred", str(folder / "new_labels.tif"), "--ref", str(tmp_path / "new_ref.tif"),
+                     "-o", str(tmp_path / "ev")]) == 0
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    c = metrics.counts(labels.array, new_lab, [1])[1]
+    assert summary["pooled"]["blob"]["dice"] == pytest.approx(2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"]))
+    assert summary["pooled"]["blob"]["dice"] > 0.5  # 60 steps learn most of these discs
+
+
+def test_three_d_training_and_inference_run(tmp_path):
+    img, lab = blobs(3, slices=16, size=32, radius=(3, 5))
+    case = data.Case("c", img, lab, (1.0, 1.0, 1.0))
+    assert train.choose_dims("auto", [case], patch_depth=16) == 3
+    labels = data.label_list(["blob"])
+    result = train.train([case], [case], labels, tmp_path / "m3.json", dims=3, patch=(16, 16, 16), channels=(4, 8),
+                         steps=4, batch=2, val_every=4, log=lambda s: None)
+    model = card.load_model(result["card"])
+    assert model.spatial_dims == 3
+    from InnerEarSegLib.stacks.infer import predict_labels
+    assert predict_labels(model, img, (1.0, 1.0, 1.0)).shape == img.shape
+
+
+def test_choose_dims_from_spacing():
+    img = np.zeros((32, 8, 8))
+    assert train.choose_dims("auto", [data.Case("a", img, img, (0.05, 0.0046, 0.0046))]) == 2
+    assert train.choose_dims("auto", [data.Case("a", img, img, (0.3, 0.3, 0.3))]) == 3
+    assert train.choose_dims("2", [data.Case("a", img, img, (0.3, 0.3, 0.3))]) == 2
+
+
+@pytest.mark.parametrize("method", ["otsu", "region-growing", "watershed"])
+def test_baseline_finds_dark_discs(tmp_path, method):
+    img, lab = blobs(5)
+    tifffile.imwrite(tmp_path / "s.tif", img, photometric="minisblack")
+    assert cli.main(["baseline", str(tmp_path / "s.tif"), "--method", method, "--polarity", "dark",
+                     "--label-name", "blob", "-o", str(tmp_path / "bl"), "--no-surfaces"]) == 0
+    pred = io.read_stack(tmp_path / "bl" / "s" / "s_labels.tif").array
+    scores = metrics.scores(metrics.counts(pred, lab, [1])[1])
+    assert scores["dice"] > 0.9
+    bright, _ = baseline.baseline(img, method, "bright")  # the wrong polarity takes the background
+    assert metrics.scores(metrics.counts(bright, lab, [1])[1])["dice"] < 0.5
+
+
+def test_threshold_method_needs_a_level_and_uses_it(tmp_path):
+    img, lab = blobs(6, slices=1)
+    mask, _ = baseline.baseline(img, "threshold", "dark", threshold=130, sigma=0)
+    np.testing.assert_array_equal(mask, (img < 130).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "s.tif", img, photometric="minisblack")
+    assert cli.main(["baseline", str(tmp_path / "s.tif"), "--method", "threshold", "-o", str(tmp_path / "o")]) == 1
+
+
+def test_watershed_splits_touching_discs():
+    yy, xx = np.mgrid[:40, :60]
+    mask = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 37) ** 2 <= 100)
+    from scipy import ndimage
+    assert ndimage.label(mask)[1] == 1
+    assert baseline.split_touching(mask).max() == 2
+
+
+def test_metrics_by_hand():
+    pred = np.array([[0, 1, 1, 2]])
+    ref = np.array([[0, 1, 0, 2]])
+    c = metrics.counts(pred, ref, [1, 2])
+    assert c[1] == {"tp": 1, "fp": 1, "fn": 0}
+    assert metrics.scores(c[1]) == {"dice": pytest.approx(2 / 3), "iou": pytest.approx(1 / 2)}
+    pooled = metrics.pooled([c, metrics.counts(ref, ref, [1, 2])])
+    assert pooled[1]["tp"] == 2 and pooled[1]["dice"] == pytest.approx(4 / 5)
+
+
+def test_tiff_pixel_size_round_trip(tmp_path):
+    arr = np.arange(2 * 5 * 7, dtype=np.uint8).reshape(2, 5, 7)
+    io.write_tiff(tmp_path / "a.tif", arr, (0.05, 0.0046, 0.0046))
+    back = io.read_stack(tmp_path / "a.tif")
+    np.testing.assert_array_equal(back.array, arr)
+    assert back.pixel_size_um == pytest.approx((0.05, 0.0046, 0.0046))
+    assert io.read_stack(tmp_path / "a.tif", [0.1, 0.2]).pixel_size_um == (0.1, 0.2, 0.1)
+
+
+def test_bad_input_names_the_file_and_the_cause(tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00 not really a tiff")
+    with pytest.raises(InputError, match="broken.tif.*cannot read"):
+        io.read_stack(bad)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    tifffile.imwrite(folder / "0.tif", np.zeros((4, 4), np.uint8))
+    tifffile.imwrite(folder / "1.tif", np.zeros((5, 4), np.uint8))
+    with pytest.raises(InputError, match="slices.*different sizes"):
+        io.read_stack(folder)
+    with pytest.raises(InputError, match="m.png.*label values \\[7\\]"):
+        io.to_label_values(np.array([[0, 7]]), [1, 2], tmp_path / "m.png")
+    with pytest.raises(InputError, match="pixel-size"):
+        io.pixel_size_from_arguments([0.1, -1])
+    images, masks = slice_folders(tmp_path, cases=1)
+    (masks / "02.png").unlink()
+    with pytest.raises(InputError, match="no label stack for the case.*02"):
+        data.pair_cases(images, masks)
+
+
+def test_model_card_refuses_changed_weights(tmp_path):
+    arch = card.architecture(2, 2, (4, 8))
+    path = card.save_model(tmp_path / "m.json", card.build_network(arch),
+                           {"architecture": arch, "labels": data.label_list(["x"]), "patch_size": [16, 16]})
+    assert card.is_stack_card(path) and card.load_model(path).labels[0]["name"] == "x"
+    with open(tmp_path / "m.pt", "ab") as f:
+        f.write(b"0")
+    with pytest.raises(ModelError, match="m.pt.*SHA-256"):
+        card.load_model(path)
+
+
+def test_dataset_json(tmp_path):
+    (tmp_path / "dataset.json").write_text(json.dumps({"channel_names": {"0": "EM"}, "file_ending": ".tif",
+                                                       "labels": {"background": 0, "nucleus": 1, "cell body": 2}}))
+    desc = data.read_dataset_json(tmp_path / "dataset.json")
+    assert [(lab["name"], lab["value"]) for lab in desc["labels"]] == [("nucleus", 1), ("cell body", 2)]
+    assert desc["channel_names"] == ["EM"] and desc["file_ending"] == ".tif"
+    (tmp_path / "bad.json").write_text(json.dumps({"labels": {"a": "x"}}))
+    with pytest.raises(InputError, match="bad.json.*integers"):
+        data.read_dataset_json(tmp_path / "bad.json")
