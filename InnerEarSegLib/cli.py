@@ -7,7 +7,9 @@ other inputs of a batch are still processed), 2 for a usage error, 130 when inte
 the file being written is cleaned up first). Library errors print one line naming the file and
 the cause, never a traceback. Inputs that would share one output folder are refused before any
 work, and so is an output folder that cannot be written. A reader that stops reading (``| head``)
-ends the printing quietly, not the run.
+ends the printing quietly, not the run. ``segment --workers N / --scheduler ADDRESS / --resume``
+run the cohort on Dask and skip finished scans (``cohort``; docs/cohorts.md); every run writes
+``OUTDIR/cohort_summary.csv``.
 """
 import argparse
 import importlib
@@ -80,8 +82,9 @@ def labyrinth_volumes(stats) -> str:
 
 
 def summary_table(reports) -> str:
+    from .cohort import status
     rows = [("name", "status", "labyrinth R / L mm3", "seconds", "error")]
-    rows += [(r.name, "ok" if r.ok else "FAILED", labyrinth_volumes(r.stats) if r.ok else "-",
+    rows += [(r.name, status(r) if r.ok else "FAILED", labyrinth_volumes(r.stats) if r.ok else "-",
               f"{r.seconds:.1f}", r.error) for r in reports]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4]
@@ -107,10 +110,11 @@ def check_output_folder(out_dir) -> None:
         raise OutputError(out_dir, f"cannot use this as the output folder ({brief(e)})") from e
 
 
-def segment_inputs(inputs, out_dir, model, params) -> int:
-    """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded,
-    130 when interrupted (after printing the summary of the scans done)."""
-    from . import infer, pipeline, read
+def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, resume=False) -> int:
+    """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded
+    (or were skipped by ``resume``), 130 when interrupted (after printing the summary of the scans
+    done). ``workers``/``scheduler``: on Dask (``cohort.segment_cohort``)."""
+    from . import cohort, infer, read
     from .model_card import LoadedModel, load_model
     scans = read.list_inputs(inputs)
     if not scans:
@@ -119,13 +123,20 @@ def segment_inputs(inputs, out_dir, model, params) -> int:
     check_output_folder(out_dir)
     if not isinstance(model, LoadedModel):
         model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
-    bars = ScanProgress(len(scans))
+    distributed = bool(workers or scheduler)
+    bars = ScanProgress(sum(not (resume and cohort.is_complete(out_dir, s)) for s in scans))
     reports, interrupted = [], False
+
+    def reported(report):  # as each scan finishes, so an interruption still has the reports so far
+        reports.append(report)
+        if report.skipped or distributed:
+            say(f"[{len(reports)}/{len(scans)}] {report.name}: {cohort.status(report)}"
+                + (" (complete outputs found)" if report.skipped else f" in {report.seconds:.1f} s"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the library's own warnings are in the reports, printed below
-            for scan in scans:  # one scan at a time, so an interruption still has the reports so far
-                reports += pipeline.segment_batch([scan], out_dir, model, params, progress=bars)
+            cohort.segment_cohort(scans, out_dir, model, params, workers=workers, scheduler=scheduler,
+                                  resume=resume, progress=None if distributed else bars, on_report=reported)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -136,7 +147,10 @@ def segment_inputs(inputs, out_dir, model, params) -> int:
         for w in r.warnings:
             say(f"warning: {r.name}: {w}")
     done = sum(r.ok for r in reports)
-    say(f"{done} of {len(scans)} scans segmented; outputs in {Path(out_dir).resolve()}/<name>/")
+    skipped = sum(r.skipped for r in reports)
+    say(f"{done} of {len(scans)} scans segmented" + (f" ({skipped} skipped: complete outputs found)" if skipped
+                                                     else "") + f"; outputs in {Path(out_dir).resolve()}/<name>/")
+    say(f"summary: {Path(out_dir).resolve() / cohort.SUMMARY_NAME}")
     if interrupted:
         say(f"innerear-seg: interrupted; {len(scans) - len(reports)} scan(s) not started or not finished",
             sys.stderr)
@@ -150,7 +164,8 @@ def run_segment(args) -> int:
                                cpu_bf16=CPU_PRECISION[args.cpu_precision], smoothing=args.smoothing,
                                surfaces=not args.no_surfaces,
                                fluid_check=not args.no_fluid_check)
-    return segment_inputs(args.inputs, args.output, args.model, params)
+    return segment_inputs(args.inputs, args.output, args.model, params, workers=args.workers,
+                          scheduler=args.scheduler, resume=args.resume)
 
 
 def run_demo(args) -> int:
@@ -181,6 +196,13 @@ def run_info(args) -> int:
     from .model_card import load_model
     say(card_summary(load_model(args.model, "cpu")))
     return 0
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (run here) or more, not {text}")
+    return value
 
 
 def _positive_fraction(text: str) -> float:
@@ -216,6 +238,14 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
     p.add_argument("--no-fluid-check", action="store_true",
                    help="keep a vestibule and canals that do not look like the cochlea's fluid in a capsule (see README)")
+    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="segment on a Dask LocalCluster of N worker processes, one scan per task "
+                        "(default 0: here, one process, the next scan read ahead; docs/cohorts.md)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="segment on an existing Dask cluster (e.g. tcp://host:8786); its workers must see "
+                        "the inputs and OUTDIR at the same paths")
+    p.add_argument("--resume", action="store_true",
+                   help="skip scans whose outputs in OUTDIR are complete (an interrupted or failed run's rest)")
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("demo", help="segment the bundled sample scan with the bundled model")

@@ -82,7 +82,8 @@ class SegmentParameters:
 
 @dataclass
 class CaseReport:
-    """The outcome of one input of a batch; ``error`` names the file and the cause."""
+    """The outcome of one input of a batch; ``error`` names the file and the cause. ``skipped``:
+    not segmented because complete outputs of an earlier run were there (``cohort``, resume)."""
 
     path: str
     name: str
@@ -92,6 +93,7 @@ class CaseReport:
     seconds: float = 0.0
     stats: List[dict] = field(default_factory=list)
     warnings: List[str] = field(default_factory=list)
+    skipped: bool = False
 
 
 class _Stages:
@@ -295,9 +297,9 @@ def _warn_if_unsuited(image: sitk.Image, model: LoadedModel, modality: str, sour
                       f"{', '.join(m.upper() for m in trained)} only; set the modality if this is wrong")
 
 
-def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder):
+def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder, read=None):
     start = time.perf_counter()
-    image = read_image(path)
+    image = read() if read is not None else read_image(path)
     seconds = time.perf_counter() - start
     result = segment(image, model, params, progress, cancel, surface_builder=surface_builder, source=path)
     result.timings["read"] = result.timings.get("read", 0.0) + seconds
@@ -335,19 +337,30 @@ def segment_batch(paths, out_dir, model=None, params: Optional[SegmentParameters
     check_unique_case_names(inputs)
     reports = []
     for i, path in enumerate(inputs):
-        name = case_name(path)
-        progress("batch", i / len(inputs), name)
-        start = time.perf_counter()
-        try:
-            result, outputs = _segment_and_write(path, out_dir, model, params, progress, cancel, writer,
-                                                 surface_builder)
-            report = CaseReport(str(path), name, True, "", outputs, 0.0, result.stats, result.warnings)
-        except Cancelled:
-            raise
-        except Exception as e:  # one failing scan must not lose the others
-            cause = str(e) if isinstance(e, InnerEarSegError) else f"{type(e).__name__}: {e}"
-            report = CaseReport(str(path), name, False, cause if str(path) in cause else f"{path}: {cause}")
-        report.seconds = time.perf_counter() - start
-        reports.append(report)
+        progress("batch", i / len(inputs), case_name(path))
+        reports.append(segment_case(path, out_dir, model, params, progress, cancel, writer=writer,
+                                    surface_builder=surface_builder))
     progress("batch", 1.0, "")
     return reports
+
+
+def segment_case(path, out_dir, model, params: Optional[SegmentParameters] = None,
+                 progress: Optional[ProgressCallback] = None, cancel: Optional[CancelFlag] = None, *,
+                 writer: Optional[Callable] = None, surface_builder: Optional[Callable] = None,
+                 read: Optional[Callable] = None) -> CaseReport:
+    """Segment one scan of a batch, write its outputs and report: a failing scan gives a report
+    whose error names the file and the cause, never an exception (Cancel and Ctrl-C still stop).
+    ``read() -> image`` replaces reading ``path`` (``cohort`` reads the next scan ahead)."""
+    name = case_name(path)
+    start = time.perf_counter()
+    try:
+        result, outputs = _segment_and_write(path, out_dir, model, params or SegmentParameters(),
+                                             progress or no_progress, cancel, writer, surface_builder, read)
+        report = CaseReport(str(path), name, True, "", outputs, 0.0, result.stats, result.warnings)
+    except Cancelled:
+        raise
+    except Exception as e:  # one failing scan must not lose the others
+        cause = str(e) if isinstance(e, InnerEarSegError) else f"{type(e).__name__}: {e}"
+        report = CaseReport(str(path), name, False, cause if str(path) in cause else f"{path}: {cause}")
+    report.seconds = time.perf_counter() - start
+    return report

@@ -150,7 +150,8 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
                                                            (["--cpu-precision", "fp32"], True, True, False)])
 def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_check, bf16):
     seen = {}
-    monkeypatch.setattr(cli, "segment_inputs", lambda inputs, out, model, params: seen.update(params=params) or 0)
+    monkeypatch.setattr(cli, "segment_inputs",
+                        lambda inputs, out, model, params, **cohort: seen.update(params=params) or 0)
     assert cli.main(["segment", "x.nrrd", "-o", "out"] + flags) == 0
     assert seen["params"].tta is tta and seen["params"].fluid_check is fluid_check
     assert seen["params"].cpu_bf16 is bf16

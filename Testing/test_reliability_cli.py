@@ -22,7 +22,7 @@ def no_segmenting(*args, **kwargs):
 
 @pytest.mark.parametrize("names", [("p1/scan.nii.gz", "p2/scan.nii.gz"), ("good.mha", "good.nii.gz")])
 def test_inputs_with_one_case_name_are_refused_before_any_work(names, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pipeline, "segment_batch", no_segmenting)
+    monkeypatch.setattr(pipeline, "segment_case", no_segmenting)
     paths = []
     for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +35,7 @@ def test_inputs_with_one_case_name_are_refused_before_any_work(names, tmp_path, 
 
 
 def test_unusable_output_folder_is_found_before_segmenting(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pipeline, "segment_batch", no_segmenting)
+    monkeypatch.setattr(pipeline, "segment_case", no_segmenting)
     blocker = tmp_path / "results"
     blocker.write_text("a file, not a folder")
     scan = write_scan(tmp_path / "S.nrrd")
@@ -48,12 +48,12 @@ def test_ctrl_c_mid_batch_prints_the_summary_of_what_was_done(tmp_path, tiny_mod
     scans = [write_scan(tmp_path / f"s{i}.nrrd") for i in range(3)]
     done = []
 
-    def batch(paths, out_dir, model, params, progress=None, cancel=None):
+    def case(path, out_dir, model, params, progress=None, cancel=None, **kwargs):
         if done:
             raise KeyboardInterrupt
-        done.append(paths[0])
-        return [pipeline.CaseReport(str(paths[0]), "s0", True, "", [], 1.0, [], [])]
-    monkeypatch.setattr(pipeline, "segment_batch", batch)
+        done.append(path)
+        return pipeline.CaseReport(str(path), "s0", True, "", [], 1.0, [], [])
+    monkeypatch.setattr(pipeline, "segment_case", case)
     status = cli.main(["segment", *map(str, scans), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path)])
     captured = capsys.readouterr()
     assert status == 130
@@ -63,7 +63,8 @@ def test_ctrl_c_mid_batch_prints_the_summary_of_what_was_done(tmp_path, tiny_mod
 
 def test_modality_is_accepted_in_either_case(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli, "segment_inputs", lambda inputs, out, model, params: seen.update(params=params) or 0)
+    monkeypatch.setattr(cli, "segment_inputs",
+                        lambda inputs, out, model, params, **cohort: seen.update(params=params) or 0)
     assert cli.main(["segment", "x.nrrd", "-o", "out", "--modality", "MR"]) == 0
     assert seen["params"].modality == "mr"
 
