@@ -193,3 +193,23 @@ def test_dataset_json(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"labels": {"a": "x"}}))
     with pytest.raises(InputError, match="bad.json.*integers"):
         data.read_dataset_json(tmp_path / "bad.json")
+
+
+def test_learning_rate_reaches_zero_by_steps_or_time_limit():
+    assert train.cosine(train.progress(0, 100, 0.0, None)) == 1.0
+    assert train.cosine(train.progress(100, 100, 0.0, None)) == pytest.approx(0.0)
+    assert train.progress(10, 100, 30.0, 1.0) == pytest.approx(0.5)  # half the minute gone, a tenth of the steps
+    assert train.progress(10, 100, 90.0, 1.0) == 1.0
+
+
+def test_mirror_averaging_is_mirror_equivariant():
+    import torch
+    from InnerEarSegLib.stacks.infer import flipped_probabilities
+    torch.manual_seed(0)
+    net = card.build_network(card.architecture(2, 2, (4, 8))).eval()
+    image = torch.rand(1, 1, 32, 32)
+    plain = flipped_probabilities(net, image, (16, 16))
+    mirrored = flipped_probabilities(net, torch.flip(image, (3,)), (16, 16), tta=True)
+    averaged = flipped_probabilities(net, image, (16, 16), tta=True)
+    assert torch.allclose(torch.flip(mirrored, (3,)), averaged, atol=1e-5)  # the average is mirror-equivariant
+    assert not torch.allclose(plain, averaged, atol=1e-5)

@@ -58,8 +58,21 @@ def window_probabilities(network, image: torch.Tensor, patch, overlap: float = 0
 
 
 @torch.no_grad()
+def flipped_probabilities(network, image: torch.Tensor, patch, overlap: float = 0.5, tta: bool = False):
+    """Window probabilities, averaged over the in-plane mirror images when ``tta`` (test-time
+    augmentation: the network was trained with flips, so each mirror is an equally good view)."""
+    if not tta:
+        return window_probabilities(network, image, patch, overlap)
+    axes = (image.dim() - 2, image.dim() - 1)
+    flips = [(), (axes[0],), (axes[1],), axes]
+    total = sum(torch.flip(window_probabilities(network, torch.flip(image, f) if f else image, patch, overlap), f)
+                if f else window_probabilities(network, image, patch, overlap) for f in flips)
+    return total / len(flips)
+
+
+@torch.no_grad()
 def predict_probabilities(model, image_zyx: np.ndarray, pixel_size_um=None, overlap: float = 0.5,
-                          device="cpu", normalised: bool = False) -> np.ndarray:
+                          device="cpu", normalised: bool = False, tta: bool = False) -> np.ndarray:
     """(classes, z, y, x) probabilities on the input grid."""
     card = model.card
     arr = image_zyx if normalised else normalise(image_zyx, card.get("normalisation", {}).get("percentiles", PERCENTILES))
@@ -71,13 +84,13 @@ def predict_probabilities(model, image_zyx: np.ndarray, pixel_size_um=None, over
         for z in range(arr.shape[0]):
             t = torch.from_numpy(np.ascontiguousarray(arr[z]))[None, None].to(device)
             small = _resize(t, zoomed_size(t.shape[2:], zoom[1:]), "linear")
-            probs = window_probabilities(net, small, patch, overlap)
+            probs = flipped_probabilities(net, small, patch, overlap, tta)
             out.append(_resize(probs, t.shape[2:], "linear")[0].cpu())
         probs = torch.stack(out, dim=1)
     else:
         t = torch.from_numpy(np.ascontiguousarray(arr))[None, None].to(device)
         small = _resize(t, zoomed_size(t.shape[2:], zoom), "linear")
-        probs = _resize(window_probabilities(net, small, patch, overlap), t.shape[2:], "linear")[0].cpu()
+        probs = _resize(flipped_probabilities(net, small, patch, overlap, tta), t.shape[2:], "linear")[0].cpu()
     return probs.numpy()
 
 

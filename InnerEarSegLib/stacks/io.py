@@ -121,6 +121,8 @@ def read_stack(path, pixel_size_um: Optional[Sequence[float]] = None) -> Stack:
         raise InputError(p, f"cannot read this image ({brief(e)})") from e
     if arr.size == 0:
         raise InputError(p, "the image is empty")
+    if arr.dtype == bool:  # 1-bit masks (PNG mode "1"): 0/255, like 8-bit masks
+        arr = arr.astype(np.uint8) * 255
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise InputError(p, f"unsupported pixel type {arr.dtype}")
     if pixel_size_um is not None:

@@ -24,7 +24,7 @@ def check_names(inputs: Sequence) -> None:
         seen[name] = i
 
 
-def segment_one(model, path, out_dir, pixel_size_um=None, surfaces=True, device="cpu"):
+def segment_one(model, path, out_dir, pixel_size_um=None, surfaces=True, device="cpu", tta=False):
     """Read, segment and write one stack; returns the stats rows."""
     stack = io.read_stack(path, pixel_size_um)
     size = stack.pixel_size_um
@@ -33,8 +33,8 @@ def segment_one(model, path, out_dir, pixel_size_um=None, surfaces=True, device=
         print(f"warning: {path}: no pixel size in the file or on the command line; taking the training "
               f"stacks' {size} um (z, y, x)", file=sys.stderr)
     t0 = time.monotonic()
-    labels = infer.predict_labels(model, stack.array, size, device=device)
-    info = {"input": str(path), "model": str(model.card_path), "model_name": model.card.get("name"),
+    labels = infer.predict_labels(model, stack.array, size, device=device, tta=tta)
+    info = {"input": str(path), "model": str(model.card_path), "model_name": model.card.get("name"), "tta": tta,
             "seconds": round(time.monotonic() - t0, 2)}
     output.write_outputs(out_dir, io.case_name(path), labels, model.labels, size, info,
                          per_slice=model.spatial_dims == 2, surfaces=surfaces)
@@ -47,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--pixel-size", nargs="+", type=float, metavar="UM", help="x y [z] in micrometres")
     p.add_argument("--no-surfaces", action="store_true")
+    p.add_argument("--tta", action="store_true", help="average over the 4 in-plane mirror images (4x slower)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
 
 
@@ -59,7 +60,7 @@ def run(args) -> int:
     failed = 0
     for path in args.inputs:
         try:
-            labels = segment_one(model, path, args.output, args.pixel_size, not args.no_surfaces)
+            labels = segment_one(model, path, args.output, args.pixel_size, not args.no_surfaces, tta=args.tta)
             counts = ", ".join(f"{lab['name']} {int((labels == lab['value']).sum())} px" for lab in model.labels)
             print(f"{io.case_name(path)}: {counts} -> {Path(args.output) / io.case_name(path)}")
         except InnerEarSegError as e:

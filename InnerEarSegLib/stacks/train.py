@@ -99,19 +99,19 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     from monai.losses import DiceCELoss
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     history, validation, best = [], [], -1.0
     start = time.monotonic()
     out.parent.mkdir(parents=True, exist_ok=True)
     step = 0
     for step in range(1, steps + 1):
         net.train()
+        for group in opt.param_groups:
+            group["lr"] = lr * cosine(progress(step - 1, steps, time.monotonic() - start, time_limit_min))
         x, y = sampler.batch(batch)
         loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         history.append((step, float(loss.detach())))
         over = time_limit_min is not None and time.monotonic() - start > time_limit_min * 60
         if step % max(1, val_every) == 0 or step == steps or over:
@@ -138,10 +138,23 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     return {"history": history, "validation": validation, "card": out, "seconds": seconds, "steps": step}
 
 
+def progress(step: int, steps: int, seconds: float, time_limit_min: Optional[float]) -> float:
+    """How far training is, 0..1: by steps, or by time when a time limit comes first, so that
+    the learning rate is annealed to zero by whichever ends the run."""
+    done = step / steps
+    if time_limit_min:
+        done = max(done, seconds / (time_limit_min * 60))
+    return min(done, 1.0)
+
+
+def cosine(fraction: float) -> float:
+    return 0.5 * (1 + math.cos(math.pi * fraction))
+
+
 def _training_block(cases, val_cases, step, batch, lr, seed, augment, entry) -> dict:
     return {"cases": [c.name for c in cases], "validation_cases": [c.name for c in val_cases],
             "steps": step, "batch": batch, "lr": lr, "seed": seed, "augment": augment,
-            "loss": "DiceCE", "optimiser": "Adam, cosine", "seconds": entry["seconds"],
+            "loss": "DiceCE", "optimiser": "Adam, cosine to 0 (by steps or time limit)", "seconds": entry["seconds"],
             "device": "cpu", "threads": torch.get_num_threads()}
 
 
@@ -161,7 +174,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-threshold", type=float, metavar="T", help="grey-level masks: label 1 where mask >= T")
     p.add_argument("--pixel-size", nargs="+", type=float, metavar="UM", help="x y [z] in micrometres (TIFF/PNG lack it)")
     p.add_argument("--val", nargs="+", metavar="CASE", help="validation cases by name (default: --val-fraction)")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of the cases for validation (0: none)")
+    p.add_argument("--exclude", nargs="+", metavar="CASE", default=[],
+                   help="cases not to read at all (held back for a final test)")
     p.add_argument("--dims", default="auto", choices=["auto", "2", "3"], help="2D or 3D network (auto: from spacing)")
     p.add_argument("--zoom", type=float, default=1.0, help="rescale stacks by this (0.5: half resolution)")
     p.add_argument("--patch-size", nargs="+", type=int, default=[256, 256], metavar="N")
@@ -185,6 +200,10 @@ def run(args) -> int:
         desc = {"labels": data.label_list(args.label_names or ["foreground"]), "channel_names": ["image"],
                 "file_ending": None}
     pairs = data.pair_cases(args.images, args.labels, desc["file_ending"])
+    unknown = [e for e in args.exclude if e not in [n for n, _, _ in pairs]]
+    if unknown:
+        raise InputError(args.images, f"--exclude names case(s) not found: {', '.join(unknown)}")
+    pairs = [p for p in pairs if p[0] not in args.exclude]
     values = [lab["value"] for lab in desc["labels"]]
     cases = {n: data.load_case(n, i, l, values, args.pixel_size, args.mask_threshold) for n, i, l in pairs}
     train_names, val_names = split_cases(list(cases), args.val, args.val_fraction, args.seed)
