@@ -8,8 +8,8 @@ resumable, with one summary CSV.
 - on Dask (``workers=N``: a ``LocalCluster`` of N single-threaded worker processes on this
   machine; ``scheduler=ADDRESS``: an existing cluster, the same code path): each scan is one task
   (``run_case``). A worker process loads the model at its first scan and keeps it
-  (``worker_model``). Torch threads per worker are the cores of its machine divided by the
-  worker threads on that machine, so workers do not fight over cores. Every worker writes its
+  (``worker_model``). Torch and SimpleITK threads per worker are the cores of its machine divided
+  by the worker threads on that machine, so workers do not fight over cores. Every worker writes its
   scan's outputs into ``OUT/<name>/`` itself, through ``write.write_outputs``' staged-folder swap,
   so the output folder must be shared with a remote cluster's workers.
 
@@ -195,8 +195,11 @@ def worker_threads(workers_per_host: Dict[str, int]) -> int:
 
 def run_case(path, out_dir, model_spec, params: SegmentParameters, workers_per_host: Dict[str, int]) -> CaseReport:
     """One scan as a Dask task: the worker's model, its share of the cores, a report whatever happens."""
+    import SimpleITK as sitk
     import torch
-    torch.set_num_threads(worker_threads(workers_per_host))
+    threads = worker_threads(workers_per_host)
+    torch.set_num_threads(threads)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)  # resampling, too, keeps to its share
     try:
         model = worker_model(model_spec, params.device)
     except InnerEarSegError as e:

@@ -146,8 +146,13 @@ def test_two_dask_workers_report_a_bad_and_a_killed_scan_and_lose_nothing_else(t
     rows = read_summary(out)
     assert [rows[n]["status"] for n in ("a", "b", "c", "crash")] == ["ok", "failed", "ok", "failed"]
 
-    # the rerun with resume completes the cohort and redoes only what is missing
+    # the rerun with resume, on an existing cluster (--scheduler), completes the cohort and redoes
+    # only what is missing
     (scans / "b.nrrd").unlink()
-    again = quietly(cohort.segment_cohort, [scans], out, str(tiny_model_path), PARAMS, workers=2, resume=True)
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as existing:
+        again = quietly(cohort.segment_cohort, [scans], out, str(tiny_model_path), PARAMS, resume=True,
+                        scheduler=existing.scheduler_address)
+        assert len(existing.workers) == 1  # still there: the run closed its client, not the cluster
     assert [(r.name, r.ok, r.skipped) for r in again] == [("a", True, True), ("c", True, True), ("crash", True, False)]
     assert (out / "crash" / "crash_stats.json").is_file()
