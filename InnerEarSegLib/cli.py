@@ -159,6 +159,11 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
 
 
 def run_segment(args) -> int:
+    if args.model:
+        from .stacks import card as stack_card
+        if stack_card.is_stack_card(args.model):  # a model from train-stack: the stack tools segment
+            from .stacks import segment as stack_segment
+            return stack_segment.run_from_segment(args)
     from .pipeline import SegmentParameters
     params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
                                cpu_bf16=CPU_PRECISION[args.cpu_precision], smoothing=args.smoothing,

@@ -213,3 +213,18 @@ def test_mirror_averaging_is_mirror_equivariant():
     averaged = flipped_probabilities(net, image, (16, 16), tta=True)
     assert torch.allclose(torch.flip(mirrored, (3,)), averaged, atol=1e-5)  # the average is mirror-equivariant
     assert not torch.allclose(plain, averaged, atol=1e-5)
+
+
+def test_segment_command_takes_a_stack_model(tmp_path):
+    arch = card.architecture(2, 3, (4, 8))
+    path = card.save_model(tmp_path / "m.json", card.build_network(arch),
+                           {"architecture": arch, "labels": data.label_list(["nucleus", "cell body"]),
+                            "patch_size": [16, 16], "zoom": [1.0, 1.0, 1.0], "pixel_size_um": [1.0, 0.5, 0.5]})
+    img, _ = blobs(2, slices=2, size=24)
+    io.write_tiff(tmp_path / "cells.tif", img, (1.0, 0.5, 0.5))
+    assert cli.main(["segment", str(tmp_path / "cells.tif"), "--model", str(path), "-o", str(tmp_path / "o"),
+                     "--no-tta"]) == 0
+    stats = json.loads((tmp_path / "o" / "cells" / "cells_stats.json").read_text())
+    assert [r["label"] for r in stats["stats"]] == ["nucleus", "cell body"]
+    assert stats["pixel_size_um"] == pytest.approx([1.0, 0.5, 0.5])
+    assert sum(r["pixels"] for r in stats["stats"]) <= img.size

@@ -67,3 +67,11 @@ def run(args) -> int:
             failed += 1
             print(f"innerear-seg: error: {e}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def run_from_segment(args) -> int:
+    """``innerear-seg segment --model CARD`` with a stack card: the inputs are stacks (pixel size
+    from the files or, failing that, the training stacks'); ``--tta`` and ``--no-surfaces`` kept."""
+    stack_args = argparse.Namespace(inputs=args.inputs, model=args.model, output=args.output, pixel_size=None,
+                                    no_surfaces=args.no_surfaces, tta=args.tta, threads=None)
+    return run(stack_args)
