@@ -228,3 +228,19 @@ def test_segment_command_takes_a_stack_model(tmp_path):
     assert [r["label"] for r in stats["stats"]] == ["nucleus", "cell body"]
     assert stats["pixel_size_um"] == pytest.approx([1.0, 0.5, 0.5])
     assert sum(r["pixels"] for r in stats["stats"]) <= img.size
+
+
+def test_slicer_panel_lists_a_stack_cards_labels(tmp_path):
+    pytest.importorskip("slicer")
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "InnerEarSeg"))
+    from InnerEarSegSlicerLib import logic
+    arch = card.architecture(2, 3, (4, 8))
+    path = card.save_model(tmp_path / "cells.json", card.build_network(arch),
+                           {"name": "cells", "architecture": arch, "labels": data.label_list(["nucleus", "cell body"]),
+                            "training": {"cases": ["a", "b"], "steps": 7},
+                            "validation": {"labels": {"nucleus": {"dice": 0.5, "iou": 0.33}}}})
+    text = logic.model_card_summary(path)
+    assert "labels: 1 nucleus, 2 cell body" in text
+    assert "2 stacks, 7 steps" in text and "nucleus 0.500" in text

@@ -183,6 +183,8 @@ def model_card_summary(path=None) -> str:
     except (OSError, ValueError) as e:
         return f"Cannot read the model card {card_path}: {e}"
     lines = [f"{card.get('name', card_path.stem)} {card.get('version', '')}".strip()]
+    if card.get("format") == "InnerEarSeg stack model card 1":  # from train-stack: any labels (docs/stacks.md)
+        return "\n".join(lines + stack_card_lines(card))
     for stage, info in card.get("training", {}).items():
         data = "synthetic data" if info.get("synthetic") and not info.get("cases") else \
             f"{info.get('cases', 0)} scans" + (" + synthetic data" if info.get("synthetic") else "")
@@ -192,6 +194,18 @@ def model_card_summary(path=None) -> str:
         if scores:
             lines.append(f"  validation: {scores}")
     return "\n".join(lines)
+
+
+def stack_card_lines(card: dict) -> List[str]:
+    """The panel's lines for a stack model: its labels, dimensions, training and validation."""
+    training = card.get("training") or {}
+    lines = ["labels: " + ", ".join(f"{lab['value']} {lab['name']}" for lab in card.get("labels", [])),
+             f"{card.get('architecture', {}).get('spatial_dims', '?')}D stack model, trained on "
+             f"{len(training.get('cases', []))} stacks, {training.get('steps', '?')} steps"]
+    scores = ((card.get("validation") or {}).get("labels") or {})
+    if scores:
+        lines.append("  validation Dice: " + ", ".join(f"{k} {v['dice']:.3f}" for k, v in scores.items()))
+    return lines
 
 
 # --- statistics table -----------------------------------------------------------------------
