@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import labels as L
 from . import pipeline
+from .dicom_seg import NOT_WRITTEN
 from .dicom_seg import SUFFIX as DICOM_SEG_SUFFIX
 from .errors import Cancelled, InnerEarSegError
 from .pipeline import CaseReport, SegmentParameters
@@ -53,25 +54,35 @@ SUMMARY_COLUMNS = ["name", "input", "status", "seconds"] + VOLUME_COLUMNS + ["wa
 # --- completeness and the summary ---------------------------------------------------------------
 
 def required_outputs(scan) -> List[str]:
-    """The files that make a case complete: the segmentation, labels and statistics, and the
-    DICOM SEG for a DICOM series (folder) input. Written together by one folder swap."""
+    """The files that make a case complete: the segmentation, labels and statistics. Written
+    together by one folder swap, so they are there together or not at all."""
     name = case_name(scan)
-    names = [f"{name}.seg.nrrd", f"{name}_labels.nii.gz", f"{name}_stats.json", f"{name}_stats.csv"]
-    return names + ([f"{name}{DICOM_SEG_SUFFIX}"] if Path(scan).is_dir() else [])
+    return [f"{name}.seg.nrrd", f"{name}_labels.nii.gz", f"{name}_stats.json", f"{name}_stats.csv"]
+
+
+def stored_document(out_dir, scan) -> dict:
+    """The case's ``S_stats.json`` as written, or {} when it is missing or unreadable."""
+    try:
+        return json.loads((Path(out_dir) / case_name(scan) / f"{case_name(scan)}_stats.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def is_complete(out_dir, scan) -> bool:
+    """Whether the case's outputs are all there: the required files, and for a DICOM series
+    (folder) input its ``S.seg.dcm`` too, unless its stats say why none could be made."""
     folder = Path(out_dir) / case_name(scan)
-    return all((folder / n).is_file() for n in required_outputs(scan))
+    if not all((folder / n).is_file() for n in required_outputs(scan)):
+        return False
+    if not Path(scan).is_dir() or (folder / f"{case_name(scan)}{DICOM_SEG_SUFFIX}").is_file():
+        return True
+    return any(str(w).startswith(NOT_WRITTEN) for w in stored_document(out_dir, scan).get("warnings", []))
 
 
 def skipped_report(out_dir, scan) -> CaseReport:
     """The report of a scan whose complete outputs are there: stats and warnings from its JSON."""
     folder = Path(out_dir) / case_name(scan)
-    try:
-        document = json.loads((folder / f"{case_name(scan)}_stats.json").read_text())
-    except (OSError, ValueError):
-        document = {}
+    document = stored_document(out_dir, scan)
     return CaseReport(str(scan), case_name(scan), True, "", sorted(folder.iterdir()), 0.0,
                       document.get("stats", []), document.get("warnings", []), skipped=True)
 

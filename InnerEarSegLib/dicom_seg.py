@@ -14,8 +14,10 @@ Identification Sequence. Algorithm identification: ``InnerEarSeg``, the library 
 the model (card name and version) as a parameter.
 
 Each source slice is placed on the labels' grid by its own position and orientation, never by
-file order; a slice off the grid (which ``read`` should have refused: a gantry tilt, a gap) is
-an error rather than a misplaced mask.
+file order. When the sources cannot carry a SEG (a slice off the grid, which ``read`` should
+have refused; tags missing or inconsistent, such as a study UID differing between files), no
+SEG is written rather than a wrong one, and the case gets a warning saying why: its other
+outputs are right, so they are still written.
 """
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
@@ -27,6 +29,8 @@ from . import __version__
 from . import labels as L
 
 SUFFIX = ".seg.dcm"
+# starts the warning of a DICOM input whose SEG could not be made (``cohort.is_complete`` reads it)
+NOT_WRITTEN = "no DICOM SEG (S.seg.dcm) written"
 ALGORITHM_NAME = "InnerEarSeg"
 PRIVATE_SCHEME = ("InnerEarSeg", "InnerEarSeg project codes for inner-ear structures without a verified SNOMED CT code")
 GRID_TOLERANCE = 0.05  # of a voxel: a source slice's corner must fall on a grid point (positions are rounded)
@@ -114,9 +118,10 @@ def _coding_scheme_item():
     return item
 
 
-def write_dicom_seg(path, labels: sitk.Image, sides: Optional[sitk.Image], present_sides: Sequence[str],
-                    files: Sequence[str], model_name: str) -> None:
-    """Write the DICOM SEG of ``labels`` (on the grid read from ``files``) to ``path``."""
+def build_dicom_seg(labels: sitk.Image, sides: Optional[sitk.Image], present_sides: Sequence[str],
+                    files: Sequence[str], model_name: str):
+    """The DICOM SEG dataset of ``labels`` (on the grid read from ``files``); ValueError (or
+    highdicom's own error) when the sources cannot carry one."""
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
@@ -144,4 +149,18 @@ def write_dicom_seg(path, labels: sitk.Image, sides: Optional[sitk.Image], prese
         content_label="INNEREAR", content_description="Inner ear: cochlea, vestibule, semicircular canals")
     seg.SeriesDescription = f"InnerEarSeg {model_name}".strip()[:64]
     seg.CodingSchemeIdentificationSequence = [_coding_scheme_item()]
-    seg.save_as(str(path))
+    return seg
+
+
+def dicom_seg_or_warning(result, labels: sitk.Image, present_sides: Sequence[str]):
+    """(dataset, None) for a scan read from a DICOM series, (None, warning) when its sources
+    cannot carry a DICOM SEG (tags missing or inconsistent: the other outputs are still right),
+    (None, None) for any other input."""
+    files = source_files(result.source)
+    if not files:
+        return None, None
+    try:
+        return build_dicom_seg(labels, result.sides, present_sides, files, result.model_name), None
+    except Exception as e:  # noqa: BLE001 - highdicom refuses malformed sources in many ways
+        from .errors import brief
+        return None, f"{NOT_WRITTEN}: the source DICOM series cannot carry one ({brief(e)})"

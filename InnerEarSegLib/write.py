@@ -335,6 +335,8 @@ def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS)
     """Write ``result`` into ``out_dir/name/`` and return the written paths.
 
     ``input_image`` (the scan as read) fixes the output geometry and is drawn in the preview.
+    A DICOM-series input whose sources cannot carry a DICOM SEG gets none, and a warning
+    appended to ``result.warnings`` (so it is in the stats and the reports) says why.
     Raises OutputError (naming the folder and the cause) when the folder or a file cannot be
     written; the previous contents of ``out_dir/name/`` are then left as they were.
     """
@@ -365,6 +367,11 @@ def write_outputs(result, out_dir, name: str, input_image=None, formats=FORMATS)
 def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
     """(file name, writer taking the path to write) for every output asked for."""
     present = sides_present(result)
+    seg_dcm = None
+    if "dicom_seg" in formats:  # built first: when it cannot be made, the warning goes into the stats
+        seg_dcm, why_not = dicom_seg.dicom_seg_or_warning(result, labels, present)
+        if why_not and why_not not in result.warnings:
+            result.warnings.append(why_not)
     jobs = []
     if "seg" in formats:
         jobs.append((f"{name}.seg.nrrd", lambda p: write_seg_nrrd(p, labels, result.sides, present)))
@@ -383,10 +390,8 @@ def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
             jobs.append((f"{name}_{seg_id}.stl", lambda p, poly=poly: write_stl(p, poly)))
         if "vtp" in formats:
             jobs.append((f"{name}_{seg_id}.vtp", lambda p, poly=poly: write_vtp(p, poly)))
-    files = dicom_seg.source_files(result.source) if "dicom_seg" in formats else []
-    if files:
-        jobs.append((f"{name}{dicom_seg.SUFFIX}", lambda p: dicom_seg.write_dicom_seg(
-            p, labels, result.sides, present, files, result.model_name)))
+    if seg_dcm is not None:
+        jobs.append((f"{name}{dicom_seg.SUFFIX}", lambda p: seg_dcm.save_as(str(p))))
     if "preview" in formats:
         from .preview import render_preview
         jobs.append((f"{name}_preview.png", lambda p: render_preview(input_image, result, p)))

@@ -176,3 +176,23 @@ def test_a_gantry_tilted_series_is_refused_naming_the_tilt(tmp_path, rotation):
     with pytest.raises(InputError, match="gantry tilt") as caught:
         read_image(folder)
     assert "tilted" in str(caught.value) and "degrees" in str(caught.value)
+
+
+def test_a_series_that_cannot_carry_a_seg_gets_the_other_outputs_and_a_warning(tmp_path, rotation):
+    import json
+
+    from InnerEarSegLib import cohort
+    from test_read import write_dicom_series
+    image = ct_scan(rotation)
+    folder = tmp_path / "odd"
+    write_dicom_series(image, folder, "1.2.826.0.1.3680043.2.1125.1.99")  # a new study UID in every file
+    read = read_image(folder)
+    result, _, _ = fake_result(read, folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outputs = write_outputs(result, tmp_path / "out", "odd", read)
+    names = {p.name for p in outputs}
+    assert {"odd.seg.nrrd", "odd_labels.nii.gz", "odd_stats.json"} <= names and "odd.seg.dcm" not in names
+    stored = json.loads((tmp_path / "out" / "odd" / "odd_stats.json").read_text())["warnings"]
+    assert any(w.startswith("no DICOM SEG") and "cannot carry" in w for w in stored)
+    assert cohort.is_complete(tmp_path / "out", folder)  # resume does not redo it for ever
