@@ -244,3 +244,15 @@ def test_slicer_panel_lists_a_stack_cards_labels(tmp_path):
     text = logic.model_card_summary(path)
     assert "labels: 1 nucleus, 2 cell body" in text
     assert "2 stacks, 7 steps" in text and "nucleus 0.500" in text
+
+
+def test_basicunet_architecture_round_trips(tmp_path):
+    arch = card.architecture(2, 2, (4, 8, 16, 32), kind="basicunet")
+    assert arch["features"] == [4, 4, 8, 16, 32, 4]
+    path = card.save_model(tmp_path / "b.json", card.build_network(arch),
+                           {"architecture": arch, "labels": data.label_list(["x"]), "patch_size": [32, 32]})
+    model = card.load_model(path)
+    from InnerEarSegLib.stacks.infer import predict_labels
+    assert predict_labels(model, np.random.default_rng(0).random((1, 40, 40))).shape == (1, 40, 40)
+    with pytest.raises(ValueError, match="4 or 5"):
+        card.architecture(2, 2, (4, 8), kind="basicunet")

@@ -25,8 +25,14 @@ def colour(value: int):
 
 
 def build_network(arch: dict) -> torch.nn.Module:
-    """The network a card's ``architecture`` names (``monai.networks.nets.UNet``)."""
-    from monai.networks.nets import UNet
+    """The network a card's ``architecture`` names: ``monai.networks.nets.UNet`` (residual units,
+    strided convolutions: its first layer already halves the resolution, cheap) or ``BasicUNet``
+    (two full-resolution convolutions before the first pooling: finer boundaries, slower)."""
+    from monai.networks.nets import BasicUNet, UNet
+    if arch.get("type") == "monai.BasicUNet":
+        return BasicUNet(spatial_dims=arch["spatial_dims"], in_channels=arch["in_channels"],
+                         out_channels=arch["out_channels"], features=tuple(arch["features"]),
+                         norm=("instance", {"affine": True}))
     if arch.get("type") != "monai.UNet":
         raise ValueError(f"unknown architecture type {arch.get('type')!r}")
     return UNet(spatial_dims=arch["spatial_dims"], in_channels=arch["in_channels"],
@@ -35,7 +41,16 @@ def build_network(arch: dict) -> torch.nn.Module:
                 norm=arch.get("norm", "instance"))
 
 
-def architecture(spatial_dims: int, out_channels: int, channels, in_channels: int = 1) -> dict:
+def architecture(spatial_dims: int, out_channels: int, channels, in_channels: int = 1, kind: str = "unet") -> dict:
+    """A card's ``architecture`` block; for ``basicunet`` the encoder takes 5 widths (4 given:
+    the first is repeated) and the last decoder level the first width."""
+    if kind == "basicunet":
+        c = [int(x) for x in channels]
+        c = [c[0]] + c if len(c) == 4 else c
+        if len(c) != 5:
+            raise ValueError(f"basicunet takes 4 or 5 channel widths, not {len(c)}")
+        return {"type": "monai.BasicUNet", "spatial_dims": int(spatial_dims), "in_channels": int(in_channels),
+                "out_channels": int(out_channels), "features": c + [c[0]]}
     return {"type": "monai.UNet", "spatial_dims": int(spatial_dims), "in_channels": int(in_channels),
             "out_channels": int(out_channels), "channels": [int(c) for c in channels],
             "strides": [2] * (len(channels) - 1), "num_res_units": 2, "norm": "instance"}

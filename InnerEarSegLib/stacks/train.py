@@ -79,7 +79,8 @@ def split_cases(names: List[str], val_names: Optional[Sequence[str]], val_fracti
 def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: List[dict], out: Path, *,
           dims: int, patch, channels=(16, 32, 64, 128), zoom: float = 1.0, steps: int = 2000, batch: int = 4,
           lr: float = 1e-3, val_every: int = 250, seed: int = 0, augment: bool = True,
-          time_limit_min: Optional[float] = None, channel_names=("image",), log=print, extra_card=None) -> dict:
+          time_limit_min: Optional[float] = None, channel_names=("image",), log=print, extra_card=None,
+          arch: str = "unet") -> dict:
     """Train and write the card at ``out`` (the best validation weights, else the last).
     Returns {"history": [(step, loss)], "validation": [...], "card": path, "seconds": s}."""
     torch.manual_seed(seed)
@@ -88,7 +89,7 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     prepared = [prepare(c, values, zooms, dims) for c in cases]
     patch = tuple(int(p) for p in patch)[-dims:]
     sampler = data.PatchSampler([p[0] for p in prepared], [p[1] for p in prepared], patch, dims, seed, augment)
-    arch = architecture(dims, len(labels) + 1, channels)
+    arch = architecture(dims, len(labels) + 1, channels, kind=arch)
     net = build_network(arch)
     size = cases[0].pixel_size_um
     card = dict(extra_card or {}, name=out.stem, version="1", architecture=arch, labels=labels,
@@ -181,6 +182,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zoom", type=float, default=1.0, help="rescale stacks by this (0.5: half resolution)")
     p.add_argument("--patch-size", nargs="+", type=int, default=[256, 256], metavar="N")
     p.add_argument("--channels", nargs="+", type=int, default=[16, 32, 64, 128])
+    p.add_argument("--arch", default="unet", choices=["unet", "basicunet"],
+                   help="MONAI UNet (default, fast) or BasicUNet (full-resolution first level: finer edges, slower)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -216,7 +219,7 @@ def run(args) -> int:
                    dims=dims, patch=args.patch_size, channels=args.channels, zoom=args.zoom, steps=args.steps,
                    batch=args.batch, lr=args.lr, val_every=args.val_every, seed=args.seed,
                    augment=not args.no_augment, time_limit_min=args.time_limit_min,
-                   channel_names=desc["channel_names"],
+                   channel_names=desc["channel_names"], arch=args.arch,
                    extra_card={"data": {"images": str(args.images), "labels": str(args.labels)}})
     print(f"model card: {out} ({result['steps']} steps, {result['seconds'] / 60:.1f} min)")
     return 0
