@@ -7,7 +7,6 @@ import signal
 import sys
 import warnings
 
-import numpy as np
 import pytest
 import SimpleITK as sitk
 

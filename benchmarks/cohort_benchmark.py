@@ -2,6 +2,7 @@
 
 - plain loop: one ``innerear-seg segment SCAN`` process per scan, as a shell loop runs it
   (Python, torch and the model are loaded for every scan);
+- loaded once without read-ahead: ``pipeline.segment_batch`` (the library's simple loop);
 - loaded once: ``cohort.segment_cohort`` here (one process, the model loaded once, the next
   scan read while the current one is segmented), as ``innerear-seg segment DIR`` runs it;
 - Dask: ``cohort.segment_cohort(workers=N)``, a LocalCluster of N single-threaded worker
@@ -11,7 +12,7 @@ Every way writes every output (default parameters: TTA, surfaces, preview) into 
 temporary folder, removed afterwards; every scan must succeed. Prints a Markdown table.
 
     python benchmarks/cohort_benchmark.py [--scans DIR] [-n 20] [--workers 2] [--model CARD]
-        [--skip plain|once|dask ...] [--json PATH]
+        [--skip plain|batch|once|dask ...] [--json PATH]
 
 ``--scans`` defaults to ``runs/testset/images`` (made by ``innerear-seg synth -o runs/testset -n 24
 --seed 900000``); the first N scans in name order are used.
@@ -44,6 +45,16 @@ def plain_loop(scans, out, model):
             raise SystemExit(f"plain loop: {scan} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
+def in_batch(scans, out, model):
+    from InnerEarSegLib.pipeline import segment_batch
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reports = segment_batch(scans, out, model)
+    failed = [r.error for r in reports if not r.ok]
+    if failed:
+        raise SystemExit("batch: failures:\n" + "\n".join(failed))
+
+
 def in_cohort(scans, out, model, workers):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -59,13 +70,14 @@ def main(argv=None):
     parser.add_argument("-n", type=int, default=20, help="number of scans (default 20)")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (default 2)")
     parser.add_argument("--model", help="model card; default: the bundled model")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "once", "dask"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["plain", "batch", "once", "dask"])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     scans = sorted(p for p in args.scans.iterdir() if is_image_file(p))[:args.n]
     if len(scans) < args.n:
         raise SystemExit(f"{args.scans}: {len(scans)} scans, {args.n} asked for")
     ways = {"plain": ("plain loop (one CLI process per scan)", lambda out: plain_loop(scans, out, args.model)),
+            "batch": ("loaded once (pipeline.segment_batch, no read-ahead)", lambda out: in_batch(scans, out, args.model)),
             "once": ("loaded once, next scan read ahead", lambda out: in_cohort(scans, out, args.model, 0)),
             "dask": (f"Dask LocalCluster, {args.workers} workers x 1 thread",
                      lambda out: in_cohort(scans, out, args.model, args.workers))}
