@@ -141,6 +141,8 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
         interrupted = True
     finally:
         bars.close()
+    order = {str(scan): i for i, scan in enumerate(scans)}
+    reports.sort(key=lambda r: order.get(r.path, len(order)))  # Dask finishes them in any order
     if reports:
         say(summary_table(reports))
     for r in reports:

@@ -37,7 +37,7 @@ from . import labels as L
 from . import pipeline
 from .dicom_seg import NOT_WRITTEN
 from .dicom_seg import SUFFIX as DICOM_SEG_SUFFIX
-from .errors import Cancelled, InnerEarSegError
+from .errors import Cancelled, InnerEarSegError, brief
 from .pipeline import CaseReport, SegmentParameters
 from .progress import CancelFlag, ProgressCallback, no_progress
 from .read import case_name, check_unique_case_names, list_inputs, read_image
@@ -46,6 +46,7 @@ SUMMARY_NAME = "cohort_summary.csv"
 # a scan whose worker died is retried once on another worker, then reported: a scan that kills
 # every worker it meets (a native crash, memory) must not take the cluster down one by one
 ALLOWED_FAILURES = 1
+CONNECT_TIMEOUT_S = 30  # to an existing scheduler (--scheduler)
 VOLUME_COLUMNS = ([f"{key}_{side}_mm3" for side in L.SIDES for key in [s.key for s in L.STRUCTURES] + ["labyrinth"]]
                   + [f"{key}_mm3" for key in [s.key for s in L.STRUCTURES] + ["labyrinth"]])
 SUMMARY_COLUMNS = ["name", "input", "status", "seconds"] + VOLUME_COLUMNS + ["warnings", "error"]
@@ -234,10 +235,18 @@ def _client(workers: int, scheduler: Optional[str]):
     existing scheduler at ``scheduler``."""
     import logging
 
-    import dask
-    from distributed import Client, LocalCluster
+    try:
+        import dask
+        from distributed import Client, LocalCluster
+    except ImportError as e:
+        raise InnerEarSegError(f"running on Dask needs dask[distributed] installed ({e}); "
+                               "pip install -r requirements.txt") from e
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except (OSError, TimeoutError, ValueError) as e:
+            raise InnerEarSegError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s "
+                                   f"({brief(e)}); is it running, and is the address right?") from e
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.CRITICAL)

@@ -155,3 +155,17 @@ def test_two_dask_workers_report_a_bad_and_a_killed_scan_and_lose_nothing_else(t
         assert len(existing.workers) == 1  # still there: the run closed its client, not the cluster
     assert [(r.name, r.ok, r.skipped) for r in again] == [("a", True, True), ("c", True, True), ("crash", True, False)]
     assert (out / "crash" / "crash_stats.json").is_file()
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(tmp_path, tiny_model_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    import socket
+    monkeypatch.setattr(cohort, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write_small_scan(tmp_path / "a.nrrd")
+    status = cli.main(["segment", str(tmp_path / "a.nrrd"), "-o", str(tmp_path / "out"), "--model",
+                       str(tiny_model_path), "--scheduler", f"tcp://127.0.0.1:{port}"])
+    err = capsys.readouterr().err
+    assert status == 1 and f"127.0.0.1:{port}" in err and "scheduler" in err and "Traceback" not in err
