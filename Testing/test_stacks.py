@@ -256,3 +256,18 @@ def test_basicunet_architecture_round_trips(tmp_path):
     assert predict_labels(model, np.random.default_rng(0).random((1, 40, 40))).shape == (1, 40, 40)
     with pytest.raises(ValueError, match="4 or 5"):
         card.architecture(2, 2, (4, 8), kind="basicunet")
+
+
+def test_keep_last_ignores_the_validation_score(tmp_path):
+    img, lab = blobs(4, slices=2, size=32)
+    case = data.Case("c", img, lab, None)
+    kept = {}
+    for keep in ("best", "last"):
+        result = train.train([case], [case], data.label_list(["blob"]), tmp_path / keep / "m.json", dims=2,
+                             patch=(32, 32), channels=(4, 8), steps=6, batch=2, val_every=2, log=lambda s: None,
+                             keep=keep)
+        kept[keep] = card.load_model(result["card"]).card["training"]["steps"]
+        scores = [v["mean_dice"] for v in result["validation"]]
+        if keep == "best":
+            assert kept[keep] == result["validation"][int(np.argmax(scores))]["step"]
+    assert kept["last"] == 6

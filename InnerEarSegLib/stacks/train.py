@@ -80,8 +80,10 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
           dims: int, patch, channels=(16, 32, 64, 128), zoom: float = 1.0, steps: int = 2000, batch: int = 4,
           lr: float = 1e-3, val_every: int = 250, seed: int = 0, augment: bool = True,
           time_limit_min: Optional[float] = None, channel_names=("image",), log=print, extra_card=None,
-          arch: str = "unet") -> dict:
-    """Train and write the card at ``out`` (the best validation weights, else the last).
+          arch: str = "unet", keep: str = "best") -> dict:
+    """Train and write the card at ``out``: the weights with the best validation Dice, or the last
+    ones when there is no validation or ``keep="last"`` (validation then only logged: a held-back
+    test set can be watched without choosing the weights by it).
     Returns {"history": [(step, loss)], "validation": [...], "card": path, "seconds": s}."""
     torch.manual_seed(seed)
     values = [lab["value"] for lab in labels]
@@ -125,7 +127,7 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
             log(f"step {step}: loss {recent:.4f}" + (f", validation Dice {entry['mean_dice']:.4f} "
                 f"{ {k: v['dice'] for k, v in entry['labels'].items()} }" if val_cases else "")
                 + f" ({entry['seconds']:.0f} s)")
-            score = entry.get("mean_dice", step)
+            score = entry.get("mean_dice", step) if keep == "best" else step
             if score > best:
                 best = score
                 card.update(training=_training_block(cases, val_cases, step, batch, lr, seed, augment, entry),
@@ -188,6 +190,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--keep", default="best", choices=["best", "last"],
+                   help="weights kept: best validation Dice (default) or last (validation only logged)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--time-limit-min", type=float)
     p.add_argument("--threads", type=int, default=1)
@@ -219,7 +223,7 @@ def run(args) -> int:
                    dims=dims, patch=args.patch_size, channels=args.channels, zoom=args.zoom, steps=args.steps,
                    batch=args.batch, lr=args.lr, val_every=args.val_every, seed=args.seed,
                    augment=not args.no_augment, time_limit_min=args.time_limit_min,
-                   channel_names=desc["channel_names"], arch=args.arch,
+                   channel_names=desc["channel_names"], arch=args.arch, keep=args.keep,
                    extra_card={"data": {"images": str(args.images), "labels": str(args.labels)}})
     print(f"model card: {out} ({result['steps']} steps, {result['seconds'] / 60:.1f} min)")
     return 0
