@@ -5,7 +5,7 @@
 # are the last ones, chosen by no score). Data: Gerhard S, Funke J, Martel J, Cardona A, Fetter R. Segmented anisotropic ssTEM
 # dataset of neural tissue. figshare 2013, doi:10.6084/m9.figshare.856713 (CC BY-NC-SA 3.0: test
 # data only; never copy it or a model trained on it into the repository).
-# Usage: bash scripts/em_stacks.sh [train|net|baseline|all]   (outputs under runs/em/, git-ignored)
+# Usage: bash scripts/em_stacks.sh [train|net|baseline|table|all]   (outputs under runs/em/, git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${D:-../shared/realdata/em-drosophila-vnc}
@@ -44,4 +44,25 @@ if [[ $STAGE == baseline || $STAGE == all ]]; then
     $SEG baseline $TEST --polarity dark ${RUNS[$name]} --label-name mitochondria $PX -o "$OUT/bl_$name"
     $SEG evaluate-stack --pred "$OUT/bl_$name" --ref "$D/mitochondria" --ref-threshold 128 -o "$OUT/eval_bl_$name"
   done
+fi
+if [[ $STAGE == table || $STAGE == all ]]; then
+  .venv/bin/python - "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+card = json.loads((out / "model/em_mitochondria.json").read_text())
+t = card["training"]
+print(f"network: {t['steps']} steps of batch {t['batch']} in {t['seconds'] / 60:.1f} min on {t['threads']} CPU threads")
+print("| method | Dice (pooled) | IoU (pooled) | Dice (mean of 5) | IoU (mean of 5) |")
+print("|---|---|---|---|---|")
+rows = [("network (U-Net)", "net"), ("network + mirror TTA", "net_tta"), ("Otsu (defaults)", "bl_otsu"),
+        ("threshold 105, sigma 8, min size 1000, holes filled", "bl_threshold"),
+        ("region growing (same levels)", "bl_region_growing"), ("marker watershed (same levels)", "bl_watershed")]
+for title, name in rows:
+    f = out / f"eval_{name}" / "summary.json"
+    if f.is_file():
+        s = json.loads(f.read_text())
+        p, m = s["pooled"]["mitochondria"], s["mean_over_cases"]["mitochondria"]
+        print(f"| {title} | {p['dice']:.3f} | {p['iou']:.3f} | {m['dice']:.3f} | {m['iou']:.3f} |")
+PY
 fi
