@@ -47,6 +47,11 @@ SUMMARY_NAME = "cohort_summary.csv"
 # every worker it meets (a native crash, memory) must not take the cluster down one by one
 ALLOWED_FAILURES = 1
 CONNECT_TIMEOUT_S = 30  # to an existing scheduler (--scheduler)
+# A worker that dies counts a failure against every task it was processing, not only the one it
+# ran; with saturation 1.0 a single-threaded worker holds just the scan it runs (Dask's 1.1 lets
+# it hold a second one), so a scan that kills its workers cannot get an innocent one reported.
+CLUSTER_CONFIG = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                  "distributed.scheduler.worker-saturation": 1.0}
 VOLUME_COLUMNS = ([f"{key}_{side}_mm3" for side in L.SIDES for key in [s.key for s in L.STRUCTURES] + ["labyrinth"]]
                   + [f"{key}_mm3" for key in [s.key for s in L.STRUCTURES] + ["labyrinth"]])
 SUMMARY_COLUMNS = ["name", "input", "status", "seconds"] + VOLUME_COLUMNS + ["warnings", "error"]
@@ -247,7 +252,7 @@ def _client(workers: int, scheduler: Optional[str]):
         except (OSError, TimeoutError, ValueError) as e:
             raise InnerEarSegError(f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s "
                                    f"({brief(e)}); is it running, and is the address right?") from e
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    with dask.config.set(CLUSTER_CONFIG):
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.CRITICAL)
     return Client(cluster), cluster
