@@ -329,6 +329,7 @@ def segment_batch(paths, out_dir, model=None, params: Optional[SegmentParameters
     A failing scan does not stop the others; its report's error names the file and the cause.
     The model is loaded once (a bad model stops the batch: nothing could succeed), and Cancel
     stops the batch. Progress also gets ``("batch", i / n, case name)`` before each scan.
+    ``cohort.segment_cohort`` adds reading ahead, resuming, a summary CSV and Dask workers.
     """
     params = params or SegmentParameters()
     model = _model(model, infer.pick_device(params.device))
