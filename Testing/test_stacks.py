@@ -271,3 +271,25 @@ def test_keep_last_ignores_the_validation_score(tmp_path):
         if keep == "best":
             assert kept[keep] == result["validation"][int(np.argmax(scores))]["step"]
     assert kept["last"] == 6
+
+
+def test_tiff_pixel_size_in_centimetres_and_inches(tmp_path):
+    arr = np.zeros((6, 8), np.uint8)
+    tifffile.imwrite(tmp_path / "cm.tif", arr, resolution=(2500.0, 2000.0), resolutionunit="CENTIMETER")
+    assert io.read_stack(tmp_path / "cm.tif").pixel_size_um == pytest.approx((4.0, 5.0, 4.0))
+    tifffile.imwrite(tmp_path / "dpi.tif", arr, resolution=(72.0, 72.0), resolutionunit="INCH")
+    assert io.read_stack(tmp_path / "dpi.tif").pixel_size_um is None
+
+
+def test_segment_stack_goes_on_after_a_bad_input(tmp_path, capsys):
+    arch = card.architecture(2, 2, (4, 8))
+    model = card.save_model(tmp_path / "m.json", card.build_network(arch),
+                            {"architecture": arch, "labels": data.label_list(["x"]), "patch_size": [16, 16],
+                             "zoom": [1.0, 1.0, 1.0], "pixel_size_um": None})
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    tifffile.imwrite(tmp_path / "good.tif", np.zeros((1, 20, 20), np.uint8))
+    status = cli.main(["segment-stack", str(tmp_path / "bad.tif"), str(tmp_path / "good.tif"), "--model", str(model),
+                       "-o", str(tmp_path / "o")])
+    assert status == 1
+    assert "bad.tif: cannot read this image" in capsys.readouterr().err
+    assert (tmp_path / "o" / "good" / "good_labels.tif").is_file() and not (tmp_path / "o" / "bad").exists()

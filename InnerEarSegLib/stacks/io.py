@@ -63,19 +63,25 @@ def _read_2d_or_tiff(path: Path) -> Tuple[np.ndarray, Optional[Tuple[float, floa
     return arr, size
 
 
+MICRONS_PER = {"micron": 1.0, "um": 1.0, "\\u00b5m": 1.0, "µm": 1.0, "nm": 1e-3, "nanometer": 1e-3,
+               "mm": 1e3, "millimeter": 1e3}
+
+
 def _tiff_pixel_size(tif) -> Optional[Tuple[float, float, float]]:
-    """(z, y, x) micrometres from ImageJ metadata and the X/Y resolution tags; None when absent."""
+    """(z, y, x) micrometres from the X/Y resolution tags, in the unit of the ImageJ metadata, or
+    in centimetres (ResolutionUnit 3); None otherwise (inches are screen DPI, not a pixel size)."""
     ij = tif.imagej_metadata or {}
-    page = tif.pages[0]
-    tags = page.tags
-    if "XResolution" not in tags or ij.get("unit", "").lower() not in ("micron", "um", "\\u00B5m", "µm"):
+    tags = tif.pages[0].tags
+    if "XResolution" not in tags or "YResolution" not in tags:
         return None
+    unit = MICRONS_PER.get(str(ij.get("unit", "")).lower())
+    if unit is None and "ResolutionUnit" in tags and int(tags["ResolutionUnit"].value) == 3:
+        unit = 1e4
     xr, yr = tags["XResolution"].value, tags["YResolution"].value
-    x = xr[1] / xr[0] if xr[0] else None
-    y = yr[1] / yr[0] if yr[0] else None
-    if not x or not y:
+    if unit is None or not xr[0] or not yr[0]:
         return None
-    return float(ij.get("spacing", x)), float(y), float(x)
+    x, y = unit * xr[1] / xr[0], unit * yr[1] / yr[0]
+    return float(ij.get("spacing", x / unit)) * unit, float(y), float(x)
 
 
 def _read_volume(path: Path) -> Tuple[np.ndarray, Tuple[float, float, float]]:
