@@ -150,7 +150,7 @@ def default_card() -> dict:
     from . import __version__
     from .labels import STRUCTURES
     return {
-        "name": "InnerEarSeg-synthetic",
+        "name": "InnerEarSeg",
         "version": "0.1.0",
         "library_version": __version__,
         "preprocessing": {

@@ -20,4 +20,4 @@ def bundled(*parts: str) -> Path:
 
 def default_model() -> Path:
     """The bundled model card (torch-free, so the Slicer panel can show it before torch is installed)."""
-    return bundled("Models", "InnerEarSeg-synthetic.json")
+    return bundled("Models", "InnerEarSeg.json")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_source_tree_finds_the_top_level_resources():
-    assert bundled("Models", "InnerEarSeg-synthetic.json") == ROOT / "Resources" / "Models" / "InnerEarSeg-synthetic.json"
+    assert bundled("Models", "InnerEarSeg.json") == ROOT / "Resources" / "Models" / "InnerEarSeg.json"
     assert bundled("Models", "no-such-model.json") == ROOTS[0] / "Models" / "no-such-model.json"
 
 
@@ -27,7 +27,7 @@ def test_wheel_holds_and_finds_the_bundled_model(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
-    for name in ("Models/InnerEarSeg-synthetic.json", "Models/InnerEarSeg-synthetic.pt", "Samples/sample_t2.nrrd"):
+    for name in ("Models/InnerEarSeg.json", "Models/InnerEarSeg.pt", "Samples/sample_t2.nrrd"):
         assert f"InnerEarSegLib/Resources/{name}" in names
     code = ("import InnerEarSegLib, InnerEarSegLib.cli as cli; from InnerEarSegLib.model_card import DEFAULT_MODEL, "
             "load_model; m = load_model(); print(InnerEarSegLib.__file__); print(DEFAULT_MODEL); print(cli.SAMPLE)")

@@ -14,7 +14,7 @@ bash scripts/install.sh
 # "lx": 12 slabs with a labyrinthectomy in one or both ears (scripts/make_labyrinthectomy_set.py,
 # heads from seed 600000), for the fluid check. Extra arguments go to innerear-seg segment;
 # TAG=_x puts predictions and metrics in runs/<set>pred_x and runs/<set>eval_x instead.
-model="${1:-Resources/Models/InnerEarSeg-synthetic.json}"
+model="${1:-Resources/Models/InnerEarSeg.json}"
 set_name="${2:-test}"
 case "$set_name" in
   test) n=24; seed=900000 ;;

@@ -2,7 +2,7 @@
 
     python scripts/make_default_model.py --segmenter runs/seg/model.json \
         --localizer runs/loc/model.json [--test-summary runs/testeval/summary.csv] \
-        --out Resources/Models/InnerEarSeg-synthetic.json
+        --out Resources/Models/InnerEarSeg.json
 
 The two networks may come from separate (even concurrent) runs; ``--init`` in
 ``innerear-seg train`` does the same merge when the runs are sequential.
@@ -148,7 +148,7 @@ def main(argv=None):
     ap.add_argument("--localizer", required=True)
     ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
     ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
-    ap.add_argument("--out", default="Resources/Models/InnerEarSeg-synthetic.json")
+    ap.add_argument("--out", default="Resources/Models/InnerEarSeg.json")
     ap.add_argument("--class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
                          "(postprocess.reweight; choose on the validation set)")
@@ -164,7 +164,7 @@ def main(argv=None):
     if len(runs) > 1:
         seg = average_networks([net for net, _ in runs])
     loc, loc_card = network_from_run(args.localizer, "localizer")
-    card = dict(seg_card)
+    card = dict(seg_card, name=Path(args.out).name.removesuffix(".json"))
     # Inference sees exactly the training patch: one window per ear region. With instance norm the
     # network depends on the window size it was trained on: on 80^3 windows (36 mm regions) the
     # 64^3-trained segmenter painted every structure 12-18 % too large (README, "Inference window =

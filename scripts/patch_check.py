@@ -6,7 +6,7 @@ ear has lost them (labyrinthectomy: cochlea present, no vestibule). Seeds start 
 ``--seed`` (default 700,000,000: never used by training, which uses seed * 1,000,003 +
 step * batch + i with small seeds, nor by validation at 10**9).
 
-  python scripts/patch_check.py [--model Resources/Models/InnerEarSeg-synthetic.json] [-n 48]
+  python scripts/patch_check.py [--model Resources/Models/InnerEarSeg.json] [-n 48]
 """
 import argparse
 import sys

@@ -103,7 +103,7 @@ def main(argv=None):
     ap.add_argument("--eval", type=Path, default=Path("runs/testeval"))
     ap.add_argument("--cases", type=Path, default=Path("runs/testset/cases.json"))
     ap.add_argument("--benchmark", type=Path, default=Path("runs/benchmark.json"))
-    ap.add_argument("--card", type=Path, default=Path("Resources/Models/InnerEarSeg-synthetic.json"))
+    ap.add_argument("--card", type=Path, default=Path("Resources/Models/InnerEarSeg.json"))
     args = ap.parse_args(argv)
     if args.card.is_file():
         print(training_line(args.card), end="\n\n")

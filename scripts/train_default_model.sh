@@ -54,7 +54,7 @@ fine() {  # run, --init card, spacing mm, patch edge (voxels), lr, epochs, seed,
     --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16 "${@:8}"; }
 bundle() {  # the bundled card from segmenter run $1 and loc3, canal weight 2; extra options
   .venv/bin/python scripts/make_default_model.py --segmenter "runs/$1/model.json" --localizer runs/loc3/model.json \
-    --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg-synthetic.json "${@:2}"; }
+    --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg.json "${@:2}"; }
 #   run  init loss      lr   epochs threads seed targets
 seg seg  -    tversky   3e-4 6      1       1    hard
 seg seg2 seg  tverskyce 3e-4 19     1       3    hard
@@ -85,14 +85,28 @@ train --stage localizer --out runs/loc2/model.json --init runs/loc/model.json --
 train --stage localizer --out runs/loc3/model.json --init runs/loc2/model.json --patch-size 48 80 80 \
   --steps-per-epoch 100 --loss dicece --lr 3e-4 --epochs 20 --threads 1 --seed 4
 bundle seg22
-fine seg26 Resources/Models/InnerEarSeg-synthetic.json 0.36 80 5e-5 12 26
+fine seg26 Resources/Models/InnerEarSeg.json 0.36 80 5e-5 12 26
 bundle seg26
 # 0.30 mm: a short run from the 0.36 mm bundle (seg27), then a full one from it (seg28), then
 # generator 1.7 (seg30) and 1.9 (seg32)
-fine seg27 Resources/Models/InnerEarSeg-synthetic.json 0.30 96 5e-5 3 27
+fine seg27 Resources/Models/InnerEarSeg.json 0.30 96 5e-5 3 27
 fine seg28 runs/seg27/model.json 0.30 96 5e-5 10 28
 fine seg30 runs/seg28/model.json 0.30 96 4e-5 6 30
 fine seg32 runs/seg30/model.json 0.30 96 4e-5 6 32
 bundle seg32
+# real CT (docs/real_data.md): the fixed split of scripts/real_ct.py, whole-labyrinth labels with the
+# marginal loss, real shapes with random contrasts, augmentation on; two runs from the seg32 bundle
+# (real40 was stopped at step 741 to add blur/resolution-loss augmentation; its best epoch, 5, is
+# real41's start). A rerun of real40 today has that augmentation already.
+.venv/bin/python scripts/real_ct.py prepare runs/real
+real() {  # run, --init card, synthetic share, shape share, epochs, val samples, seed, minutes
+  .venv/bin/innerear-seg train --stage segmenter --init "$2" --data runs/real/train --val-data runs/real/val \
+    --label-kind labyrinth --synthetic-fraction "$3" --shape-fraction "$4" --patch-size 80 80 80 --loss dicece \
+    --lr 1e-4 --lr-schedule cosine --epochs "$5" --steps-per-epoch 100 --val-samples "$6" --patience 0 \
+    --workers 1 --threads 1 --batch 2 --seed "$7" --time-limit-min "$8" --out "runs/$1/model.json"; }
+real real40 Resources/Models/InnerEarSeg.json 0.35 0.35 30 4 40 37.5
+real real41 runs/real40/model.json 0.3 0.3 16 2 41 80
+@@BUNDLE@@
 bash scripts/evaluate_default_model.sh
-bundle seg32 --test-summary runs/testeval/summary.csv
+python scripts/real_eval.py
+python scripts/real_mri.py --preview docs/real_mri_preview.png
