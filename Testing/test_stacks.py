@@ -68,6 +68,9 @@ def test_train_segment_evaluate_end_to_end(tmp_path, capsys):
     nifti = io.read_stack(folder / "new_labels.nii.gz")
     assert nifti.pixel_size_um == pytest.approx((0.05, 0.01, 0.01))
     np.testing.assert_array_equal(nifti.array, labels.array)
+    image = io.read_stack(folder / "new_image.nii.gz")  # the input, for Slicer, on the same grid
+    np.testing.assert_array_equal(image.array, new_img)
+    assert image.pixel_size_um == pytest.approx((0.05, 0.01, 0.01))
     import slicerio
     seg = slicerio.read_segmentation(str(folder / "new.seg.nrrd"))
     assert [s["name"] for s in seg["segments"]] == ["blob"]

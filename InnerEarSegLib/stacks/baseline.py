@@ -128,7 +128,7 @@ def run(args) -> int:
                 info["watershed_objects"] = n_split
             name = io.case_name(path)
             output.write_outputs(args.output, name, mask, label_list, stack.pixel_size_um, info, per_slice=True,
-                                 surfaces=not args.no_surfaces)
+                                 surfaces=not args.no_surfaces, image=stack.array)
             print(f"{name}: {int(mask.sum())} px -> {Path(args.output) / name}")
         except InnerEarSegError as e:
             failed += 1

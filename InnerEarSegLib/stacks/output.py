@@ -1,5 +1,5 @@
 """Writing a segmented stack: ``S_labels.tif`` (ImageJ TIFF with the pixel size),
-``S_labels.nii.gz`` (spacing in mm), ``S.seg.nrrd`` (Slicer segmentation: one segment per label
+``S_labels.nii.gz`` (spacing in mm), ``S_image.nii.gz`` (the input, same grid, for Slicer), ``S.seg.nrrd`` (Slicer segmentation: one segment per label
 with the card's names and colours), ``S_stats.json``/``S_stats.csv`` (per label: pixels,
 physical volume, connected objects: count and mean size) and, for stacks of more than one
 slice, ``S_<label>.stl`` surfaces (LPS millimetres, for Slicer's 3D view).
@@ -87,8 +87,11 @@ def write_seg_nrrd(path: Path, labels: np.ndarray, label_list: Sequence[dict], p
 
 
 def write_outputs(out_dir, name: str, labels: np.ndarray, label_list: Sequence[dict], pixel_size_um,
-                  info: Optional[dict] = None, per_slice: bool = False, surfaces: bool = True) -> List[Path]:
-    """Write every output of one stack into ``out_dir/name/``; returns the paths written."""
+                  info: Optional[dict] = None, per_slice: bool = False, surfaces: bool = True,
+                  image: Optional[np.ndarray] = None) -> List[Path]:
+    """Write every output of one stack into ``out_dir/name/``; returns the paths written.
+    ``image`` (the input stack) also goes out as ``S_image.nii.gz`` on the same grid, so that a
+    TIFF input opens in Slicer with its pixel size, under the ``.seg.nrrd``."""
     import SimpleITK as sitk
     folder = Path(out_dir) / name
     try:
@@ -102,6 +105,10 @@ def write_outputs(out_dir, name: str, labels: np.ndarray, label_list: Sequence[d
     with atomic(folder / f"{name}_labels.nii.gz") as tmp:
         sitk.WriteImage(io.to_sitk(labels, pixel_size_um), str(tmp), True)
     written.append(folder / f"{name}_labels.nii.gz")
+    if image is not None:
+        with atomic(folder / f"{name}_image.nii.gz") as tmp:
+            sitk.WriteImage(io.to_sitk(image, pixel_size_um), str(tmp), True)
+        written.append(folder / f"{name}_image.nii.gz")
     with atomic(folder / f"{name}.seg.nrrd") as tmp:
         write_seg_nrrd(tmp, labels, label_list, pixel_size_um)
     written.append(folder / f"{name}.seg.nrrd")

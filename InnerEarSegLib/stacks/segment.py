@@ -37,7 +37,7 @@ def segment_one(model, path, out_dir, pixel_size_um=None, surfaces=True, device=
     info = {"input": str(path), "model": str(model.card_path), "model_name": model.card.get("name"), "tta": tta,
             "seconds": round(time.monotonic() - t0, 2)}
     output.write_outputs(out_dir, io.case_name(path), labels, model.labels, size, info,
-                         per_slice=model.spatial_dims == 2, surfaces=surfaces)
+                         per_slice=model.spatial_dims == 2, surfaces=surfaces, image=stack.array)
     return labels
 
 
