@@ -296,3 +296,34 @@ def test_segment_stack_goes_on_after_a_bad_input(tmp_path, capsys):
     assert status == 1
     assert "bad.tif: cannot read this image" in capsys.readouterr().err
     assert (tmp_path / "o" / "good" / "good_labels.tif").is_file() and not (tmp_path / "o" / "bad").exists()
+
+
+def test_nnunet_layout_with_two_labels_of_any_values(tmp_path):
+    """imagesTr/S_0000.nii.gz + labelsTr/S.nii.gz + dataset.json, label values 2 and 5."""
+    import SimpleITK as sitk
+    for folder in ("imagesTr", "labelsTr"):
+        (tmp_path / folder).mkdir()
+    for i in range(3):
+        img, lab = blobs(20 + i, slices=2, size=32, radius=(3, 6))
+        lab = lab * 2
+        lab[:, :4, :4] = 5  # a second structure in a corner
+        img[:, :4, :4] = 255
+        image = sitk.GetImageFromArray(img)
+        image.SetSpacing((0.0005, 0.0005, 0.005))  # mm: 0.5 um pixels, 5 um sections
+        sitk.WriteImage(image, str(tmp_path / "imagesTr" / f"case{i}_0000.nii.gz"))
+        labels = sitk.GetImageFromArray(lab)
+        labels.CopyInformation(image)
+        sitk.WriteImage(labels, str(tmp_path / "labelsTr" / f"case{i}.nii.gz"))
+    (tmp_path / "dataset.json").write_text(json.dumps({"channel_names": {"0": "brightfield"}, "file_ending": ".nii.gz",
+                                                       "labels": {"background": 0, "nucleus": 2, "corner": 5}}))
+    card_path = tmp_path / "m" / "cells.json"
+    assert cli.main(["train-stack", "--images", str(tmp_path / "imagesTr"), "--labels", str(tmp_path / "labelsTr"),
+                     "--dataset", str(tmp_path / "dataset.json"), "--val", "case2", "--patch-size", "32", "32",
+                     "--channels", "4", "8", "--steps", "4", "--val-every", "4", "-o", str(card_path)]) == 0
+    model = card.load_model(card_path)
+    assert [(lab["name"], lab["value"]) for lab in model.labels] == [("nucleus", 2), ("corner", 5)]
+    assert model.card["pixel_size_um"] == pytest.approx([5.0, 0.5, 0.5])
+    assert model.card["channel_names"] == ["brightfield"] and model.spatial_dims == 2
+    assert set(model.card["validation"]["labels"]) == {"nucleus", "corner"}
+    from InnerEarSegLib.stacks.infer import predict_labels
+    assert set(np.unique(predict_labels(model, img, (5.0, 0.5, 0.5)))) <= {0, 2, 5}
