@@ -22,7 +22,8 @@ from .labels import BY_VALUE
 # got a 3.7 mm3 vestibule speck); a canal can break into real short pieces where it thins, so
 # its limit stays 1 mm3 (before session 12: 1 mm3 for all, and such pieces became background).
 MIN_PIECE_MM3 = {1: 5.0, 2: 5.0, 3: 1.0}
-NEAR_MM = 2.0   # pieces this close to the largest labyrinth piece belong to it (``labyrinth_pieces``)
+NEAR_MM = 2.0   # pieces this close to the largest labyrinth piece belong to it (``labyrinth_pieces``) ...
+NEAR_PIECE_MM3 = 10.0   # ... when at least this large (a detached vestibule or canal, not a speck)
 SIDE_VALUES = {"right": 1, "left": 2}
 CONNECTIVITY = np.ones((3, 3, 3), bool)  # 26-neighbours: thin oblique canals stay connected
 
@@ -114,7 +115,8 @@ def labyrinth_pieces(mask: np.ndarray, spacing: Sequence[float], near_mm: float 
         return largest
     distance = ndimage.distance_transform_edt(~largest, sampling=list(spacing)[::-1])
     near = np.unique(components[(distance <= near_mm) & mask])
-    return np.isin(components, near[near > 0])
+    big = np.flatnonzero(sizes * float(np.prod(spacing)) >= NEAR_PIECE_MM3)
+    return np.isin(components, np.intersect1d(near[near > 0], big)) | largest
 
 
 def _merge_into_neighbours(out: np.ndarray, pieces: np.ndarray, i: int, where) -> None:

@@ -140,10 +140,13 @@ def test_shape_fraction_needs_labyrinth_labels(tmp_path):
 
 # --- the labyrinth's pieces -----------------------------------------------------------------------
 
-def test_pieces_near_the_largest_are_kept_far_ones_dropped():
-    mask = ball((40, 40, 40), 8, (20, 14, 20))
-    near = ball((40, 40, 40), 2.5, (20, 26.5, 20))      # 4 voxels from the large ball: 1.2 mm
-    far = ball((40, 40, 40), 2.5, (20, 20, 36))         # 7 voxels: 2.1 mm
-    keep = postprocess.labyrinth_pieces(mask | near | far, (0.3, 0.3, 0.3), near_mm=1.5)
-    assert keep[near].all() and keep[mask].all() and not keep[far].any()
+def test_large_pieces_near_the_largest_are_kept_specks_and_far_ones_dropped():
+    shape = (60, 60, 60)
+    mask = ball(shape, 12, (30, 18, 30))                # 250 mm3 at 0.3 mm
+    near = ball(shape, 6, (30, 38, 30))                 # 4 voxels (1.2 mm) away, 24 mm3: a detached canal
+    speck = ball(shape, 2, (30, 18, 45))                # 3 voxels (0.9 mm) away, 0.7 mm3
+    far = ball(shape, 6, (30, 18, 54))                  # 7 voxels (2.1 mm) away
+    keep = postprocess.labyrinth_pieces(mask | near | speck | far, (0.3, 0.3, 0.3), near_mm=1.5)
+    assert keep[mask].all() and keep[near].all()
+    assert not keep[speck].any() and not keep[far].any()
     assert not postprocess.labyrinth_pieces(mask | near, (0.3, 0.3, 0.3), near_mm=0.0)[near].any()

@@ -23,28 +23,30 @@ from InnerEarSegLib import postprocess  # noqa: E402
 from InnerEarSegLib.model_card import load_model  # noqa: E402
 from InnerEarSegLib.pipeline import SegmentParameters, segment  # noqa: E402
 
-# name -> (SegmentParameters overrides, module constants to set, card postprocessing to drop)
+# name -> (SegmentParameters overrides, postprocess constants to set, card class weights: None keeps the card's)
 RULES = {
-    "defaults": ({}, {}, False),
-    "no_tta": ({"tta": False}, {}, False),
-    "no_fluid_check": ({"fluid_check": False}, {}, False),
-    "fluid_check": ({"fluid_check": True}, {}, False),
-    "no_keep_labyrinth": ({"keep_largest": False}, {}, False),
-    "largest_piece_only": ({}, {"NEAR_MM": 0.0}, False),
-    "near_5mm": ({}, {"NEAR_MM": 5.0}, False),
-    "no_fill_holes": ({"fill_holes": False}, {}, False),
-    "no_small_piece_merge": ({}, {"MIN_PIECE_MM3": {1: 0.0, 2: 0.0, 3: 0.0}}, False),
-    "no_class_weights": ({}, {}, True),
+    "defaults": ({}, {}, None),
+    "no_tta": ({"tta": False}, {}, None),
+    "no_fluid_check": ({"fluid_check": False}, {}, None),
+    "fluid_check": ({"fluid_check": True}, {}, None),
+    "no_keep_labyrinth": ({"keep_largest": False}, {}, None),
+    "largest_piece_only": ({}, {"NEAR_MM": 0.0}, None),
+    "near_5mm": ({}, {"NEAR_MM": 5.0}, None),
+    "near_any_size": ({}, {"NEAR_PIECE_MM3": 0.0}, None),
+    "no_fill_holes": ({"fill_holes": False}, {}, None),
+    "no_small_piece_merge": ({}, {"MIN_PIECE_MM3": {1: 0.0, 2: 0.0, 3: 0.0}}, None),
+    "no_class_weights": ({}, {}, [1.0, 1.0, 1.0, 1.0]),
+    "canal_weight_2": ({}, {}, [1.0, 1.0, 1.0, 2.0]),
 }
 
 
 def run_rule(name, model, cases):
-    overrides, constants, drop_weights = RULES[name]
+    overrides, constants, class_weights = RULES[name]
     saved = {k: getattr(postprocess, k) for k in constants}
     for k, v in constants.items():
         setattr(postprocess, k, v)
-    if drop_weights:
-        model.card.pop("postprocessing", None)
+    if class_weights is not None:
+        model.card["postprocessing"] = {"class_weights": class_weights}
     try:
         params = SegmentParameters(surfaces=False, **overrides)
         ct = {"native": [], "clinical": []}
