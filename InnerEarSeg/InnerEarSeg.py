@@ -68,7 +68,7 @@ class InnerEarSegParameterNode:
     splitSides: bool = True
     tta: bool = True
     cpuBf16: bool = True   # ticked: bf16 where the CPU has it natively (cpu_bf16 None); else fp32
-    fluidCheck: bool = True
+    fluidCheck: bool = False
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
     measures: vtkMRMLTableNode  # surgical-planning measures (InnerEarSegLib.planning)

@@ -170,7 +170,7 @@ def run_segment(args) -> int:
     params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
                                cpu_bf16=CPU_PRECISION[args.cpu_precision], smoothing=args.smoothing,
                                surfaces=not args.no_surfaces,
-                               fluid_check=not args.no_fluid_check)
+                               fluid_check=args.fluid_check)
     return segment_inputs(args.inputs, args.output, args.model, params, workers=args.workers,
                           scheduler=args.scheduler, resume=args.resume)
 
@@ -243,8 +243,9 @@ def build_parser(command=None) -> argparse.ArgumentParser:
                         "twice as fast, same accuracy), else fp32; bf16 or fp32 to force one (README, Speed)")
     p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
     p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
-    p.add_argument("--no-fluid-check", action="store_true",
-                   help="keep a vestibule and canals that do not look like the cochlea's fluid in a capsule (see README)")
+    p.add_argument("--fluid-check", action=argparse.BooleanOptionalAction, default=False,
+                   help="remove a vestibule and canals that do not look like the cochlea's fluid in a capsule (after a "
+                        "labyrinthectomy); off by default: shown to help on synthetic cases only (docs/real_data.md)")
     p.add_argument("--workers", type=_workers, default=0, metavar="N",
                    help="segment on a Dask LocalCluster of N worker processes, one scan per task "
                         "(default 0: here, one process, the next scan read ahead; docs/cohorts.md)")

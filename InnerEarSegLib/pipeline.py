@@ -47,7 +47,9 @@ class SegmentParameters:
     native bf16, True always, False never (``infer.native_cpu_bf16``; README, Speed).
     keep_largest / fill_holes: clean-up per ear (``postprocess.clean_labels``).
     fluid_check: remove a vestibule and canals that do not look like the cochlea's fluid
-    (``fluid_check``; a warning says so).
+    (``fluid_check``; a warning says so). Off by default: on the real scans it changed nothing
+    or, with an earlier model, removed a real vestibule; it has helped on synthetic cases only
+    (docs/real_data.md).
     split_sides: False gives one segment per structure for both ears: ``sides`` stays 0,
     stats rows have side ``both`` and the surface builder gets ``sides=None``.
     smoothing: surface smoothing factor 0..1 for the surface stage. surfaces: build them.
@@ -60,7 +62,7 @@ class SegmentParameters:
     cpu_bf16: Optional[bool] = None
     keep_largest: bool = True
     fill_holes: bool = True
-    fluid_check: bool = True
+    fluid_check: bool = False
     split_sides: bool = True
     smoothing: float = 0.5
     surfaces: bool = True

@@ -144,10 +144,10 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
     assert info.value.code == 2 and "train" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, tta, fluid_check, bf16", [([], True, True, None), (["--no-tta"], False, True, None),
-                                                           (["--tta", "--no-fluid-check"], True, False, None),
-                                                           (["--cpu-precision", "bf16"], True, True, True),
-                                                           (["--cpu-precision", "fp32"], True, True, False)])
+@pytest.mark.parametrize("flags, tta, fluid_check, bf16", [([], True, False, None), (["--no-tta"], False, False, None),
+                                                           (["--tta", "--fluid-check"], True, True, None),
+                                                           (["--cpu-precision", "bf16"], True, False, True),
+                                                           (["--cpu-precision", "fp32", "--no-fluid-check"], True, False, False)])
 def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_check, bf16):
     seen = {}
     monkeypatch.setattr(cli, "segment_inputs",
