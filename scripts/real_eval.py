@@ -93,14 +93,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", nargs="+", help="only these ears")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
     parser.add_argument("--no-tta", action="store_true")
-    parser.add_argument("--no-fluid-check", action="store_true")
+    parser.add_argument("--fluid-check", action="store_true", help="use the optional fluid check")
     parser.add_argument("--no-keep-largest", action="store_true")
     parser.add_argument("--csv", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if not (args.data / args.split).is_dir():
         real_ct.prepare(args.data)
     model = load_model(args.model) if args.model else load_model(None)
-    params = SegmentParameters(tta=not args.no_tta, fluid_check=not args.no_fluid_check,
+    params = SegmentParameters(tta=not args.no_tta, fluid_check=args.fluid_check,
                                keep_largest=not args.no_keep_largest, surfaces=False)
     rows = []
     print(f"{'case':5} {'variant':10} {'dsc':>6} {'pred_mm3':>9} {'ref_mm3':>8} {'hd95_mm':>8} {'s':>5}")

@@ -71,12 +71,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model card (default: the bundled model)")
     parser.add_argument("--preview", type=Path, help="write a preview PNG of the result here")
-    parser.add_argument("--no-fluid-check", action="store_true")
+    parser.add_argument("--fluid-check", action="store_true", help="use the optional fluid check")
     parser.add_argument("--no-keep-largest", action="store_true")
     args = parser.parse_args(argv)
     image = sitk.ReadImage(str(SCAN))
     ref = reference(image)
-    params = SegmentParameters(fluid_check=not args.no_fluid_check, keep_largest=not args.no_keep_largest,
+    params = SegmentParameters(fluid_check=args.fluid_check, keep_largest=not args.no_keep_largest,
                                surfaces=False)
     result = segment(image, load_model(args.model), params, source=SCAN.name)
     labels = sitk.GetArrayFromImage(result.labels)
