@@ -139,6 +139,18 @@ def training_data(card, versions) -> str:
             f"{', '.join(record.get('val_data', []))} ({record.get('val_cases', '?')} ears).")
 
 
+def real_metrics(path) -> dict:
+    """Mean labyrinth DSC per variant of the real CT validation table (``scripts/real_eval.py --csv``)."""
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    means = {v: round(sum(float(r["dsc"]) for r in rows if r["variant"] == v)
+                      / sum(1 for r in rows if r["variant"] == v), 3) for v in variants}
+    return {"set": "real temporal-bone CT validation ears " + ", ".join(dict.fromkeys(r["case"] for r in rows))
+                   + " (Wimmer et al. 2019; never trained on)",
+            "command": "python scripts/real_eval.py", "labyrinth_dsc": means}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--segmenter", required=True, nargs="+",
@@ -156,6 +168,7 @@ def main(argv=None):
                     help="inference window (card preprocessing.patch_size; default: the segmenter's training patch)")
     ap.add_argument("--region-mm", type=float,
                     help="ear region edge in mm (default: one window); a larger region is covered by overlapping windows")
+    ap.add_argument("--real-table", help="CSV of scripts/real_eval.py --csv on the real CT validation ears")
     args = ap.parse_args(argv)
     if args.segmenter[0].endswith(".ckpt.pt"):
         ap.error("the first --segmenter must be a model card: its card and training history are kept")
@@ -202,6 +215,8 @@ def main(argv=None):
         with open(args.test_summary) as f:
             card["test_metrics"] = {"set": "synthetic held-out test set (innerear-seg synth -n 24 --seed 900000)",
                                     "command": args.test_command, "summary": list(csv.DictReader(f))}
+    if args.real_table:
+        card["real_metrics"] = real_metrics(args.real_table)
     out = save_model(args.out, {"segmenter": seg, "localizer": loc}, card)
     load_model(out)   # verify what was written
     print(f"wrote {out} and {out.with_suffix('.pt')}")

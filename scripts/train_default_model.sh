@@ -106,7 +106,15 @@ real() {  # run, --init card, synthetic share, shape share, epochs, val samples,
     --workers 1 --threads 1 --batch 2 --seed "$7" --time-limit-min "$8" --out "runs/$1/model.json"; }
 real real40 Resources/Models/InnerEarSeg.json 0.35 0.35 30 4 40 37.5
 real real41 runs/real40/model.json 0.3 0.3 16 2 41 80
-@@BUNDLE@@
+# the bundle: real41's best epoch with the localiser of the bundle it started from (copied aside,
+# since the bundle is rewritten), one 96^3 window per 28.8 mm region (chosen on the validation
+# ears: docs/real_data.md), canal weight 2
+cp Resources/Models/InnerEarSeg.json runs/loc_bundle.json; cp Resources/Models/InnerEarSeg.pt runs/InnerEarSeg.pt
+bundle_real() { .venv/bin/python scripts/make_default_model.py --segmenter runs/real41/model.json \
+    --localizer runs/loc_bundle.json --class-weights 1 1 1 2 --window 96 96 96 --region-mm 28.8 \
+    --out Resources/Models/InnerEarSeg.json "$@"; }
+bundle_real
 bash scripts/evaluate_default_model.sh
-python scripts/real_eval.py
+python scripts/real_eval.py --csv runs/final_real.csv
 python scripts/real_mri.py --preview docs/real_mri_preview.png
+bundle_real --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
