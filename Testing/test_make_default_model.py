@@ -150,3 +150,11 @@ def test_the_card_names_the_segmenter_spacing(tmp_path):
     assert "a 0.36 mm segmenter" in out["description"]
     assert any("works on a 0.36 mm grid" in text for text in out["limitations"])
     assert out["preprocessing"]["ear_region_mm"] == [round(0.36 * p, 4) for p in card["preprocessing"]["patch_size"]]
+
+
+def test_real_metrics_are_the_mean_per_variant(tmp_path):
+    table = tmp_path / "real.csv"
+    table.write_text("case,variant,dsc,pred_mm3\nA,native,0.8,1\nB,native,0.9,1\nA,clinical,0.7,1\nB,clinical,0.6,1\n")
+    metrics = load_script("make_default_model").real_metrics(table)
+    assert metrics["labyrinth_dsc"] == {"native": 0.85, "clinical": 0.65}
+    assert "A, B" in metrics["set"] and metrics["command"] == "python scripts/real_eval.py"
