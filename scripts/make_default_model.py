@@ -28,7 +28,8 @@ LIMITATIONS = [
     "checked on one real T2 crop (docs/real_data.md). Expect lower accuracy on scanners, protocols and "
     "anatomy unlike these; review every segmentation.",
     "The real labels have no cochlea/vestibule/canal split: the split between the three structures is "
-    "learned from synthetic data only, and its boundaries on real scans were not measured.",
+    "learned from synthetic data only, and on real CT it is wrong (the cochlea is mostly labelled vestibule; "
+    "docs/real_data.md). Use the labyrinth total on CT.",
     "Synthetic and real anatomy cover normal ears; malformations, implants, motion and post-operative "
     "changes are modelled crudely (labyrinthectomy) or not at all.",
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure.",
