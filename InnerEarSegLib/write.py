@@ -24,6 +24,7 @@ import errno
 import json
 import math
 import os
+import stat
 import shutil
 import tempfile
 import uuid
@@ -305,10 +306,19 @@ def _moved_aside(case_dir: Path) -> Optional[Path]:
     return old
 
 
+def _is_non_folder(path: Path) -> bool:
+    """Whether ``path`` exists and is not a folder, asked in one system call: a concurrent run may
+    rename the folder away between two separate questions (exists, then is_dir)."""
+    try:
+        return not stat.S_ISDIR(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def swap_in(staging: Path, case_dir: Path, ours) -> None:
     """Make ``staging`` the case folder; the previous one is moved aside first and removed after,
     its user files carried over. A concurrent run's folder that lands in between is replaced too."""
-    if case_dir.exists() and not case_dir.is_dir():
+    if _is_non_folder(case_dir):
         raise OutputError(case_dir, "exists and is not a folder")
     for _ in range(SWAP_ATTEMPTS):
         old = _moved_aside(case_dir)

@@ -4,7 +4,6 @@ The card names the architecture (a MONAI ``UNet``, 2D or 3D), the labels (name, 
 the input channel, the pixel size the network works at, the patch size, the normalisation, the
 training data and the validation figures, and carries the weights' SHA-256, checked on load.
 """
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import List, Optional
 import torch
 
 from ..errors import ModelError, brief
+from ..model_card import sha256_of
 
 CARD_FORMAT = "InnerEarSeg stack model card 1"
 # label colours (RGB 0-1) for label values 1, 2, ... when the dataset gives none
@@ -72,14 +72,6 @@ class StackModel:
         return self.card["architecture"]["spatial_dims"]
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def is_stack_card(path) -> bool:
     """Whether ``path`` (a card or its weights) is a stack model card."""
     p = Path(path)
@@ -96,7 +88,7 @@ def save_model(card_path, network: torch.nn.Module, card: dict) -> Path:
     card_path.parent.mkdir(parents=True, exist_ok=True)
     weights = card_path.with_suffix(".pt")
     torch.save({k: v.detach().cpu() for k, v in network.state_dict().items()}, weights)
-    card = dict(card, format=CARD_FORMAT, weights=weights.name, sha256=_sha256(weights))
+    card = dict(card, format=CARD_FORMAT, weights=weights.name, sha256=sha256_of(weights))
     tmp = card_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(card, indent=2))
     tmp.replace(card_path)
@@ -116,7 +108,7 @@ def load_model(path, device="cpu") -> StackModel:
     weights = card_path.parent / card.get("weights", "")
     if not weights.is_file():
         raise ModelError(weights, "the weights named by the card are missing")
-    if _sha256(weights) != card.get("sha256"):
+    if sha256_of(weights) != card.get("sha256"):
         raise ModelError(weights, "the weights do not match the card's SHA-256 (corrupt or replaced)")
     try:
         net = build_network(card["architecture"])

@@ -131,9 +131,8 @@ def write_outputs(out_dir, name: str, labels: np.ndarray, label_list: Sequence[d
 
 def write_surfaces(folder: Path, name: str, labels, label_list, pixel_size_um) -> List[Path]:
     """``S_<label>.stl`` per non-empty label: flying edges, Slicer's default smoothing (``surface.py``)."""
-    from vtkmodules.vtkFiltersCore import vtkTriangleFilter
-    from vtkmodules.vtkIOGeometry import vtkSTLWriter
     from ..surface import surface_from_mask
+    from ..write import write_stl
     reference = io.to_sitk(np.zeros((1, 1, 1), np.uint8), pixel_size_um)
     written = []
     for lab in label_list:
@@ -143,14 +142,6 @@ def write_surfaces(folder: Path, name: str, labels, label_list, pixel_size_um) -
         poly = surface_from_mask(mask, reference, smoothing=0.5, decimation=0.5)
         path = folder / f"{name}_{file_key(lab['name'])}.stl"
         with atomic(path) as tmp:
-            tri = vtkTriangleFilter()
-            tri.SetInputData(poly)
-            writer = vtkSTLWriter()
-            writer.SetInputConnection(tri.GetOutputPort())
-            writer.SetFileName(str(tmp))
-            writer.SetFileTypeToBinary()
-            writer.SetHeader("InnerEarSeg stack output. SPACE=LPS")
-            if not writer.Write():
-                raise OSError(5, "VTK could not write the surface", str(tmp))
+            write_stl(tmp, poly)
         written.append(path)
     return written
