@@ -352,7 +352,6 @@ class PatchStream(IterableDataset):
         self.start_step = start_step
         self.shares = source_shares(bool(volumes), sampler is not None, shape_sampler is not None,
                                     synthetic_fraction, shape_fraction)
-        self.synthetic_fraction = self.shares[1]
         self.transform = augmentation() if augment else None
         self.normalisation = normalisation
         self.classes = classes

@@ -440,7 +440,7 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
             "spacing_mm": spacing,
             "augment": config.augment, "synthetic": config.synthetic,
             "soft_labels": config.soft_labels and config.stage == "segmenter",
-            "synthetic_fraction": stream.synthetic_fraction, "generator_version": datasets.generator_version(),
+            "synthetic_fraction": float(stream.shares[1]), "generator_version": datasets.generator_version(),
             "label_kind": config.label_kind, "shape_fraction": float(stream.shares[2]),
             "contrast_weights": list(config.contrast_weights) if config.contrast_weights else None,
             "data": [str(d) for d in config.data], "cases": len(volumes),
