@@ -24,7 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from . import grid
 from .errors import InputError
-from .labels import NUM_CLASSES
+from .labels import CANALS, COCHLEA, NUM_CLASSES, VESTIBULE
 
 IMAGE_EXTS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 POSITIVE_FRACTION = 0.8  # patches centred near a labelled voxel; the rest anywhere in the volume
@@ -37,7 +37,20 @@ def sample_seed(seed: int, step: int, batch: int, i: int) -> int:
     return seed * 1_000_003 + step * batch + i
 
 
-LABEL_KINDS = ("structures", "labyrinth")  # labels 0..3 per structure, or 0/1 for the whole labyrinth
+# What a label's values mean, and for partial labels the structure classes each value stands for
+# (value 0 is background): 0..3 per structure; 0/1 the whole labyrinth; 0/1/2 the cochlea and the
+# rest (vestibule with the canals), as ``cochlea_split.split_labels`` cuts a whole-labyrinth label.
+LABEL_GROUPS = {
+    "structures": None,
+    "labyrinth": ((COCHLEA, VESTIBULE, CANALS),),
+    "split": ((COCHLEA,), (VESTIBULE, CANALS)),
+}
+LABEL_KINDS = tuple(LABEL_GROUPS)
+
+
+def is_partial(kind: str) -> bool:
+    """Labels that group the structures (trained with the marginal loss, loaded as fractions)."""
+    return LABEL_GROUPS[kind] is not None
 
 
 @dataclass
@@ -116,8 +129,8 @@ def find_cases(folders: Sequence, kind: str = "structures") -> List[Case]:
 
 
 def read_pair(case: Case):
-    """Read one image and its label and check they belong together (same grid, labels 0..3,
-    or 0/1 for whole-labyrinth labels)."""
+    """Read one image and its label and check they belong together (same grid, label values of
+    its kind: ``LABEL_GROUPS``)."""
     images = []
     for path in (case.image, case.label):
         try:
@@ -137,7 +150,7 @@ def read_pair(case: Case):
             raise InputError(case.label, f"label {what} {tuple(np.round(b, 4))} differs from the image's "
                                          f"{tuple(np.round(a, 4))} ({case.image.name})")
     values = sitk.GetArrayViewFromImage(label)
-    top = NUM_CLASSES - 1 if case.kind == "structures" else 1
+    top = len(LABEL_GROUPS[case.kind]) if is_partial(case.kind) else NUM_CLASSES - 1
     if values.min() < 0 or values.max() > top or np.any(values != np.round(values)):
         raise InputError(case.label, f"{case.kind} label values must be whole numbers 0..{top} "
                                      f"(found {values.min()}..{values.max()})")
@@ -152,7 +165,8 @@ class Volume:
 
     name: str
     image: np.ndarray       # float32, raw intensities (normalised per patch)
-    label: np.ndarray       # uint8, 0..3 (segmenter) or 0/1 (localizer); float32 labyrinth fraction (kind labyrinth)
+    label: np.ndarray       # uint8, 0..3 (segmenter) or 0/1 (localizer); partial kinds: float32 fractions
+                            # of each label value beyond 0 (G, z, y, x)
     foreground: np.ndarray  # flat indices of labelled voxels, for positive patch centres
     kind: str = "structures"
 
@@ -180,15 +194,17 @@ def load_volume(case: Case, stage: str, spacing: float, patch_size: Sequence[int
     if stage == "segmenter":
         # whole-labyrinth cases are single-ear crops: beyond a few mm there is only padding, and
         # validating on a volume mostly of padding normalised it unlike the pipeline's ear region
-        margin = LABYRINTH_CROP_MARGIN_MM if case.kind == "labyrinth" else max(patch_size) * spacing
+        margin = LABYRINTH_CROP_MARGIN_MM if is_partial(case.kind) else max(patch_size) * spacing
         reference = label_region_reference(label, spacing, margin)
     else:
         reference = grid.covering_reference(image, spacing)
     low = float(sitk.GetArrayViewFromImage(image).min())
     image_arr = sitk.GetArrayFromImage(grid.resample(image, reference, "bspline", default=low))
-    if stage == "segmenter" and case.kind == "labyrinth":   # the fraction of each voxel: sub-voxel targets
-        label_arr = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label, sitk.sitkFloat32), reference, "linear"))
-        return Volume(case.name, image_arr.astype(np.float32), label_arr, np.flatnonzero(label_arr >= 0.5),
+    if stage == "segmenter" and is_partial(case.kind):   # the fraction of each voxel: sub-voxel targets
+        fractions = np.stack([sitk.GetArrayFromImage(grid.resample(sitk.Cast(label == value, sitk.sitkFloat32),
+                                                                   reference, "linear"))
+                              for value in range(1, len(LABEL_GROUPS[case.kind]) + 1)])
+        return Volume(case.name, image_arr.astype(np.float32), fractions, np.flatnonzero(fractions.sum(0) >= 0.5),
                       case.kind)
     if stage == "segmenter":
         label_arr = sitk.GetArrayFromImage(grid.resample(label, reference, "nearest", pixel_type=sitk.sitkUInt8))
@@ -211,7 +227,7 @@ def load_shape(case: Case, spacing: float):
     from .synth.realshapes import Shape
     _, label = read_pair(case)
     reference = label_region_reference(label, spacing, 4.0)
-    fraction = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label, sitk.sitkFloat32), reference, "linear"))
+    fraction = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label != 0, sitk.sitkFloat32), reference, "linear"))
     iac = None
     if case.landmarks.is_file():
         marks = json.loads(case.landmarks.read_text())["LANDMARKS"]
@@ -223,11 +239,12 @@ def load_shape(case: Case, spacing: float):
 
 
 def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill) -> np.ndarray:
-    """The box ``start``..``start + size`` of ``array``; parts outside it are ``fill``."""
-    out = np.full(tuple(size), fill, array.dtype)
-    src = tuple(slice(max(s, 0), min(s + n, d)) for s, n, d in zip(start, size, array.shape))
+    """The box ``start``..``start + size`` of ``array``'s last three axes; parts outside it are ``fill``."""
+    lead = array.shape[:-3]
+    out = np.full(lead + tuple(size), fill, array.dtype)
+    src = tuple(slice(max(s, 0), min(s + n, d)) for s, n, d in zip(start, size, array.shape[-3:]))
     dst = tuple(slice(a.start - s, a.stop - s) for a, s in zip(src, start))
-    out[dst] = array[src]
+    out[(...,) + dst] = array[(...,) + src]
     return out
 
 
@@ -238,10 +255,10 @@ def sample_patch(volume: Volume, patch_size: Sequence[int], rng: np.random.Gener
     size = np.asarray(patch_size)
     if volume.foreground.size and rng.random() < POSITIVE_FRACTION:
         centre = np.array(np.unravel_index(volume.foreground[rng.integers(volume.foreground.size)],
-                                           volume.label.shape))
+                                           volume.label.shape[-3:]))
         centre += rng.integers(-(size // 4), size // 4 + 1)
     else:
-        centre = rng.integers(0, volume.label.shape)
+        centre = rng.integers(0, volume.label.shape[-3:])
     start = centre - size // 2
     image = crop(volume.image, start, size, volume.image.min())
     return grid.normalise(image, low, high), crop(volume.label, start, size, 0)
@@ -302,12 +319,19 @@ def as_labels(label: np.ndarray) -> np.ndarray:
     return label.argmax(0).astype(np.uint8) if label.ndim == 4 else label
 
 
-def labyrinth_fractions(fraction: np.ndarray, classes: int) -> np.ndarray:
-    """Targets (C, z, y, x) for a whole-labyrinth fraction: background and channel 1 hold it, the rest 0.
-    Only meaningful with the marginal loss, which merges the structure channels (``train``)."""
-    out = np.zeros((classes,) + fraction.shape, np.float32)
-    out[0], out[1] = 1.0 - fraction, fraction
+def group_fractions(fractions: np.ndarray, classes: int) -> np.ndarray:
+    """Targets (C, z, y, x) for partial-label fractions (G, z, y, x): channel 0 the background, channels
+    1..G the groups, the rest 0. Only meaningful with the marginal loss, which merges the structure
+    channels into the same groups (``train.MarginalLoss``)."""
+    out = np.zeros((classes,) + fractions.shape[1:], np.float32)
+    out[0], out[1:len(fractions) + 1] = 1.0 - fractions.sum(0), fractions
     return out
+
+
+def group_classes(fractions: np.ndarray) -> np.ndarray:
+    """Label values (z, y, x) uint8 of partial-label fractions (G, z, y, x): the likeliest of
+    background and the groups."""
+    return np.concatenate([1.0 - fractions.sum(0, keepdims=True), fractions]).argmax(0).astype(np.uint8)
 
 
 def as_fractions(label: np.ndarray, classes: int) -> np.ndarray:
@@ -326,12 +350,12 @@ def generator_version():
 
 
 class PatchStream(IterableDataset):
-    """An endless stream of training batches ``(image (B,1,z,y,x), target (B,C,z,y,x), whole (B,))``.
+    """An endless stream of training batches ``(image (B,1,z,y,x), target (B,C,z,y,x), kind (B,))``.
 
     The target holds class fractions: one-hot for labelled classes, fractions where the
-    sampler gives them (``generate.soft_labels``), so both kinds mix in one batch. ``whole``
-    marks samples whose target is the whole labyrinth (channel 1) without a structure split:
-    real labyrinth labels and real-shape samples, trained with the marginal loss.
+    sampler gives them (``generate.soft_labels``), so both kinds mix in one batch. ``kind`` is
+    the index in ``LABEL_KINDS`` of each sample's target: partial labels (real whole-labyrinth
+    or split labels, and real-shape samples, which are whole) are trained with the marginal loss.
 
     Each sample comes from one of three sources: the procedural generator (``sampler``, with
     probability ``synthetic_fraction``), real shapes (``shape_sampler``, ``shape_fraction``)
@@ -357,29 +381,29 @@ class PatchStream(IterableDataset):
         self.classes = classes
 
     def draw(self, seed: int, rng):
-        """(image, class fractions (C, z, y, x), whole) from one source."""
+        """(image, class fractions (C, z, y, x), index of its label kind) from one source."""
         source = rng.choice(3, p=self.shares)
         if source == 1:
             image, label = self.sampler(seed)
-            return image, as_fractions(label, self.classes), False
+            return image, as_fractions(label, self.classes), LABEL_KINDS.index("structures")
         if source == 2:
             image, fraction = self.shape_sampler(seed)
-            return image, labyrinth_fractions(fraction, self.classes), True
+            return image, group_fractions(fraction[None], self.classes), LABEL_KINDS.index("labyrinth")
         volume = self.volumes[rng.integers(len(self.volumes))]
         image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
-        if volume.kind == "labyrinth":
-            return image, labyrinth_fractions(label, self.classes), True
-        return image, as_fractions(label, self.classes), False
+        if is_partial(volume.kind):
+            return image, group_fractions(label, self.classes), LABEL_KINDS.index(volume.kind)
+        return image, as_fractions(label, self.classes), LABEL_KINDS.index(volume.kind)
 
     def sample(self, seed: int):
         rng = np.random.default_rng(seed)
-        image, target, whole = self.draw(seed, rng)
+        image, target, kind = self.draw(seed, rng)
         data = {"image": np.asarray(image, np.float32)[None], "label": target}
         if self.transform is not None:
             self.transform.set_random_state(seed=seed % 2 ** 32)
             data = self.transform(data)
         return (convert_to_tensor(data["image"], dtype=torch.float32),
-                convert_to_tensor(data["label"], dtype=torch.float32), whole)
+                convert_to_tensor(data["label"], dtype=torch.float32), kind)
 
     def batch(self, step: int):
         samples = [self.sample(sample_seed(self.seed, step, self.batch_size, i)) for i in range(self.batch_size)]

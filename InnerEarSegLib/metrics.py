@@ -64,7 +64,7 @@ def compute_metrics(pred: sitk.Image, ref: sitk.Image, resample_to_reference: bo
         for side in SIDES:
             p, r = p_all & side_masks[side], r_all & side_masks[side]
             row = {"structure": key, "side": side}
-            row.update(_pair_metrics(p, r, n_voxels, voxel_mm3, spacing_zyx if distances else None))
+            row.update(pair_metrics(p, r, n_voxels, voxel_mm3, spacing_zyx if distances else None))
             rows.append(row)
     return rows
 
@@ -149,7 +149,7 @@ def _side_masks(pred_arr: np.ndarray, ref_arr: np.ndarray, ref_img: sitk.Image) 
     return {"left": left, "right": union & ~left, "both": np.ones_like(union)}
 
 
-def _pair_metrics(p: np.ndarray, r: np.ndarray, n_voxels: int, voxel_mm3: float, spacing_zyx) -> dict:
+def pair_metrics(p: np.ndarray, r: np.ndarray, n_voxels: int, voxel_mm3: float, spacing_zyx) -> dict:
     """Every metric of one binary prediction ``p`` against one binary reference ``r``; no distances
     when ``spacing_zyx`` is None."""
     tp, fp, fn = (int(np.count_nonzero(m)) for m in (p & r, p & ~r, ~p & r))

@@ -94,12 +94,13 @@ class TrainConfig:
             p.append("--synthetic-fraction must be between 0 and 1")
         if not 0.0 <= self.shape_fraction <= 1.0 or self.shape_fraction + self.synthetic_fraction > 1.0:
             p.append("--shape-fraction must be between 0 and 1 - --synthetic-fraction")
-        if self.shape_fraction and (self.label_kind != "labyrinth" or not self.data):
-            p.append("--shape-fraction needs --data with --label-kind labyrinth (the real shapes)")
+        if self.shape_fraction and (self.label_kind not in ("labyrinth", "split") or not self.data):
+            p.append("--shape-fraction needs --data with --label-kind labyrinth or split (the real shapes)")
         if self.label_kind not in datasets.LABEL_KINDS:
             p.append(f"--label-kind must be one of {datasets.LABEL_KINDS}")
-        if self.label_kind == "labyrinth" and self.stage != "segmenter":
-            p.append("--label-kind labyrinth is for the segmenter")
+        if self.label_kind in datasets.LABEL_KINDS and datasets.is_partial(self.label_kind) \
+                and self.stage != "segmenter":
+            p.append(f"--label-kind {self.label_kind} is for the segmenter")
         if self.loss not in LOSSES:
             p.append(f"--loss must be one of {LOSSES}")
         channels = self.channels or DEFAULT_CHANNELS
@@ -149,36 +150,43 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * min(step, total) / total))
 
 
-def merged_logits(logits: torch.Tensor) -> torch.Tensor:
-    """(B, C, ...) -> (B, 2, ...): background and 'any structure', whose softmax probability is the
-    sum of the structures' (log-sum-exp of their logits)."""
-    return torch.cat([logits[:, :1], torch.logsumexp(logits[:, 1:], 1, keepdim=True)], 1)
+def merged_logits(logits: torch.Tensor, groups) -> torch.Tensor:
+    """(B, C, ...) -> (B, 1 + len(groups), ...): background, then one channel per group of structure
+    classes, whose softmax probability is the sum of its structures' (log-sum-exp of their logits)."""
+    return torch.cat([logits[:, :1]] + [torch.logsumexp(logits[:, list(g)], 1, keepdim=True) for g in groups], 1)
 
 
 class MarginalLoss(nn.Module):
-    """A loss for batches that mix structure targets and whole-labyrinth targets.
+    """A loss for batches that mix structure targets and partial (grouped) targets.
 
-    Samples flagged ``whole`` carry the labyrinth in target channel 1 without a split into
-    cochlea, vestibule and canals: for them the structures' probabilities are summed
-    (``merged_logits``) and scored against background/labyrinth, so the network is never told
-    which structure a voxel is, only that it is labyrinth (the marginal loss of Shi et al.,
-    Med Image Anal 2021, for partially labelled data). The other samples take ``loss`` as usual.
-    Each part is weighted by its share of the batch.
+    A sample's ``kind`` indexes ``datasets.LABEL_KINDS``. Partial kinds carry groups of structures
+    in target channels 1..G (the whole labyrinth; or the cochlea and the vestibule with the canals):
+    for them the structures' probabilities are summed per group (``merged_logits``) and scored
+    against those channels, so the network is never told more than the label knows (the marginal
+    loss of Shi et al., Med Image Anal 2021, for partially labelled data). Samples with structure
+    labels take ``loss`` as usual. Each part is weighted by its share of the batch.
     """
 
     def __init__(self, loss: nn.Module):
         super().__init__()
         self.loss = loss
 
-    def forward(self, logits, target, whole=None):
-        if whole is None or not bool(whole.any()):
+    def forward(self, logits, target, kind=None):
+        if kind is None:
             return self.loss(logits, target)
-        whole = whole.to(logits.device).bool()
+        kind = kind.to(logits.device)
         total = logits.new_zeros(())
-        if bool((~whole).any()):
-            total = total + self.loss(logits[~whole], target[~whole]) * (~whole).float().mean()
-        part = self.loss(merged_logits(logits[whole]), target[whole][:, :2])
-        return total + part * whole.float().mean()
+        for index, name in enumerate(datasets.LABEL_KINDS):
+            chosen = kind == index
+            if not bool(chosen.any()):
+                continue
+            groups = datasets.LABEL_GROUPS[name]
+            if groups is None:
+                part = self.loss(logits[chosen], target[chosen])
+            else:
+                part = self.loss(merged_logits(logits[chosen], groups), target[chosen][:, :len(groups) + 1])
+            total = total + part * chosen.float().mean()
+        return total
 
 
 def make_loss(name: str) -> nn.Module:
@@ -282,57 +290,82 @@ def structure_names(stage: str) -> List[str]:
     return [s.key for s in STRUCTURES] if stage == "segmenter" else ["labyrinth"]
 
 
-@torch.no_grad()
-def validate(net, synthetic, volumes, stage, patch_size, batch, device, dtype, normalisation) -> dict:
-    """Mean Dice per structure and for the whole labyrinth on each validation set.
+# validation set of each label kind, and the names of its label values beyond 0 (None: the structures)
+VALIDATION_SETS = {"structures": ("user", None), "labyrinth": ("user_labyrinth", ()),
+                   "split": ("user_split", ("cochlea", "vestibule_canals"))}
 
-    ``synthetic``: (images, labels) arrays of patches; ``volumes``: user volumes, each
-    normalised as a whole and segmented with a sliding window of the patch size.
-    Returns {"synthetic": {...}, "user": {...}} (sets that exist), each with "mean" (over
-    structures), which the first of user, synthetic drives model selection.
-    """
+
+def to_label_values(pred: torch.Tensor, kind: str) -> torch.Tensor:
+    """Predicted structure classes as the label values of ``kind`` (its groups for partial kinds)."""
+    lut = torch.arange(NUM_CLASSES, device=pred.device)
+    for value, group in enumerate(datasets.LABEL_GROUPS[kind] or (), 1):
+        lut[list(group)] = value
+    return lut[pred]
+
+
+@torch.no_grad()
+def predict_sets(net, synthetic, volumes, patch_size, batch, device, dtype, normalisation) -> list:
+    """(set name, label kind, prediction, label) per validation case, each (B, 1, z, y, x)."""
     net.eval()
-    n_classes = STAGES[stage]
-    pairs = []  # (prediction, label), each (B, 1, z, y, x)
+    pairs = []
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         for i in range(0, len(synthetic[0]), batch):
             image = torch.as_tensor(synthetic[0][i:i + batch])[:, None].to(device)
-            pairs.append(("synthetic", net(image).argmax(1, keepdim=True), synthetic[1][i:i + batch]))
+            pairs.append(("synthetic", "structures", net(image).argmax(1, keepdim=True), synthetic[1][i:i + batch]))
         for v in volumes:
             image = torch.as_tensor(grid.normalise(v.image, *normalisation))[None, None].to(device)
             logits = sliding_window_inference(image, patch_size, batch, net, overlap=0.25)
-            label = (v.label >= 0.5).astype(np.uint8) if v.kind == "labyrinth" else v.label
-            pairs.append(("user" if v.kind == "structures" else "user_labyrinth", logits.argmax(1, keepdim=True),
+            label = datasets.group_classes(v.label) if datasets.is_partial(v.kind) else v.label
+            pairs.append((VALIDATION_SETS[v.kind][0], v.kind, to_label_values(logits.argmax(1, keepdim=True), v.kind),
                           label[None]))
     net.train()
+    return pairs
+
+
+def validate(net, synthetic, volumes, stage, patch_size, batch, device, dtype, normalisation) -> dict:
+    """Mean Dice per structure (or per label value of partial labels) and for the whole labyrinth
+    on each validation set.
+
+    ``synthetic``: (images, labels) arrays of patches; ``volumes``: user volumes, each
+    normalised as a whole and segmented with a sliding window of the patch size.
+    Returns {"synthetic": {...}, "user": {...}, ...} (sets that exist), each with "mean" (over
+    structures or label values, else the labyrinth), which the first set of
+    ``selection_score`` drives model selection.
+    """
+    pairs = predict_sets(net, synthetic, volumes, patch_size, batch, device, dtype, normalisation)
     results = {}
-    for name in ("user", "user_labyrinth", "synthetic"):
-        chosen = [(p, torch.as_tensor(np.asarray(y, np.int64))[:, None]) for n, p, y in pairs if n == name]
-        if not chosen:
-            continue
-        per_class = DiceMetric(include_background=False, reduction="mean_batch", get_not_nans=True)
-        whole = DiceMetric(include_background=False, reduction="mean_batch", get_not_nans=True)
-        for pred, label in chosen:
-            pred = pred.cpu()
-            per_class(one_hot(pred, n_classes), one_hot(label, n_classes))
-            whole(one_hot((pred > 0).long(), 2), one_hot((label > 0).long(), 2))
-        metrics = {}
-        if stage == "segmenter" and name != "user_labyrinth":
-            dice, counted = per_class.aggregate()
-            metrics = {k: float(d) if c else math.nan for k, d, c in zip(structure_names(stage), dice, counted)}
-        dice, counted = whole.aggregate()
-        metrics["labyrinth"] = float(dice[0]) if counted[0] else math.nan
-        keys = [k for k in structure_names(stage) if k in metrics] or ["labyrinth"]   # whole-labyrinth labels
-        values = [metrics[k] for k in keys if not math.isnan(metrics[k])]
-        metrics["mean"] = float(np.mean(values)) if values else math.nan
-        results[name] = metrics
+    for name in ("user", "user_split", "user_labyrinth", "synthetic"):
+        chosen = [(k, p.cpu(), torch.as_tensor(np.asarray(y, np.int64))[:, None]) for n, k, p, y in pairs if n == name]
+        if chosen:
+            results[name] = set_metrics(chosen, stage)
     return results
 
 
+def set_metrics(chosen, stage) -> dict:
+    """Dice per label value and of the whole labyrinth over (kind, prediction, label) triples of one set."""
+    values = VALIDATION_SETS[chosen[0][0]][1]
+    keys = structure_names(stage) if values is None else list(values)
+    n_classes = STAGES[stage] if values is None else len(datasets.LABEL_GROUPS[chosen[0][0]]) + 1
+    per_class = DiceMetric(include_background=False, reduction="mean_batch", get_not_nans=True)
+    whole = DiceMetric(include_background=False, reduction="mean_batch", get_not_nans=True)
+    for _, pred, label in chosen:
+        per_class(one_hot(pred, n_classes), one_hot(label, n_classes))
+        whole(one_hot((pred > 0).long(), 2), one_hot((label > 0).long(), 2))
+    metrics = {}
+    if stage == "segmenter" and keys:
+        dice, counted = per_class.aggregate()
+        metrics = {k: float(d) if c else math.nan for k, d, c in zip(keys, dice, counted)}
+    dice, counted = whole.aggregate()
+    metrics["labyrinth"] = float(dice[0]) if counted[0] else math.nan
+    scored = [metrics[k] for k in (keys if stage == "segmenter" and keys else ["labyrinth"]) if not math.isnan(metrics[k])]
+    metrics["mean"] = float(np.mean(scored)) if scored else math.nan
+    return metrics
+
+
 def selection_score(metrics: dict) -> float:
-    """The validation Dice that picks the best model: user cases first (per structure, else the
-    whole labyrinth), else synthetic."""
-    for name in ("user", "user_labyrinth", "synthetic"):
+    """The validation Dice that picks the best model: user cases first (per structure, else per label
+    value of split labels, else the whole labyrinth), else synthetic."""
+    for name in ("user", "user_split", "user_labyrinth", "synthetic"):
         if name in metrics and not math.isnan(metrics[name]["mean"]):
             return metrics[name]["mean"]
     return math.nan
@@ -465,13 +498,13 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
         while state["epoch"] < config.epochs:
             started = time.monotonic()
             for _ in range(config.steps_per_epoch):
-                image, label, whole = next(batches)
+                image, label, kind = next(batches)
                 image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, state["step"])
                 with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                     logits = net(image)
-                loss = loss_fn(logits.float(), label, whole)
+                loss = loss_fn(logits.float(), label, kind)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -532,8 +565,9 @@ def add_arguments(parser) -> None:
       help="share of synthetic samples when --data is given too")
     a("--val-data", nargs="+", default=[], metavar="DIR", help="held-out user cases for validation")
     a("--label-kind", choices=datasets.LABEL_KINDS, default=d.label_kind,
-      help="what the --data/--val-data labels hold: structures (0-3) or labyrinth (0/1, the whole labyrinth "
-           "without a split; trained with the marginal loss)")
+      help="what the --data/--val-data labels hold: structures (0-3), labyrinth (0/1, the whole labyrinth "
+           "without a split) or split (0/1/2: cochlea, vestibule with canals); partial kinds are trained "
+           "with the marginal loss")
     a("--shape-fraction", type=float, default=d.shape_fraction,
       help="share of samples synthesised from the real labyrinth shapes of --data with random contrasts "
            "(needs --label-kind labyrinth)")

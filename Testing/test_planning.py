@@ -320,12 +320,8 @@ def test_short_arcs_are_not_canals():
     assert "degrees" in v["lateral_canal_radius_mm"]["status"]
 
 
-def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
-    """The validation script's geometric cochlea (for whole-labyrinth reference labels): a spiral
-    joined to a wider ball (the vestibule) and an arc (a canal) gives back the spiral."""
-    from conftest import load_script
-    script = load_script("planning_validation")
-    voxels, truth = helix
+def spiral_with_vestibule(voxels, truth):
+    """A spiral joined to a wider ball (the vestibule) and an arc (a canal): the ball, the canal, the labels."""
     axis, e1, _ = frame((0.3, 0.5, 0.81))
     start = truth["rw"]
     ball_centre = start + 2.8 * e1 - 1.0 * axis
@@ -335,7 +331,15 @@ def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
     g = grid_points(joint.lo, joint.hi)
     joint = g[joint.contains(g)]
     canal = torus(ball_centre + 3.5 * e1 + 2.0 * axis, e1 + 0.3 * axis, 2.5)
-    labels = labels_image(voxels, np.vstack([ball, joint, canal]))
+    return ball, canal, labels_image(voxels, np.vstack([ball, joint, canal]))
+
+
+def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
+    """The validation script's geometric cochlea (for whole-labyrinth reference labels) gives back the spiral."""
+    from conftest import load_script
+    script = load_script("planning_validation")
+    voxels, truth = helix
+    ball, canal, labels = spiral_with_vestibule(voxels, truth)
     mask = sitk.GetArrayFromImage(labels) > 0
     kept = script.cochlea_from_labyrinth(mask, labels)
     kept_keys = {tuple(k) for k in np.round(kept / SPACING).astype(int)}
@@ -343,6 +347,21 @@ def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
     assert share(voxels) > 0.9
     assert share(ball) < 0.1
     assert share(canal) < 0.1
+
+
+def test_split_labels_paint_the_spiral_1_and_the_rest_2(helix):
+    """Training's split labels (``cochlea_split.split_labels``): the same cut as label values."""
+    from InnerEarSegLib.cochlea_split import split_labels
+    voxels, truth = helix
+    ball, canal, labels = spiral_with_vestibule(voxels, truth)
+    split = split_labels(labels)
+    assert split.GetOrigin() == labels.GetOrigin() and split.GetSpacing() == labels.GetSpacing()
+    values = sitk.GetArrayFromImage(split)
+    at = lambda pts: values[tuple(np.round([labels.TransformPhysicalPointToContinuousIndex(p.tolist())  # noqa: E731
+                                            for p in pts]).astype(int)[:, ::-1].T)]
+    assert np.mean(at(voxels) == 1) > 0.9
+    assert np.mean(at(ball) == 2) > 0.9 and np.mean(at(canal) == 2) > 0.9
+    assert set(np.unique(values)) == {0, 1, 2} and ((values > 0) == (sitk.GetArrayFromImage(labels) > 0)).all()
 
 
 def test_validation_spiral_truth_recovers_axis_and_turns():

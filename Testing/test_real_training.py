@@ -22,19 +22,25 @@ def ball(shape=(24, 24, 24), radius=6.0, centre=None) -> np.ndarray:
 
 # --- marginal loss ------------------------------------------------------------------------------
 
+LABYRINTH, SPLIT, STRUCTURES = (datasets.LABEL_KINDS.index(k) for k in ("labyrinth", "split", "structures"))
+
+
 def test_merged_logits_give_the_summed_structure_probability():
     logits = torch.randn(2, 4, 3, 3, 3)
-    merged = torch.softmax(training.merged_logits(logits), 1)
     p = torch.softmax(logits, 1)
+    merged = torch.softmax(training.merged_logits(logits, datasets.LABEL_GROUPS["labyrinth"]), 1)
     assert torch.allclose(merged[:, 1], p[:, 1:].sum(1), atol=1e-6)
     assert torch.allclose(merged[:, 0], p[:, 0], atol=1e-6)
+    split = torch.softmax(training.merged_logits(logits, datasets.LABEL_GROUPS["split"]), 1)
+    assert split.shape[1] == 3
+    assert torch.allclose(split[:, 1], p[:, 1], atol=1e-6) and torch.allclose(split[:, 2], p[:, 2:].sum(1), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["dicece", "tverskyce", "ce"])
 def test_whole_labyrinth_targets_do_not_care_which_structure_is_painted(name):
     mask = ball((8, 8, 8), 3)
-    target = torch.as_tensor(datasets.labyrinth_fractions(mask.astype(np.float32), 4))[None]
-    whole = torch.tensor([True])
+    target = torch.as_tensor(datasets.group_fractions(mask[None].astype(np.float32), 4))[None]
+    whole = torch.tensor([LABYRINTH])
     loss = training.make_loss(name)
     as_cochlea = loss(one_hot_logits(mask * 1), target, whole).item()
     as_canals = loss(one_hot_logits(mask * 3), target, whole).item()
@@ -45,13 +51,24 @@ def test_whole_labyrinth_targets_do_not_care_which_structure_is_painted(name):
     assert loss(one_hot_logits(mask * 3), target).item() > 0.5
 
 
+@pytest.mark.parametrize("name", ["dicece", "ce"])
+def test_split_targets_care_about_the_cochlea_but_not_vestibule_versus_canals(name):
+    cochlea, rest = ball((8, 8, 8), 3, (4, 2, 4)), ball((8, 8, 8), 2, (4, 6, 4))
+    target = torch.as_tensor(datasets.group_fractions(np.stack([cochlea, rest]).astype(np.float32), 4))[None]
+    kind, loss = torch.tensor([SPLIT]), training.make_loss(name)
+    as_vestibule = loss(one_hot_logits(cochlea * 1 + rest * 2), target, kind).item()
+    as_canals = loss(one_hot_logits(cochlea * 1 + rest * 3), target, kind).item()
+    swapped = loss(one_hot_logits(cochlea * 2 + rest * 1), target, kind).item()
+    assert as_vestibule == pytest.approx(as_canals, abs=1e-5) and as_vestibule < 1e-3
+    assert swapped > 0.5
+
 def test_a_mixed_batch_weighs_each_part_by_its_share():
     mask = ball((8, 8, 8), 3)
     structures = torch.as_tensor(datasets.as_fractions(mask.astype(np.uint8) * 2, 4))
-    whole = torch.as_tensor(datasets.labyrinth_fractions(mask.astype(np.float32), 4))
+    whole = torch.as_tensor(datasets.group_fractions(mask[None].astype(np.float32), 4))
     logits = torch.cat([one_hot_logits(mask * 1), one_hot_logits(mask * 1)])   # cochlea painted in both
     loss = training.make_loss("dicece")
-    mixed = loss(logits, torch.stack([structures, whole]), torch.tensor([False, True])).item()
+    mixed = loss(logits, torch.stack([structures, whole]), torch.tensor([STRUCTURES, LABYRINTH])).item()
     alone = loss(logits[:1], structures[None]).item()       # wrong structure: high
     assert mixed == pytest.approx(alone / 2, rel=1e-3)     # the whole-labyrinth half costs nothing
 
@@ -84,12 +101,27 @@ def test_labyrinth_labels_must_be_0_or_1(tmp_path):
 def test_labyrinth_volume_holds_fractions_and_its_patches_are_flagged(tmp_path):
     write_pair(tmp_path / "a", "x", ball((30, 30, 30), 8).astype(np.uint8), spacing=(0.2, 0.2, 0.2))
     [volume] = datasets.load_volumes([tmp_path / "a"], "segmenter", 0.3, (16, 16, 16), "labyrinth")
-    assert volume.kind == "labyrinth" and volume.label.dtype == np.float32
+    assert volume.kind == "labyrinth" and volume.label.dtype == np.float32 and volume.label.shape[0] == 1
     assert 0 < volume.label.min() + 1 and ((volume.label > 0.01) & (volume.label < 0.99)).any()   # partial volume
     stream = datasets.PatchStream([volume], None, (16, 16, 16), batch=2, augment=False)
-    image, target, whole = stream.batch(0)
-    assert whole.all() and target.shape == (2, 4, 16, 16, 16)
+    image, target, kind = stream.batch(0)
+    assert (kind == LABYRINTH).all() and target.shape == (2, 4, 16, 16, 16)
     assert torch.all(target[:, 2:] == 0) and torch.allclose(target[:, :2].sum(1), torch.ones(1))
+
+
+def test_split_volume_holds_one_fraction_per_label_value(tmp_path):
+    label = np.where(ball((30, 30, 30), 5, (15, 22, 15)), 2, ball((30, 30, 30), 8, (15, 10, 15)))
+    write_pair(tmp_path / "a", "x", label, spacing=(0.2, 0.2, 0.2))
+    with pytest.raises(InputError, match="labyrinth label values must be whole numbers 0..1"):
+        datasets.load_volumes([tmp_path / "a"], "segmenter", 0.3, (16, 16, 16), "labyrinth")
+    [volume] = datasets.load_volumes([tmp_path / "a"], "segmenter", 0.3, (16, 16, 16), "split")
+    assert volume.label.shape[0] == 2
+    volumes_mm3 = volume.label.sum((1, 2, 3)) * 0.3 ** 3
+    assert volumes_mm3 == pytest.approx([(label == 1).sum() * 0.2 ** 3, (label == 2).sum() * 0.2 ** 3], rel=0.05)
+    assert set(np.unique(datasets.group_classes(volume.label))) == {0, 1, 2}
+    image, target, kind = datasets.PatchStream([volume], None, (16, 16, 16), batch=2, augment=False).batch(0)
+    assert (kind == SPLIT).all() and torch.all(target[:, 3] == 0)
+    assert torch.allclose(target.sum(1), torch.ones(1), atol=1e-5)
 
 
 def test_shape_sampler_is_reproducible_and_scales_the_shape():
@@ -131,6 +163,29 @@ def test_training_on_labyrinth_labels_validates_the_labyrinth(tmp_path):
     [epoch] = result["history"]
     assert set(epoch["user_labyrinth"]) == {"labyrinth", "mean"}
     assert epoch["user_labyrinth"]["mean"] == epoch["user_labyrinth"]["labyrinth"]
+
+
+def test_training_on_split_labels_validates_cochlea_and_rest(tmp_path):
+    for i, folder in enumerate(("train", "train", "val")):
+        label = np.where(ball((24, 24, 24), 4 + i % 2, (12, 16, 12)), 2, ball((24, 24, 24), 5, (12, 8, 12)))
+        write_pair(tmp_path / folder, f"c{i}", label)
+    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=[str(tmp_path / "train")],
+                                  val_data=[str(tmp_path / "val")], label_kind="split", synthetic=False,
+                                  shape_fraction=0.5, synthetic_fraction=0.0, patch_size=(16, 16, 16),
+                                  channels=(4, 8), epochs=1, steps_per_epoch=2, val_samples=0, workers=0,
+                                  amp=False, progress_bar=False, spacing=0.3)
+    assert config.isValid(), config.problems()
+    [epoch] = training.train(config)["history"]
+    scores = epoch["user_split"]
+    assert set(scores) == {"labyrinth", "cochlea", "vestibule_canals", "mean"}
+    assert scores["mean"] == pytest.approx((scores["cochlea"] + scores["vestibule_canals"]) / 2)
+
+
+def test_predicted_structures_become_label_values_of_each_kind():
+    pred = torch.tensor([0, 1, 2, 3])
+    assert training.to_label_values(pred, "split").tolist() == [0, 1, 2, 2]
+    assert training.to_label_values(pred, "labyrinth").tolist() == [0, 1, 1, 1]
+    assert training.to_label_values(pred, "structures").tolist() == [0, 1, 2, 3]
 
 
 def test_shape_fraction_needs_labyrinth_labels(tmp_path):

@@ -30,6 +30,7 @@ from scipy import ndimage as ndi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from InnerEarSegLib import labels as L  # noqa: E402
+from InnerEarSegLib import cochlea_split as S  # noqa: E402
 from InnerEarSegLib import planning as P  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "ct-wimmer"
@@ -38,42 +39,14 @@ REAL_IDS = ("F01", "F02", "F03", "F04", "F05", "F06", "F08", "T01", "T02", "T03"
 
 def image_points(mask_zyx, image):
     """LPS centres of the voxels in ``mask_zyx`` of ``image``'s grid."""
-    k, j, i = np.nonzero(mask_zyx)
-    M = np.array(image.GetDirection()).reshape(3, 3) * np.array(image.GetSpacing())
-    return np.c_[i, j, k] @ M.T + np.array(image.GetOrigin())
+    return S.voxel_points(mask_zyx, image)
 
 
 # ---------------------------------------------------------------- real ears
 
 def cochlea_from_labyrinth(mask_zyx, image):
-    """The cochlea cut from a whole-labyrinth mask by geometry alone (LPS points of its voxels).
-
-    1. vestibule: the largest inscribed ball's centre V and radius rv (the vestibule is the widest
-       chamber), grown back from the core where the lumen is at least 0.8 rv deep, plus 0.8 rv + 0.5 mm;
-    2. cochlea seed: the densest lumen (Gaussian 1 mm) more than 3.5 mm from V (the coil);
-    3. axis: ``planning.cochlea_axis`` of the lumen within 5 mm of the seed and outside V's ball;
-    4. cochlea: lumen outside the vestibule, within 6.5 mm of that axis, from 1.2 mm below its
-       basal-turn plane to 0.5 mm above the seed region's top, and beyond V's inscribed ball
-       toward the axis (beyond distance rv from V along V->axis), more than max(2.5, 1.7 rv) from V.
-    """
-    sp = np.array(image.GetSpacing())[::-1]
-    edt = ndi.distance_transform_edt(mask_zyx, sampling=sp)
-    pts, depth = image_points(mask_zyx, image), edt[mask_zyx]
-    v, rv = pts[depth.argmax()], float(depth.max())
-    core, _ = ndi.label(edt >= 0.8 * rv)
-    core = core == core[np.unravel_index(edt.argmax(), edt.shape)]
-    vestibule = (ndi.distance_transform_edt(~core, sampling=sp) <= 0.8 * rv + 0.5)[mask_zyx]
-    blur = ndi.gaussian_filter(mask_zyx.astype(float), 1.0 / sp)[mask_zyx]
-    dv = np.linalg.norm(pts - v, axis=1)
-    far = dv > 3.5
-    seed = pts[far][blur[far].argmax()]
-    near = (np.linalg.norm(pts - seed, axis=1) < 5) & (dv > rv + 1.0)
-    c, axis, _ = P.cochlea_axis(pts[near])
-    h, r, _ = P.cylindrical(pts, c, axis, None)
-    toward = P.unit_vector(c - v)
-    keep = (~vestibule & (r <= 6.5) & (h >= -1.2) & (h <= h[near].max() + 0.5)
-            & ((pts - v) @ toward >= rv) & (dv >= max(2.5, 1.7 * rv)))
-    return pts[keep]
+    """The cochlea cut from a whole-labyrinth mask by ``cochlea_split.cochlea_mask`` (LPS points)."""
+    return image_points(S.cochlea_mask(mask_zyx, image), image)
 
 
 def real_landmarks(ear_id):

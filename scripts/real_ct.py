@@ -6,6 +6,10 @@ Brief 2019; Zenodo doi:10.5281/zenodo.3355272 (CC BY 4.0). Found at ``../shared/
 
     python scripts/real_ct.py prepare runs/real     # runs/real/{train,val,val_clinical}/X_image.nii.gz ...
 
+``train`` and ``val`` hold the whole-labyrinth labels as published (``--label-kind labyrinth``);
+``train_split`` and ``val_split`` the same ears with the labels cut into the cochlea (1) and the
+rest (2) by ``InnerEarSegLib.cochlea_split`` (``--label-kind split``).
+
 The validation ears are never trained on; models are selected on them. The split was fixed
 before any model saw these ears: F03 and F06 (air-filled lumen) and T03 (fluid-filled, the kind
 closest to a patient); the other eight labelled ears train.
@@ -19,6 +23,9 @@ import numpy as np
 import SimpleITK as sitk
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from InnerEarSegLib.cochlea_split import split_labels  # noqa: E402
+
 SOURCE = ROOT.parent / "shared" / "realdata" / "ct-wimmer"
 SPLIT = {"train": ["F01", "F02", "F04", "F05", "F08", "T01", "T02", "T04"], "val": ["F03", "F06", "T03"]}
 CLINICAL_SPACING = (0.4, 0.4, 0.6)   # x, y, z mm: a clinical temporal-bone CT
@@ -38,16 +45,25 @@ def clinical_like(image: sitk.Image, spacing=CLINICAL_SPACING) -> sitk.Image:
     return sitk.Cast(sitk.Round(out), sitk.sitkInt16)
 
 
+def link(target: Path, link: Path) -> None:
+    if not link.exists():
+        link.symlink_to(target.resolve())
+
+
 def prepare(out: Path, source: Path = SOURCE) -> None:
     for part, ids in SPLIT.items():
-        folder = out / part
+        folder, split = out / part, out / f"{part}_split"
         folder.mkdir(parents=True, exist_ok=True)
+        split.mkdir(exist_ok=True)
         for case in ids:
             for what, name in (("CT_RAW.nii.gz", "image.nii.gz"), ("CT_LABELS.nii.gz", "label.nii.gz"),
                                ("DESC.json", "desc.json")):
-                link = folder / f"{case}_{name}"
-                if not link.exists():
-                    link.symlink_to((source / f"{case}_{what}").resolve())
+                link(source / f"{case}_{what}", folder / f"{case}_{name}")
+                if name != "label.nii.gz":
+                    link(source / f"{case}_{what}", split / f"{case}_{name}")
+            label = split / f"{case}_label.nii.gz"
+            if not label.exists():
+                sitk.WriteImage(split_labels(sitk.ReadImage(str(source / f"{case}_CT_LABELS.nii.gz"))), str(label), True)
     clinical = out / "val_clinical"
     clinical.mkdir(exist_ok=True)
     for case in SPLIT["val"]:

@@ -6,7 +6,9 @@ Data: Wimmer et al. 2019 temporal-bone CT (Zenodo doi:10.5281/zenodo.3355272, CC
 fixed split of ``scripts/real_ct.py`` (prepared into ``runs/real`` when missing). Each ear is
 segmented with ``pipeline.segment`` and the product's defaults (or the options given), and the
 whole labyrinth (labels > 0) is compared with the micro-CT reference: DSC, predicted and
-reference mm3, HD95.
+reference mm3, HD95. The reference is a whole labyrinth; ``cochlea_split`` cuts it into the
+cochlea and the rest (vestibule with canals), which are compared with the predicted cochlea and
+vestibule + canals (``coch`` and ``rest`` DSC, cochlea mm3).
 
 Variants (the reference goes with the image, so nothing is resampled that need not be):
 - ``native``: the CT as it is (0.16 x 0.16 x 0.2 mm).
@@ -31,11 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_ct  # noqa: E402  (the split and the clinical-like copies)
 
 from InnerEarSegLib import grid  # noqa: E402
-from InnerEarSegLib.metrics import _pair_metrics  # noqa: E402
+from InnerEarSegLib.cochlea_split import split_labels  # noqa: E402
+from InnerEarSegLib.metrics import pair_metrics  # noqa: E402
 from InnerEarSegLib.model_card import load_model  # noqa: E402
 from InnerEarSegLib.pipeline import SegmentParameters, segment  # noqa: E402
 from InnerEarSegLib.synth.shapes import rotation  # noqa: E402
 
+COLUMNS = ("dsc", "pred_mm3", "ref_mm3", "hd95_mm", "coch_dsc", "rest_dsc", "pred_coch_mm3", "ref_coch_mm3")
 DEFAULT_VARIANTS = ("native", "clinical", "rotX30", "rotY30", "rotZ30", "scale0.8", "scale1.25")
 
 
@@ -67,8 +71,12 @@ def variant(name: str, image: sitk.Image, label: sitk.Image, case: str, folder: 
     if name == "clinical":
         clinical = folder.parent / "val_clinical" / f"{case}_image.nii.gz"
         coarse = sitk.ReadImage(str(clinical)) if clinical.is_file() else real_ct.clinical_like(image)
-        ref = grid.resample(sitk.Cast(label, sitk.sitkFloat32), coarse, "linear") > 0.5
-        return coarse, sitk.Cast(ref, sitk.sitkUInt8)
+        ref = sitk.Image(coarse.GetSize(), sitk.sitkUInt8)
+        ref.CopyInformation(coarse)
+        for value in (1, 2):   # each label value kept where its interpolated mask is over one half
+            inside = grid.resample(sitk.Cast(label == value, sitk.sitkFloat32), coarse, "linear") > 0.5
+            ref = ref + sitk.Cast(inside, sitk.sitkUInt8) * value
+        return coarse, ref
     rot = re.fullmatch(r"rot([XYZ])(-?[\d.]+)", name)
     if rot:
         axis, deg = rot.group(1), float(rot.group(2))
@@ -80,9 +88,15 @@ def variant(name: str, image: sitk.Image, label: sitk.Image, case: str, folder: 
 
 
 def score(pred: sitk.Image, ref: sitk.Image) -> dict:
-    p = sitk.GetArrayViewFromImage(pred) > 0
-    r = sitk.GetArrayViewFromImage(ref) > 0
-    return _pair_metrics(p, r, r.size, float(np.prod(ref.GetSpacing())), list(ref.GetSpacing())[::-1])
+    """Labyrinth metrics, and the DSC of the cochlea (1) and of the rest (2 and 3 predicted, 2 in the
+    split reference), with the cochlea volumes."""
+    p, r = sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(ref)
+    voxel_mm3 = float(np.prod(ref.GetSpacing()))
+    m = pair_metrics(p > 0, r > 0, r.size, voxel_mm3, list(ref.GetSpacing())[::-1])
+    m["coch_dsc"] = pair_metrics(p == 1, r == 1, r.size, voxel_mm3, None)["dsc"]
+    m["rest_dsc"] = pair_metrics(p >= 2, r == 2, r.size, voxel_mm3, None)["dsc"]
+    m["pred_coch_mm3"], m["ref_coch_mm3"] = float((p == 1).sum()) * voxel_mm3, float((r == 1).sum()) * voxel_mm3
+    return m
 
 
 def main(argv=None) -> int:
@@ -103,26 +117,28 @@ def main(argv=None) -> int:
     params = SegmentParameters(tta=not args.no_tta, fluid_check=args.fluid_check,
                                keep_largest=not args.no_keep_largest, surfaces=False)
     rows = []
-    print(f"{'case':5} {'variant':10} {'dsc':>6} {'pred_mm3':>9} {'ref_mm3':>8} {'hd95_mm':>8} {'s':>5}")
+    print(f"{'case':5} {'variant':10} {'dsc':>6} {'pred_mm3':>9} {'ref_mm3':>8} {'hd95_mm':>8} "
+          f"{'coch':>6} {'rest':>6} {'coch_mm3':>8} {'ref_coch':>8} {'s':>5}")
     for case in args.cases or real_ct.SPLIT[args.split]:
         folder = args.data / args.split
         image = sitk.ReadImage(str(folder / f"{case}_image.nii.gz"))
-        label = sitk.ReadImage(str(folder / f"{case}_label.nii.gz"))
+        label = split_labels(sitk.ReadImage(str(folder / f"{case}_label.nii.gz")))
         for name in args.variants:
             img, ref = variant(name, image, label, case, folder)
             start = time.perf_counter()
             result = segment(img, model, params, source=f"{case} {name}")
             m = score(result.labels, ref)
-            row = {"case": case, "variant": name, "dsc": m["dsc"], "pred_mm3": m["pred_mm3"],
-                   "ref_mm3": m["ref_mm3"], "hd95_mm": m["hd95_mm"], "seconds": time.perf_counter() - start,
-                   "warnings": " | ".join(result.warnings)}
+            row = {"case": case, "variant": name, **{k: m[k] for k in COLUMNS},
+                   "seconds": time.perf_counter() - start, "warnings": " | ".join(result.warnings)}
             rows.append(row)
             print(f"{case:5} {name:10} {row['dsc']:6.3f} {row['pred_mm3']:9.1f} {row['ref_mm3']:8.1f} "
-                  f"{row['hd95_mm']:8.2f} {row['seconds']:5.1f}", flush=True)
-    print("\nmean labyrinth DSC per variant:")
+                  f"{row['hd95_mm']:8.2f} {row['coch_dsc']:6.3f} {row['rest_dsc']:6.3f} {row['pred_coch_mm3']:8.1f} "
+                  f"{row['ref_coch_mm3']:8.1f} {row['seconds']:5.1f}", flush=True)
+    print("\nmean DSC per variant: labyrinth, cochlea, rest (vestibule + canals)")
     for name in args.variants:
-        values = [r["dsc"] for r in rows if r["variant"] == name]
-        print(f"  {name:10} {np.mean(values):.3f}  (n={len(values)})")
+        chosen = [r for r in rows if r["variant"] == name]
+        print(f"  {name:10} {np.mean([r['dsc'] for r in chosen]):.3f}  {np.mean([r['coch_dsc'] for r in chosen]):.3f}"
+              f"  {np.mean([r['rest_dsc'] for r in chosen]):.3f}  (n={len(chosen)})")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with open(args.csv, "w", newline="") as f:
