@@ -6,6 +6,7 @@ Fixtures return factories so each test chooses its own geometry:
 (channels (4, 8), 0.5 mm, 32-voxel patches, 16 mm ear regions) saved with ``save_model``.
 """
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from InnerEarSegLib.model import AttentionPyramidUNet
 from InnerEarSegLib.model_card import default_card, load_model, save_model
 
+SCRIPT_FOLDERS = ("release", "experiments")
 TINY_PREPROCESSING = {"spacing_mm": 0.5, "patch_size": [32, 32, 32], "ear_region_mm": [16.0, 16.0, 16.0],
                       "localizer_spacing_mm": 2.0, "localizer_patch_size": [32, 32, 32]}
 
@@ -74,8 +76,13 @@ def make_volume(size_xyz, spacing, direction=np.eye(3), center_lps=(0.0, 0.0, 0.
 
 
 def load_script(name: str):
-    """A module from ``scripts/`` (not a package), e.g. ``load_script("perturb_set").main([...])``."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    """A script from ``release/`` or ``experiments/`` (not a package), loaded as ``python release/NAME.py``
+    would run it (its folder on ``sys.path``, so sibling imports work), e.g.
+    ``load_script("perturb_set").main([...])``."""
+    root = Path(__file__).resolve().parents[1]
+    path = next(p for p in (root / d / f"{name}.py" for d in SCRIPT_FOLDERS) if p.is_file())
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""scripts/make_default_model.py: assembling the bundled model, with averaged segmenter weights."""
+"""release/make_default_model.py: assembling the bundled model, with averaged segmenter weights."""
 import json
 
 import pytest
@@ -157,4 +157,4 @@ def test_real_metrics_are_the_mean_per_variant(tmp_path):
     table.write_text("case,variant,dsc,pred_mm3\nA,native,0.8,1\nB,native,0.9,1\nA,clinical,0.7,1\nB,clinical,0.6,1\n")
     metrics = load_script("make_default_model").real_metrics(table)
     assert metrics["labyrinth_dsc"] == {"native": 0.85, "clinical": 0.65}
-    assert "A, B" in metrics["set"] and metrics["command"] == "python scripts/real_eval.py"
+    assert "A, B" in metrics["set"] and metrics["command"] == "python release/real_eval.py"

@@ -1,4 +1,4 @@
-"""scripts/perturb_set.py: perturbed copies of a case set keep every label where it was."""
+"""release/perturb_set.py: perturbed copies of a case set keep every label where it was."""
 import json
 from pathlib import Path
 

@@ -240,7 +240,7 @@ def test_generate_volume_geometry_and_labels():
 
 
 def test_a_given_family_keeps_anatomy_and_grid_so_contrasts_compare_like_for_like():
-    """scripts/contrast_pairs.py relies on it: only the image changes with the family."""
+    """experiments/contrast_pairs.py relies on it: only the image changes with the family."""
     scans = [generate_volume(12, family=f, spacing_xyz=(0.9, 0.9, 0.9), fov="ear") for f in ("mr", "ct")]
     (mr, mr_labels, mr_info), (ct, ct_labels, ct_info) = scans
     assert mr_info["fov"] == ct_info["fov"] and mr_info["orientation"] == ct_info["orientation"]

@@ -30,12 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
+import numpy as np
+import SimpleITK as sitk
 
-from InnerEarSegLib.cli import CPU_PRECISION  # noqa: E402
+from InnerEarSegLib.cli import CPU_PRECISION
 
 CASES = {"mr": {"family": "mr", "spacing": (0.4, 0.4, 0.4), "size": (400, 400, 120)},
          "ct": {"family": "ct", "spacing": (0.4, 0.4, 0.6), "size": (400, 400, 100)}}

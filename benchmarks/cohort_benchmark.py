@@ -29,10 +29,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # runs from a checkout without installing
 
-from InnerEarSegLib import cohort  # noqa: E402
-from InnerEarSegLib.read import is_image_file  # noqa: E402
+from InnerEarSegLib import cohort
+from InnerEarSegLib.read import is_image_file
 
 
 def plain_loop(scans, out, model):

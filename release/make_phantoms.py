@@ -15,20 +15,18 @@ spaces and the vestibular aqueduct from the generator's anatomy, and 2-8 mm ball
 least 8 mm from the labyrinth, the look-alikes and islands that held back a synthetic-only model
 on real T2 MRI.
 
-  python scripts/make_phantoms.py -o runs/phantomset -n 12 --seed 800000
-  python scripts/make_phantoms.py -o runs/lookalikeset -n 12 --seed 800000 --lookalikes
+  python release/make_phantoms.py -o runs/phantomset -n 12 --seed 800000
+  python release/make_phantoms.py -o runs/lookalikeset -n 12 --seed 800000 --lookalikes
 """
 import sys
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth import set_arguments, write_cases, write_pair  # noqa: E402
-from InnerEarSegLib.synth.anatomy import grid_points  # noqa: E402
-from InnerEarSegLib.synth.generate import generate_volume, volume_head  # noqa: E402
+from InnerEarSegLib.synth import set_arguments, write_cases, write_pair
+from InnerEarSegLib.synth.anatomy import grid_points
+from InnerEarSegLib.synth.generate import generate_volume, volume_head
 
 LOOKALIKE_TISSUES = (4, 6, 17, 20)   # IAC CSF, cistern, CSF, vestibular aqueduct (anatomy.TISSUES)
 ISLAND_GAP_MM = 8.0

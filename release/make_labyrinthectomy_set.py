@@ -3,14 +3,12 @@ canals filled with bone or soft tissue), in the layout of ``innerear-seg synth``
 set for the fluid check (``InnerEarSegLib/fluid_check.py``). Heads are taken in seed order
 from --seed on; contrasts cycle MR, CT, CBCT, random.
 
-  python scripts/make_labyrinthectomy_set.py -o runs/lxset -n 12 --seed 600000
+  python release/make_labyrinthectomy_set.py -o runs/lxset -n 12 --seed 600000
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth import set_arguments, write_cases, write_pair  # noqa: E402
-from InnerEarSegLib.synth.generate import generate_volume, volume_head  # noqa: E402
+from InnerEarSegLib.synth import set_arguments, write_cases, write_pair
+from InnerEarSegLib.synth.generate import generate_volume, volume_head
 
 FAMILIES = ("mr", "ct", "cbct", "random")
 

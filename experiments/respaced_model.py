@@ -5,17 +5,15 @@ copy keeps the weights (and their SHA-256) and the ear region in millimetres; on
 ``preprocessing.spacing_mm`` changes, so a labyrinth looks larger (finer spacing) or smaller to
 the network, and an ear region of more voxels than one patch is covered by several windows.
 
-  python scripts/respaced_model.py MODEL.json 0.40 runs/sp40
-  TAG=_sp40 bash scripts/evaluate_default_model.sh runs/sp40/MODEL.json val
+  python experiments/respaced_model.py MODEL.json 0.40 runs/sp40
+  TAG=_sp40 bash release/evaluate_default_model.sh runs/sp40/MODEL.json val
 """
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.model_card import load_model, read_card  # noqa: E402
+from InnerEarSegLib.model_card import load_model, read_card
 
 
 def main(argv=None):

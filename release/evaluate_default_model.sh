@@ -5,13 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-#   bash scripts/evaluate_default_model.sh [MODEL.json] [test|val|phantom|lookalike|lx]
+#   bash release/evaluate_default_model.sh [MODEL.json] [test|val|phantom|lookalike|lx]
 # "val": 12 other volumes (seed 700000) into runs/valset, runs/valpred, runs/valeval, for
 # choosing between variants without tuning on the test set. "phantom": 12 labyrinths alone in
-# a uniform block (scripts/make_phantoms.py, seed 800000): found by shape, not surroundings.
+# a uniform block (release/make_phantoms.py, seed 800000): found by shape, not surroundings.
 # "lookalike": the same phantoms plus fluid-bright internal auditory canal, cistern, CSF and
 # balls away from the ear (make_phantoms.py --lookalikes).
-# "lx": 12 slabs with a labyrinthectomy in one or both ears (scripts/make_labyrinthectomy_set.py,
+# "lx": 12 slabs with a labyrinthectomy in one or both ears (release/make_labyrinthectomy_set.py,
 # heads from seed 600000), for the fluid check. Extra arguments go to innerear-seg segment;
 # TAG=_x puts predictions and metrics in runs/<set>pred_x and runs/<set>eval_x instead.
 model="${1:-Resources/Models/InnerEarSeg.json}"
@@ -32,13 +32,13 @@ except OSError: g = v
 print('' if g == v else g)")
 if [ -n "$old_version" ]; then rm -rf "${dir}_g$old_version" && mv "$dir" "${dir}_g$old_version"; fi
 if [ ! -f "$dir/cases.json" ] && [ "$set_name" = phantom ]; then
-  $bin/python scripts/make_phantoms.py -o "$dir" -n $n --seed $seed
+  $bin/python release/make_phantoms.py -o "$dir" -n $n --seed $seed
 fi
 if [ ! -f "$dir/cases.json" ] && [ "$set_name" = lookalike ]; then
-  $bin/python scripts/make_phantoms.py -o "$dir" -n $n --seed $seed --lookalikes
+  $bin/python release/make_phantoms.py -o "$dir" -n $n --seed $seed --lookalikes
 fi
 if [ ! -f "$dir/cases.json" ] && [ "$set_name" = lx ]; then
-  $bin/python scripts/make_labyrinthectomy_set.py -o "$dir" -n $n --seed $seed
+  $bin/python release/make_labyrinthectomy_set.py -o "$dir" -n $n --seed $seed
 fi
 [ -f "$dir/cases.json" ] || $bin/innerear-seg synth -o "$dir" -n $n --seed $seed
 $bin/innerear-seg segment "$dir/images" -o "runs/${set_name}pred${TAG:-}" --model "$model" --no-surfaces "${@:3}" || true

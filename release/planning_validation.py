@@ -15,9 +15,9 @@
               the reference (``*CT_LABELS*``) are whole-labyrinth maps and are cut as above.
 
 Usage:
-  python scripts/planning_validation.py synthetic -n 24
-  python scripts/planning_validation.py real [--labels FOLDER] [--spacing MM]
-  python scripts/planning_validation.py figure F02 -o docs/planning_F02.png
+  python release/planning_validation.py synthetic -n 24
+  python release/planning_validation.py real [--labels FOLDER] [--spacing MM]
+  python release/planning_validation.py figure F02 -o docs/planning_F02.png
 """
 import argparse
 import json
@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage as ndi
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib import labels as L  # noqa: E402
-from InnerEarSegLib import cochlea_split as S  # noqa: E402
-from InnerEarSegLib import planning as P  # noqa: E402
+from InnerEarSegLib import labels as L
+from InnerEarSegLib import cochlea_split as S
+from InnerEarSegLib import planning as P
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "ct-wimmer"
 REAL_IDS = ("F01", "F02", "F03", "F04", "F05", "F06", "F08", "T01", "T02", "T03", "T04")

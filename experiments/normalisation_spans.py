@@ -5,7 +5,7 @@ it is resampled as the pipeline does, and the ratio of its 0.5-99.5 percentile s
 0.01-99.99 span is printed (``grid.normalise`` switches to the wider pair below
 ``grid.CLIPPED_SPAN``). Heads should sit well above it, phantoms with a small labyrinth below.
 
-  python scripts/normalisation_spans.py runs/testset runs/valset runs/phantomset [--lowest 10]
+  python experiments/normalisation_spans.py runs/testset runs/valset runs/phantomset [--lowest 10]
 """
 import argparse
 import json
@@ -16,9 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib import grid, preprocess  # noqa: E402
-from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card  # noqa: E402
+from InnerEarSegLib import grid, preprocess
+from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card
 
 PERCENTILES = (0.5, 99.5, *grid.TAIL_PERCENTILES)
 

@@ -1,6 +1,6 @@
 """Assemble the bundled model from a segmenter run and a localiser run, and write its card.
 
-    python scripts/make_default_model.py --segmenter runs/seg/model.json \
+    python release/make_default_model.py --segmenter runs/seg/model.json \
         --localizer runs/loc/model.json [--test-summary runs/testeval/summary.csv] \
         --out Resources/Models/InnerEarSeg.json
 
@@ -136,12 +136,12 @@ def training_data(card, versions) -> str:
     return (f"{synthetic}; and {record.get('cases', '?')} real temporal-bone CT ears ({', '.join(record['data'])}; "
             f"labels: {record.get('label_kind', 'structures')}, trained with the marginal loss; also the shapes of "
             f"{record.get('shape_fraction', 0):.0%} of the samples, rendered with random contrasts), the training "
-            f"split of scripts/real_ct.py, from {WIMMER}. Validation ears never trained on: "
+            f"split of release/real_ct.py, from {WIMMER}. Validation ears never trained on: "
             f"{', '.join(record.get('val_data', []))} ({record.get('val_cases', '?')} ears).")
 
 
 def real_metrics(path) -> dict:
-    """Mean labyrinth DSC per variant of the real CT validation table (``scripts/real_eval.py --csv``)."""
+    """Mean labyrinth DSC per variant of the real CT validation table (``release/real_eval.py --csv``)."""
     with open(path) as f:
         rows = list(csv.DictReader(f))
     variants = list(dict.fromkeys(r["variant"] for r in rows))
@@ -149,7 +149,7 @@ def real_metrics(path) -> dict:
                       / sum(1 for r in rows if r["variant"] == v), 3) for v in variants}
     return {"set": "real temporal-bone CT validation ears " + ", ".join(dict.fromkeys(r["case"] for r in rows))
                    + " (Wimmer et al. 2019; never trained on)",
-            "command": "python scripts/real_eval.py", "labyrinth_dsc": means}
+            "command": "python release/real_eval.py", "labyrinth_dsc": means}
 
 
 def main(argv=None):
@@ -160,7 +160,7 @@ def main(argv=None):
                          "one's card and training history are kept")
     ap.add_argument("--localizer", required=True)
     ap.add_argument("--test-summary", help="summary.csv of innerear-seg evaluate on the synthetic test set")
-    ap.add_argument("--test-command", default="bash scripts/evaluate_default_model.sh")
+    ap.add_argument("--test-command", default="bash release/evaluate_default_model.sh")
     ap.add_argument("--out", default="Resources/Models/InnerEarSeg.json")
     ap.add_argument("--class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
@@ -169,7 +169,7 @@ def main(argv=None):
                     help="inference window (card preprocessing.patch_size; default: the segmenter's training patch)")
     ap.add_argument("--region-mm", type=float,
                     help="ear region edge in mm (default: one window); a larger region is covered by overlapping windows")
-    ap.add_argument("--real-table", help="CSV of scripts/real_eval.py --csv on the real CT validation ears")
+    ap.add_argument("--real-table", help="CSV of release/real_eval.py --csv on the real CT validation ears")
     args = ap.parse_args(argv)
     if args.segmenter[0].endswith(".ckpt.pt"):
         ap.error("the first --segmenter must be a model card: its card and training history are kept")
@@ -209,7 +209,7 @@ def main(argv=None):
     if args.class_weights:
         card["postprocessing"] = {"class_weights": args.class_weights}
     card["limitations"] = [text.format(spacing=spacing) for text in LIMITATIONS]
-    card["reproduce"] = "bash scripts/train_default_model.sh"
+    card["reproduce"] = "bash release/train_default_model.sh"
     card["codes"] = {"inner_ear": ["SCT", "22945000", "Inner ear"], "left": ["SCT", "7771000", "Left"],
                      "right": ["SCT", "24028007", "Right"]}
     if args.test_summary:

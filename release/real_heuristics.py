@@ -1,6 +1,6 @@
 """Does each post-processing rule earn its place on real scans? Each rule off (or changed), one at a time.
 
-    python scripts/real_heuristics.py [--model MODEL.json] [--rules ...]
+    python release/real_heuristics.py [--model MODEL.json] [--rules ...]
 
 Scores the whole labyrinth on the real CT validation ears (native and clinical-like;
 ``real_eval.py``) and on the real T2 MRI crop (``real_mri.py``'s threshold reference), with
@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_ct  # noqa: E402
-import real_eval  # noqa: E402
-import real_mri  # noqa: E402
+import real_ct
+import real_eval
+import real_mri
 
-from InnerEarSegLib import postprocess  # noqa: E402
-from InnerEarSegLib.model_card import load_model  # noqa: E402
-from InnerEarSegLib.pipeline import SegmentParameters, segment  # noqa: E402
+from InnerEarSegLib import postprocess
+from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.pipeline import SegmentParameters, segment
 
 # name -> (SegmentParameters overrides, postprocess constants to set, card class weights: None keeps the card's)
 RULES = {

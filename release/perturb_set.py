@@ -1,6 +1,6 @@
 """A copy of a case set with one thing real scans do that the generator does not, to measure its effect.
 
-  python scripts/perturb_set.py runs/testset runs/testset_pad --perturb pad
+  python release/perturb_set.py runs/testset runs/testset_pad --perturb pad
   innerear-seg segment runs/testset_pad/images -o runs/testpred_pad --no-surfaces
   innerear-seg evaluate --pred runs/testpred_pad --ref runs/testset_pad/labels -o runs/testeval_pad
 
@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth import write_cases, write_pair  # noqa: E402
+from InnerEarSegLib.synth import write_cases, write_pair
 
 FAMILIES = {"pad": ("mr", "ct"), "ghost": ("mr",)}
 PAD_VALUE = {"mr": 0, "ct": -3024}

@@ -35,7 +35,7 @@
 #   loc2  the same from loc at lr 3e-4 (generator 1.4), 24 epochs
 #   loc3  the same from loc2 (generator 1.5), 20 epochs
 # then the synthetic test-set evaluation and the card. About 17 hours on 2 cores (segmenter 14.3,
-# localiser 2.6: python scripts/readme_tables.py).
+# localiser 2.6: python release/readme_tables.py).
 # The shipped runs used the generator version of their day (1.0 to 1.9, per run in the card's
 # training_runs); a rerun uses the current generator for every stage.
 set -euo pipefail
@@ -53,7 +53,7 @@ fine() {  # run, --init card, spacing mm, patch edge (voxels), lr, epochs, seed,
     --out "runs/$1/model.json" --loss dicece --lr "$5" --lr-schedule cosine --epochs "$6" --threads 1 --seed "$7" \
     --soft-labels --contrast-weights 0.2 0.35 0.25 0.2 --val-samples 16 "${@:8}"; }
 bundle() {  # the bundled card from segmenter run $1 and loc3, canal weight 2; extra options
-  .venv/bin/python scripts/make_default_model.py --segmenter "runs/$1/model.json" --localizer runs/loc3/model.json \
+  .venv/bin/python release/make_default_model.py --segmenter "runs/$1/model.json" --localizer runs/loc3/model.json \
     --class-weights 1 1 1 2 --out Resources/Models/InnerEarSeg.json "${@:2}"; }
 #   run  init loss      lr   epochs threads seed targets
 seg seg  -    tversky   3e-4 6      1       1    hard
@@ -72,7 +72,7 @@ seg seg18 seg16 dicece  5e-5 12     1       18   soft --contrast-weights 0.2 0.3
 seg seg20 seg18 dicece  5e-5 18     1       20   soft --contrast-weights 0.2 0.35 0.25 0.2
 seg seg20_e3 seg18 dicece 5e-5 3    1       20   soft --contrast-weights 0.2 0.35 0.25 0.2
 seg seg21 seg20 dicece  5e-5 12     1       21   soft --contrast-weights 0.15 0.3 0.3 0.25
-.venv/bin/python scripts/make_default_model.py --segmenter runs/seg20_e3/model.json runs/seg20/model.json \
+.venv/bin/python release/make_default_model.py --segmenter runs/seg20_e3/model.json runs/seg20/model.json \
   runs/seg20/model.ckpt.pt runs/seg21/model.json runs/seg21/model.ckpt.pt --localizer runs/loc3/model.json \
   --out runs/avg5/model.json
 # seg22 ran with 2 threads; 1 is faster on 2 cores (the data worker keeps a core: 1.1-1.4 against 1.9-2.4 s a step)
@@ -94,11 +94,11 @@ fine seg28 runs/seg27/model.json 0.30 96 5e-5 10 28
 fine seg30 runs/seg28/model.json 0.30 96 4e-5 6 30
 fine seg32 runs/seg30/model.json 0.30 96 4e-5 6 32
 bundle seg32
-# real CT (docs/real_data.md): the fixed split of scripts/real_ct.py, whole-labyrinth labels with the
+# real CT (docs/real_data.md): the fixed split of release/real_ct.py, whole-labyrinth labels with the
 # marginal loss, real shapes with random contrasts, augmentation on; two runs from the seg32 bundle
 # (real40 was stopped at step 741 to add blur/resolution-loss augmentation; its best epoch, 5, is
 # real41's start). A rerun of real40 today has that augmentation already.
-.venv/bin/python scripts/real_ct.py prepare runs/real
+.venv/bin/python release/real_ct.py prepare runs/real
 real() {  # run, --init card, synthetic share, shape share, epochs, val samples, seed, minutes
   .venv/bin/innerear-seg train --stage segmenter --init "$2" --data runs/real/train --val-data runs/real/val \
     --label-kind labyrinth --synthetic-fraction "$3" --shape-fraction "$4" --patch-size 80 80 80 --loss dicece \
@@ -110,11 +110,11 @@ real real41 runs/real40/model.json 0.3 0.3 16 2 41 80
 # since the bundle is rewritten), one 96^3 window per 28.8 mm region (chosen on the validation
 # ears: docs/real_data.md), canal weight 2
 cp Resources/Models/InnerEarSeg.json runs/loc_bundle.json; cp Resources/Models/InnerEarSeg.pt runs/InnerEarSeg.pt
-bundle_real() { .venv/bin/python scripts/make_default_model.py --segmenter runs/real41/model.json \
+bundle_real() { .venv/bin/python release/make_default_model.py --segmenter runs/real41/model.json \
     --localizer runs/loc_bundle.json --class-weights 1 1 1 2 --window 96 96 96 --region-mm 28.8 \
     --out Resources/Models/InnerEarSeg.json "$@"; }
 bundle_real
-bash scripts/evaluate_default_model.sh
-python scripts/real_eval.py --csv runs/final_real.csv
-python scripts/real_mri.py --preview docs/real_mri_preview.png
+bash release/evaluate_default_model.sh
+python release/real_eval.py --csv runs/final_real.csv
+python release/real_mri.py --preview docs/real_mri_preview.png
 bundle_real --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv

@@ -1,24 +1,22 @@
 """Print the README's figure tables (Markdown) from the files the measuring commands write.
 
-    python scripts/readme_tables.py [--eval runs/testeval] [--cases runs/testset/cases.json]
+    python release/readme_tables.py [--eval runs/testeval] [--cases runs/testset/cases.json]
                                     [--benchmark runs/benchmark.json]
 
-- test-set table: ``summary.csv`` of ``bash scripts/evaluate_default_model.sh``;
+- test-set table: ``summary.csv`` of ``bash release/evaluate_default_model.sh``;
 - per-contrast labyrinth DSC: its ``metrics.csv`` with the families in ``cases.json``;
 - speed table: the JSON of ``python benchmarks/benchmark.py --json runs/benchmark.json``;
-- training totals: the bundled model card's ``training_runs`` (``scripts/make_default_model.py``).
+- training totals: the bundled model card's ``training_runs`` (``release/make_default_model.py``).
 Nothing is typed in by hand, so the README says only what those commands measured.
 """
 import argparse
 import csv
 import json
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.synth.appearance import FAMILIES  # noqa: E402
+from InnerEarSegLib.synth.appearance import FAMILIES
 
 NAMES = {"cochlea": "Cochlea", "vestibule": "Vestibule", "semicircular_canals": "Semicircular canals",
          "labyrinth": "Labyrinth"}

@@ -6,7 +6,7 @@ Reads the ``ears`` of each case's ``<name>_stats.json`` (written by ``innerear-s
 of the set. Prints every ear and the range of both ratios over ears with and without a
 vestibule; the check removes fluid ratios outside 0.5-2 and wall ratios under 0.75.
 
-  python scripts/fluid_ratios.py runs/lxset runs/lxpred
+  python experiments/fluid_ratios.py runs/lxset runs/lxpred
 """
 import argparse
 import json
@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.fluid_check import keeps  # noqa: E402
+from InnerEarSegLib.fluid_check import keeps
 
 NEAR_MM = 15.0
 

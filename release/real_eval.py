@@ -1,9 +1,9 @@
 """The real-data table: segment the real CT validation ears through the product and score them.
 
-    python scripts/real_eval.py --model MODEL.json [--split val] [--variants native clinical ...]
+    python release/real_eval.py --model MODEL.json [--split val] [--variants native clinical ...]
 
 Data: Wimmer et al. 2019 temporal-bone CT (Zenodo doi:10.5281/zenodo.3355272, CC BY 4.0), the
-fixed split of ``scripts/real_ct.py`` (prepared into ``runs/real`` when missing). Each ear is
+fixed split of ``release/real_ct.py`` (prepared into ``runs/real`` when missing). Each ear is
 segmented with ``pipeline.segment`` and the product's defaults (or the options given), and the
 whole labyrinth (labels > 0) is compared with the micro-CT reference: DSC, predicted and
 reference mm3, HD95. The reference is a whole labyrinth; ``cochlea_split`` cuts it into the
@@ -29,15 +29,14 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_ct  # noqa: E402  (the split and the clinical-like copies)
+import real_ct  # the split and the clinical-like copies
 
-from InnerEarSegLib import grid  # noqa: E402
-from InnerEarSegLib.cochlea_split import split_labels  # noqa: E402
-from InnerEarSegLib.metrics import pair_metrics  # noqa: E402
-from InnerEarSegLib.model_card import load_model  # noqa: E402
-from InnerEarSegLib.pipeline import SegmentParameters, segment  # noqa: E402
-from InnerEarSegLib.synth.shapes import rotation  # noqa: E402
+from InnerEarSegLib import grid
+from InnerEarSegLib.cochlea_split import split_labels
+from InnerEarSegLib.metrics import pair_metrics
+from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.pipeline import SegmentParameters, segment
+from InnerEarSegLib.synth.shapes import rotation
 
 COLUMNS = ("dsc", "pred_mm3", "ref_mm3", "hd95_mm", "coch_dsc", "rest_dsc", "pred_coch_mm3", "ref_coch_mm3")
 DEFAULT_VARIANTS = ("native", "clinical", "rotX30", "rotY30", "rotZ30", "scale0.8", "scale1.25")

@@ -9,25 +9,23 @@ Prints one row per scan and family (per-ear means over both ears), then the mean
 the last column: the share of missed canal voxels that lie next to air (within one voxel of
 mastoid air cells, middle-ear or outside air in the generator's tissue map).
 
-  python scripts/contrast_pairs.py --seeds 900001 900007 900050 [--families mr ct cbct]
+  python experiments/contrast_pairs.py --seeds 900001 900007 900050 [--families mr ct cbct]
                                    [--spacing 0.3 0.3 0.6] [--model CARD.json]
 """
 import argparse
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib import pipeline  # noqa: E402
-from InnerEarSegLib.metrics import compute_metrics  # noqa: E402
-from InnerEarSegLib.model_card import load_model  # noqa: E402
-from InnerEarSegLib.synth.appearance import FAMILIES  # noqa: E402
-from InnerEarSegLib.synth.anatomy import grid_points  # noqa: E402
-from InnerEarSegLib.synth.generate import generate_volume, volume_head  # noqa: E402
+from InnerEarSegLib import pipeline
+from InnerEarSegLib.metrics import compute_metrics
+from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.synth.appearance import FAMILIES
+from InnerEarSegLib.synth.anatomy import grid_points
+from InnerEarSegLib.synth.generate import generate_volume, volume_head
 
 COLUMNS = ("cochlea", "vestibule", "semicircular_canals", "labyrinth")
 AIR = (0, 11, 12)   # outside air, mastoid air cells, middle ear and other air (anatomy.TISSUES)

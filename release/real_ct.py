@@ -4,7 +4,7 @@ Data: Wimmer W, Anschuetz L, Weder S, Wagner F, Delingette H, Caversaccio M. Hum
 dataset: co-registered CT and micro-CT images, surface models and anatomical landmarks. Data in
 Brief 2019; Zenodo doi:10.5281/zenodo.3355272 (CC BY 4.0). Found at ``../shared/realdata/ct-wimmer``.
 
-    python scripts/real_ct.py prepare runs/real     # runs/real/{train,val,val_clinical}/X_image.nii.gz ...
+    python release/real_ct.py prepare runs/real     # runs/real/{train,val,val_clinical}/X_image.nii.gz ...
 
 ``train`` and ``val`` hold the whole-labyrinth labels as published (``--label-kind labyrinth``);
 ``train_split`` and ``val_split`` the same ears with the labels cut into the cochlea (1) and the
@@ -19,12 +19,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
+from InnerEarSegLib.cochlea_split import split_labels
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from InnerEarSegLib.cochlea_split import split_labels  # noqa: E402
 
 SOURCE = ROOT.parent / "shared" / "realdata" / "ct-wimmer"
 SPLIT = {"train": ["F01", "F02", "F04", "F05", "F08", "T01", "T02", "T04"], "val": ["F03", "F06", "T03"]}

@@ -5,7 +5,7 @@
 # are the last ones, chosen by no score). Data: Gerhard S, Funke J, Martel J, Cardona A, Fetter R. Segmented anisotropic ssTEM
 # dataset of neural tissue. figshare 2013, doi:10.6084/m9.figshare.856713 (CC BY-NC-SA 3.0: test
 # data only; never copy it or a model trained on it into the repository).
-# Usage: bash scripts/em_stacks.sh [train|net|baseline|table|all]   (outputs under runs/em/, git-ignored)
+# Usage: bash release/em_stacks.sh [train|net|baseline|table|all]   (outputs under runs/em/, git-ignored)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${D:-../shared/realdata/em-drosophila-vnc}

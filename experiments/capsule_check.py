@@ -5,20 +5,18 @@ canal voxels (0.25 mm grid) with air within 0.5 mm. ``--wall 0`` paints no otic-
 wall, which is the anatomy of generator 1.0-1.3 (the wall layers are then the fluid's own
 shapes, painted under it).
 
-  python scripts/capsule_check.py runs/testset [--wall 0]
+  python experiments/capsule_check.py runs/testset [--wall 0]
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib.grid import canonical_reference  # noqa: E402
-from InnerEarSegLib.synth import anatomy  # noqa: E402
-from InnerEarSegLib.synth.generate import volume_head  # noqa: E402
+from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.synth import anatomy
+from InnerEarSegLib.synth.generate import volume_head
 
 AIR = (0, 11, 12)
 NAMES = ("cochlea", "vestibule", "canals")

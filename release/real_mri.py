@@ -1,6 +1,6 @@
 """The real T2 MRI check: segment the IE-Vnet sample crop and score it against a threshold reference.
 
-    python scripts/real_mri.py [--model MODEL.json] [--preview docs/real_mri_preview.png]
+    python release/real_mri.py [--model MODEL.json] [--preview docs/real_mri_preview.png]
 
 Data: ``vol_ie_L.nii.gz`` from the IE-Vnet repository (pydsgz/IEVNet, sample_data; Apache-2.0),
 one left ear, 0.2 mm, no label (``../shared/realdata/mri-ievnet``).

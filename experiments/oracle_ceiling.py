@@ -8,21 +8,19 @@ point-sampled labels can at best output). ``soft``: partial-volume fractions (ea
 supersampled ``--supersample``^3 times), what a network trained on fraction targets can output.
 The gap between the two and 1.0 is the error the model grid itself costs, before any network.
 
-  python scripts/oracle_ceiling.py runs/testset [--cases 6] [--supersample 3]
+  python experiments/oracle_ceiling.py runs/testset [--cases 6] [--supersample 3]
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from InnerEarSegLib import postprocess, preprocess  # noqa: E402
-from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card  # noqa: E402
-from InnerEarSegLib.synth.anatomy import grid_points, ground_truth  # noqa: E402
-from InnerEarSegLib.synth.generate import soft_labels, volume_head  # noqa: E402
+from InnerEarSegLib import postprocess, preprocess
+from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card
+from InnerEarSegLib.synth.anatomy import grid_points, ground_truth
+from InnerEarSegLib.synth.generate import soft_labels, volume_head
 
 STRUCTURES = {1: "cochlea", 2: "vestibule", 3: "canals"}
 
