@@ -181,7 +181,7 @@ def main(argv=None):
     card = dict(seg_card, name=Path(args.out).name.removesuffix(".json"))
     # Inference sees exactly the training patch: one window per ear region. With instance norm the
     # network depends on the window size it was trained on: on 80^3 windows (36 mm regions) the
-    # 64^3-trained segmenter painted every structure 12-18 % too large (README, "Inference window =
+    # 64^3-trained segmenter painted every structure 12-18 % too large (docs/history.md, "Inference window =
     # training patch").
     patch = [int(p) for p in (args.window or seg_card["preprocessing"]["patch_size"])]
     region_mm = [round(n * float(seg_card["preprocessing"]["spacing_mm"]), 4) for n in patch[::-1]]
