@@ -83,6 +83,11 @@ class TrainConfig:
     progress_bar: bool = True
 
     def problems(self) -> List[str]:
+        """What is wrong with the options, one CLI-worded sentence each; empty when the run can start."""
+        return (self._run_problems() + self._label_problems() + self._network_problems()
+                + self._count_problems() + self._option_problems() + self._seed_problems())
+
+    def _run_problems(self) -> List[str]:
         p = []
         if not self.out or Path(self.out).suffix != ".json":
             p.append("--out must name the model card to write, e.g. my_model.json")
@@ -90,6 +95,10 @@ class TrainConfig:
             p.append(f"--stage must be one of {sorted(STAGES)}")
         if not self.synthetic and not self.data:
             p.append("no training data: use --synthetic and/or --data")
+        return p
+
+    def _label_problems(self) -> List[str]:
+        p = []
         if not 0.0 <= self.synthetic_fraction <= 1.0:
             p.append("--synthetic-fraction must be between 0 and 1")
         if not 0.0 <= self.shape_fraction <= 1.0 or self.shape_fraction + self.synthetic_fraction > 1.0:
@@ -101,6 +110,10 @@ class TrainConfig:
         if self.label_kind in datasets.LABEL_KINDS and datasets.is_partial(self.label_kind) \
                 and self.stage != "segmenter":
             p.append(f"--label-kind {self.label_kind} is for the segmenter")
+        return p
+
+    def _network_problems(self) -> List[str]:
+        p = []
         if self.loss not in LOSSES:
             p.append(f"--loss must be one of {LOSSES}")
         channels = self.channels or DEFAULT_CHANNELS
@@ -110,12 +123,20 @@ class TrainConfig:
         if self.patch_size is not None and (len(self.patch_size) != 3 or any(s < divisor or s % divisor
                                                                                 for s in self.patch_size)):
             p.append(f"--patch-size must be 3 sizes, multiples of {divisor} for {len(channels)} levels")
+        return p
+
+    def _count_problems(self) -> List[str]:
+        p = []
         for name in ("batch", "steps_per_epoch", "epochs"):
             if getattr(self, name) < 1:
                 p.append(f"--{name.replace('_', '-')} must be at least 1")
         for name in ("val_samples", "patience", "workers", "threads", "seed", "time_limit_min"):
             if getattr(self, name) < 0:
                 p.append(f"--{name.replace('_', '-')} must not be negative")
+        return p
+
+    def _option_problems(self) -> List[str]:
+        p = []
         if self.contrast_weights is not None and (len(self.contrast_weights) != 4 or min(self.contrast_weights) < 0
                                                   or not sum(self.contrast_weights) > 0):
             p.append("--contrast-weights needs 4 shares (mr ct cbct random), none negative, not all 0")
@@ -127,11 +148,14 @@ class TrainConfig:
             p.append(f"--lr-schedule must be one of {LR_SCHEDULES}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
             p.append("--device must be auto, cpu or cuda")
+        return p
+
+    def _seed_problems(self) -> List[str]:
         last_seed = datasets.sample_seed(self.seed, self.epochs * self.steps_per_epoch, self.batch, 0)
         if self.seed * 1_000_003 < datasets.VALIDATION_SEED + self.val_samples and \
                 last_seed > datasets.VALIDATION_SEED:
-            p.append("--seed too large: training seeds would reach the validation seeds (10**9 + i)")
-        return p
+            return ["--seed too large: training seeds would reach the validation seeds (10**9 + i)"]
+        return []
 
     def isValid(self) -> bool:
         return not self.problems()
@@ -386,74 +410,193 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
-    progress, cancel = progress or no_progress, cancel or CancelFlag()
-    out, ckpt_path = card_path_for(config.out), checkpoint_path(config.out)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
-    dtype = amp_dtype(device, config.amp)
+    return Trainer(config).run(progress or no_progress, cancel or CancelFlag())
 
-    state = {"step": 0, "epoch": 0, "best": -math.inf, "best_epoch": 0, "stale": 0, "seconds": 0.0,
-             "history": []}
-    if config.resume:
-        if not ckpt_path.is_file():
-            raise ModelError(ckpt_path, "no checkpoint to resume from")
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["stage"] != config.stage:
-            raise ModelError(ckpt_path, f"checkpoint trains the {ckpt['stage']}, not the {config.stage}")
-        card = ckpt["card"]
-        networks = {}
-        for name, saved in ckpt["networks"].items():
-            networks[name] = build_network(saved["arch"])
-            networks[name].load_state_dict(saved["state"])
-        state.update(ckpt["state"])
-    else:
-        card, networks = starting_point(config)
-    net = networks[config.stage].to(device).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    if config.resume:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        np.random.set_state(ckpt["rng"]["numpy"])
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
-    pre = card["preprocessing"]
-    spacing_key = "spacing_mm" if config.stage == "segmenter" else "localizer_spacing_mm"
-    if config.spacing:
-        pre[spacing_key] = float(config.spacing)
-    spacing = pre[spacing_key]
-    patch = tuple(config.patch_size or (pre["patch_size"] if config.stage == "segmenter" else LOCALIZER_PATCH))
-    if any(s % net.divisor for s in patch):
-        raise ValueError(f"patch size {patch} is not a multiple of {net.divisor} for this network")
-    norm = (pre["normalisation"]["low"], pre["normalisation"]["high"])
-    sampler = datasets.synthetic_sampler(config.stage, patch, spacing, config.soft_labels) \
-        if config.synthetic or config.val_samples else None
-    # validation keeps the generator's own mix, so runs with other contrast weights compare
-    train_sampler = datasets.synthetic_sampler(config.stage, patch, spacing, config.soft_labels,
-                                               config.contrast_weights) if config.contrast_weights else sampler
-    volumes = datasets.load_volumes(config.data, config.stage, spacing, patch, config.label_kind)
-    val_volumes = datasets.load_volumes(config.val_data, config.stage, spacing, patch, config.label_kind)
-    shape_sampler = None
-    if config.shape_fraction:
+def new_state() -> dict:
+    """The run's counters as the checkpoint keeps them."""
+    return {"step": 0, "epoch": 0, "best": -math.inf, "best_epoch": 0, "stale": 0, "seconds": 0.0, "history": []}
+
+
+def read_checkpoint(path: Path, stage: str) -> dict:
+    """The checkpoint at ``path``, checked to train ``stage``."""
+    if not path.is_file():
+        raise ModelError(path, "no checkpoint to resume from")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt["stage"] != stage:
+        raise ModelError(path, f"checkpoint trains the {ckpt['stage']}, not the {stage}")
+    return ckpt
+
+
+def checkpoint_networks(ckpt: dict) -> dict:
+    """{name: network} rebuilt from a checkpoint's architectures and weights."""
+    networks = {}
+    for name, saved in ckpt["networks"].items():
+        networks[name] = build_network(saved["arch"])
+        networks[name].load_state_dict(saved["state"])
+    return networks
+
+
+class Trainer:
+    """One training run: the network, optimizer and data that ``config`` asks for, the loop over
+    epochs, and the model and checkpoint written along the way.
+
+    Set-up happens in ``__init__`` in a fixed order (seeds, then networks, then data), so a run
+    with the same config draws the same random numbers; ``run`` trains until a stop condition.
+    """
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.out, self.ckpt_path = card_path_for(config.out), checkpoint_path(config.out)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = pick_device(config.device)
+        self.dtype = amp_dtype(self.device, config.amp)
+        self.state = new_state()
+        ckpt = read_checkpoint(self.ckpt_path, config.stage) if config.resume else None
+        if ckpt:
+            self.card, self.networks = ckpt["card"], checkpoint_networks(ckpt)
+            self.state.update(ckpt["state"])
+        else:
+            self.card, self.networks = starting_point(config)
+        self.net = self.networks[config.stage].to(self.device).train()
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+        if ckpt:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            np.random.set_state(ckpt["rng"]["numpy"])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+        self._set_geometry()
+        self._set_data()
+        self.loss_fn = make_loss(config.loss)
+
+    def _set_geometry(self) -> None:
+        """Input spacing (``--spacing`` written into the card), patch size and intensity window."""
+        config, pre = self.config, self.card["preprocessing"]
+        spacing_key = "spacing_mm" if config.stage == "segmenter" else "localizer_spacing_mm"
+        if config.spacing:
+            pre[spacing_key] = float(config.spacing)
+        self.spacing = pre[spacing_key]
+        self.patch = tuple(config.patch_size or (pre["patch_size"] if config.stage == "segmenter"
+                                                 else LOCALIZER_PATCH))
+        if any(s % self.net.divisor for s in self.patch):
+            raise ValueError(f"patch size {self.patch} is not a multiple of {self.net.divisor} for this network")
+        self.norm = (pre["normalisation"]["low"], pre["normalisation"]["high"])
+
+    def _set_data(self) -> None:
+        """User volumes, fixed synthetic validation patches and the training batch loader."""
+        config = self.config
+        sampler = datasets.synthetic_sampler(config.stage, self.patch, self.spacing, config.soft_labels) \
+            if config.synthetic or config.val_samples else None
+        # validation keeps the generator's own mix, so runs with other contrast weights compare
+        train_sampler = datasets.synthetic_sampler(config.stage, self.patch, self.spacing, config.soft_labels,
+                                                   config.contrast_weights) if config.contrast_weights else sampler
+        self.volumes = datasets.load_volumes(config.data, config.stage, self.spacing, self.patch, config.label_kind)
+        self.val_volumes = datasets.load_volumes(config.val_data, config.stage, self.spacing, self.patch,
+                                                 config.label_kind)
+        shape_sampler = self._shape_sampler() if config.shape_fraction else None
+        self.val_synthetic = validation_patches(sampler, config.val_samples)
+        self.stream = datasets.PatchStream(self.volumes, train_sampler if config.synthetic else None, self.patch,
+                                           config.batch, config.seed, self.state["step"], config.synthetic_fraction,
+                                           config.augment, self.norm, STAGES[config.stage], shape_sampler,
+                                           config.shape_fraction)
+        self.loader = DataLoader(self.stream, batch_size=None, num_workers=config.workers,
+                                 persistent_workers=config.workers > 0, pin_memory=self.device.type == "cuda")
+
+    def _shape_sampler(self):
+        """Samples synthesised from the real labyrinth shapes of ``--data``."""
         from .synth.realshapes import ShapeSampler
-        shape_sampler = ShapeSampler([datasets.load_shape(c, spacing)
-                                      for c in datasets.find_cases(config.data, config.label_kind)], patch, spacing)
-    val_set = [sampler(datasets.VALIDATION_SEED + i) for i in range(config.val_samples)] if sampler else []
-    val_synthetic = (np.stack([s[0] for s in val_set]).astype(np.float32) if val_set else np.zeros((0,)),
-                     np.stack([datasets.as_labels(s[1]) for s in val_set]) if val_set else np.zeros((0,)))
-    stream = datasets.PatchStream(volumes, train_sampler if config.synthetic else None, patch, config.batch,
-                                  config.seed, state["step"], config.synthetic_fraction, config.augment, norm,
-                                  STAGES[config.stage], shape_sampler, config.shape_fraction)
-    loader = DataLoader(stream, batch_size=None, num_workers=config.workers,
-                        persistent_workers=config.workers > 0, pin_memory=device.type == "cuda")
-    loss_fn = make_loss(config.loss)
+        cases = datasets.find_cases(self.config.data, self.config.label_kind)
+        return ShapeSampler([datasets.load_shape(c, self.spacing) for c in cases], self.patch, self.spacing)
 
-    def write_model(metrics):
-        new = copy.deepcopy(card)
+    def run(self, progress, cancel: CancelFlag) -> dict:
+        """Epochs until done, early stopping, the time limit or a cancel; the summary ``train`` returns."""
+        config, state = self.config, self.state
+        self.progress, self.cancel = progress, cancel
+        self.total = config.epochs * config.steps_per_epoch
+        self.bar = tqdm(total=self.total, initial=min(state["step"], self.total), disable=not config.progress_bar,
+                        desc=f"train {config.stage}", file=sys.stderr)
+        self.losses, self.stopped, self.last_val = [], "epochs done", math.nan
+        self.deadline = time.monotonic() + config.time_limit_min * 60 if config.time_limit_min else math.inf
+        batches = iter(self.loader)
+        try:
+            while state["epoch"] < config.epochs:
+                if self._epoch(batches):
+                    break
+        except (Cancelled, KeyboardInterrupt):
+            self.stopped = "cancelled"
+            raise
+        finally:
+            self.bar.close()
+            del batches  # stops the data workers
+            progress("train", 1.0, f"training {self.stopped}")
+        return {"model": self.out, "checkpoint": self.ckpt_path, "stopped": self.stopped, "step": state["step"],
+                "epoch": state["epoch"], "best": state["best"], "best_epoch": state["best_epoch"],
+                "losses": self.losses, "history": state["history"]}
+
+    def _epoch(self, batches) -> bool:
+        """One epoch of steps, then validation, the model if it improved, and the checkpoint.
+        True when training stops here (time limit or early stopping)."""
+        config, state = self.config, self.state
+        started = time.monotonic()
+        for _ in range(config.steps_per_epoch):
+            self._step(*next(batches))
+            self.cancel.check()
+            if time.monotonic() > self.deadline:
+                self.stopped = "time limit"
+                break
+        state["epoch"] += 1
+        state["seconds"] += time.monotonic() - started
+        self._validate()
+        self._write_checkpoint()
+        if self.stopped == "time limit":
+            return True
+        if config.patience and state["stale"] >= config.patience:
+            self.stopped = "early stopping"
+            return True
+        return False
+
+    def _step(self, image, label, kind) -> None:
+        """One optimizer step on one batch, reported to the bar and ``progress``."""
+        device, dtype, state = self.device, self.dtype, self.state
+        image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, state["step"])
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = self.net(image)
+        loss = self.loss_fn(logits.float(), label, kind)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.losses.append(loss.item())
+        state["step"] += 1
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{self.losses[-1]:.4f}", val=f"{self.last_val:.3f}")
+        self.progress("train", min(state["step"] / self.total, 1.0),
+                      f"epoch {state['epoch'] + 1}, step {state['step']}, loss {self.losses[-1]:.4f}")
+
+    def _validate(self) -> None:
+        """Validation Dice into the history; the model is written when the score improves."""
+        config, state = self.config, self.state
+        metrics = validate(self.net, self.val_synthetic, self.val_volumes, config.stage, self.patch, config.batch,
+                           self.device, self.dtype, self.norm)
+        score = self.last_val = selection_score(metrics)
+        state["history"].append({"epoch": state["epoch"], "step": state["step"],
+                                 "loss": float(np.mean(self.losses[-config.steps_per_epoch:])), **metrics})
+        if math.isnan(score) or score > state["best"]:  # no validation: every epoch is the best
+            state.update(best=score if not math.isnan(score) else state["best"], best_epoch=state["epoch"], stale=0)
+            self._write_model(metrics)
+        else:
+            state["stale"] += 1
+
+    def _write_model(self, metrics: dict) -> None:
+        """The model file: all networks, and the card with this run's training record."""
+        config, new = self.config, copy.deepcopy(self.card)
         if config.stage == "segmenter":
-            new["preprocessing"]["patch_size"] = list(patch)
+            new["preprocessing"]["patch_size"] = list(self.patch)
             # class weights were chosen for the init's segmenter; new weights need their own
             # (README, Training and fine-tuning)
             new.pop("postprocessing", None)
@@ -462,92 +605,45 @@ def train(config: TrainConfig, progress=None, cancel: Optional[CancelFlag] = Non
         new.pop("test_metrics", None)
         new.pop("training_runs", None)
         new["library_version"] = __version__
-        new.setdefault("training", {})[config.stage] = {
+        new.setdefault("training", {})[config.stage] = self._training_record(metrics)
+        save_model(self.out, self.networks, new)
+
+    def _training_record(self, metrics: dict) -> dict:
+        """How this network was trained, for the card's ``training`` section."""
+        config, state, dtype = self.config, self.state, self.dtype
+        return {
             "steps": state["step"], "epochs": state["epoch"], "best_epoch": state["epoch"],
-            "seconds": round(state["seconds"], 1), "hardware": hardware(device), "device": str(device),
+            "seconds": round(state["seconds"], 1), "hardware": hardware(self.device), "device": str(self.device),
             "amp": str(dtype).replace("torch.", "") if dtype else "fp32", "seed": config.seed,
             "synthetic_seeds": "seed * 1000003 + step * batch + i",
             "validation_seeds": f"{datasets.VALIDATION_SEED} + i for i < {config.val_samples}",
             "loss": config.loss + (" (alpha FN 0.7, beta FP 0.3)" if config.loss.startswith("tversky") else ""),
-            "lr": config.lr, "lr_schedule": config.lr_schedule, "batch": config.batch, "patch_size": list(patch),
-            "spacing_mm": spacing,
+            "lr": config.lr, "lr_schedule": config.lr_schedule, "batch": config.batch, "patch_size": list(self.patch),
+            "spacing_mm": self.spacing,
             "augment": config.augment, "synthetic": config.synthetic,
             "soft_labels": config.soft_labels and config.stage == "segmenter",
-            "synthetic_fraction": float(stream.shares[1]), "generator_version": datasets.generator_version(),
-            "label_kind": config.label_kind, "shape_fraction": float(stream.shares[2]),
+            "synthetic_fraction": float(self.stream.shares[1]), "generator_version": datasets.generator_version(),
+            "label_kind": config.label_kind, "shape_fraction": float(self.stream.shares[2]),
             "contrast_weights": list(config.contrast_weights) if config.contrast_weights else None,
-            "data": [str(d) for d in config.data], "cases": len(volumes),
-            "val_data": [str(d) for d in config.val_data], "val_cases": len(val_volumes),
+            "data": [str(d) for d in config.data], "cases": len(self.volumes),
+            "val_data": [str(d) for d in config.val_data], "val_cases": len(self.val_volumes),
             "init": str(config.init) if config.init else None, "validation": metrics}
-        save_model(out, networks, new)
 
-    def write_checkpoint():
-        save_atomic({"stage": config.stage, "config": asdict(config), "card": card, "state": state,
+    def _write_checkpoint(self) -> None:
+        """Everything ``--resume`` needs, replaced in one rename."""
+        save_atomic({"stage": self.config.stage, "config": asdict(self.config), "card": self.card,
+                     "state": self.state,
                      "networks": {k: {"arch": network_arch(v, v.head.out_channels), "state": v.state_dict()}
-                                  for k, v in networks.items()},
-                     "optimizer": optimizer.state_dict(),
-                     "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}}, ckpt_path)
+                                  for k, v in self.networks.items()},
+                     "optimizer": self.optimizer.state_dict(),
+                     "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}}, self.ckpt_path)
 
-    total = config.epochs * config.steps_per_epoch
-    bar = tqdm(total=total, initial=min(state["step"], total), disable=not config.progress_bar,
-               desc=f"train {config.stage}", file=sys.stderr)
-    losses, stopped, last_val = [], "epochs done", math.nan
-    deadline = time.monotonic() + config.time_limit_min * 60 if config.time_limit_min else math.inf
-    batches = iter(loader)
-    try:
-        while state["epoch"] < config.epochs:
-            started = time.monotonic()
-            for _ in range(config.steps_per_epoch):
-                image, label, kind = next(batches)
-                image, label = image.to(device, non_blocking=True), label.to(device, non_blocking=True)
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate(config, state["step"])
-                with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    logits = net(image)
-                loss = loss_fn(logits.float(), label, kind)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.item())
-                state["step"] += 1
-                bar.update()
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", val=f"{last_val:.3f}")
-                progress("train", min(state["step"] / total, 1.0),
-                         f"epoch {state['epoch'] + 1}, step {state['step']}, loss {losses[-1]:.4f}")
-                cancel.check()
-                if time.monotonic() > deadline:
-                    stopped = "time limit"
-                    break
-            state["epoch"] += 1
-            state["seconds"] += time.monotonic() - started
-            metrics = validate(net, val_synthetic, val_volumes, config.stage, patch, config.batch, device,
-                               dtype, norm)
-            score = last_val = selection_score(metrics)
-            state["history"].append({"epoch": state["epoch"], "step": state["step"],
-                                     "loss": float(np.mean(losses[-config.steps_per_epoch:])), **metrics})
-            if math.isnan(score) or score > state["best"]:  # no validation: every epoch is the best
-                state.update(best=score if not math.isnan(score) else state["best"], best_epoch=state["epoch"],
-                             stale=0)
-                write_model(metrics)
-            else:
-                state["stale"] += 1
-            write_checkpoint()
-            if stopped == "time limit":
-                break
-            if config.patience and state["stale"] >= config.patience:
-                stopped = "early stopping"
-                break
-    except (Cancelled, KeyboardInterrupt):
-        stopped = "cancelled"
-        raise
-    finally:
-        bar.close()
-        del batches  # stops the data workers
-        progress("train", 1.0, f"training {stopped}")
-    return {"model": out, "checkpoint": ckpt_path, "stopped": stopped, "step": state["step"],
-            "epoch": state["epoch"], "best": state["best"], "best_epoch": state["best_epoch"],
-            "losses": losses, "history": state["history"]}
+
+def validation_patches(sampler, count: int):
+    """(images, labels) of the ``count`` fixed synthetic validation samples, empty without a sampler."""
+    val_set = [sampler(datasets.VALIDATION_SEED + i) for i in range(count)] if sampler else []
+    return (np.stack([s[0] for s in val_set]).astype(np.float32) if val_set else np.zeros((0,)),
+            np.stack([datasets.as_labels(s[1]) for s in val_set]) if val_set else np.zeros((0,)))
 
 
 def add_arguments(parser) -> None:
