@@ -3,6 +3,8 @@
 Thin by design: the panel collects options, the segmentation runs in a separate process
 (``InnerEarSegSlicerLib/worker.py``) so Slicer stays responsive and Cancel can stop it at
 once, and ``InnerEarSegSlicerLib.logic`` builds the MRML nodes from the worker's files.
+The options (their parameter-node fields, widgets and the worker's arguments) all come from
+``InnerEarSegLib.parameters.SegmentParameters`` through ``InnerEarSegSlicerLib.panel``.
 """
 import logging
 import os
@@ -10,7 +12,6 @@ import pathlib
 import shutil
 import sys
 import tempfile
-from typing import Annotated
 
 import qt
 import slicer
@@ -25,7 +26,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if not os.path.isdir(os.path.join(_HERE, "InnerEarSegLib")):  # source checkout: the library is one level up
     sys.path.insert(0, os.path.dirname(_HERE))
 
-from InnerEarSegSlicerLib import dependencies, job as jobs, logic as mrmlLogic  # noqa: E402
+from InnerEarSegSlicerLib import dependencies, job as jobs, logic as mrmlLogic, panel  # noqa: E402
 
 HELP = """Segments the inner ear (cochlea, vestibule and semicircular canals, left and right) in
 temporal-bone MRI (heavily T2-weighted) and CT, and measures each structure (volume, surface area,
@@ -57,21 +58,18 @@ def registerTerminology():
     slicer.modules.terminologies.logic().LoadTerminologyFromFile(path)
 
 
-@parameterNodeWrapper
 class InnerEarSegParameterNode:
+    """The panel's own fields; one field per segmentation option is added from the declaration
+    (``panel.withOptions``: ``device``, ``modality``, ``tta``, ``cpu_bf16``... as on the command line)."""
+
     inputVolume: vtkMRMLScalarVolumeNode
-    modality: Annotated[str, Choice(["auto", "MR", "CT"])] = "auto"
     modelPath: pathlib.Path  # empty: the bundled model
-    device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
-    smoothing: Annotated[float, WithinRange(0.0, 1.0)] = 0.5
-    keepLargest: bool = True
-    splitSides: bool = True
-    tta: bool = True
-    cpuBf16: bool = True   # ticked: bf16 where the CPU has it natively (cpu_bf16 None); else fp32
-    fluidCheck: bool = False
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
     measures: vtkMRMLTableNode  # surgical-planning measures (InnerEarSegLib.planning)
+
+
+InnerEarSegParameterNode = parameterNodeWrapper(panel.withOptions(InnerEarSegParameterNode, Choice, WithinRange))
 
 
 class InnerEarSegLogic(ScriptedLoadableModuleLogic, mrmlLogic.InnerEarSegLogic):
@@ -85,20 +83,28 @@ class InnerEarSegLogic(ScriptedLoadableModuleLogic, mrmlLogic.InnerEarSegLogic):
         return InnerEarSegParameterNode(super().getParameterNode())
 
 
+def optionWidgetClasses():
+    """Slicer's widget for each kind of option (``panel.addOptionWidgets``)."""
+    import ctk
+    return {"choice": qt.QComboBox, "range": ctk.ctkSliderWidget, "bool": qt.QCheckBox}
+
+
 def pythonExecutable():
     """Slicer's ``PythonSlicer`` (a launcher that sets up the environment), else this Python."""
     return shutil.which("PythonSlicer") or sys.executable
 
 
 class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, optionWidgetClasses=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
+        self.optionWidgetClasses = optionWidgetClasses  # None: Slicer's (tests give their own)
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.job = None  # the running or last SegmentationJob; its state drives the panel
         self.jobFolder = None
+        self.jobParameters = None  # the SegmentParameters the running job was started with
         self.installing = False  # the job is pip installing what is missing; the segmentation follows
 
     def setup(self):
@@ -106,6 +112,9 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget = slicer.util.loadUI(self.resourcePath("UI/InnerEarSeg.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
+        classes = self.optionWidgetClasses or optionWidgetClasses()
+        for name, widget in panel.addOptionWidgets(self.ui.optionsCollapsibleButton.layout(), classes).items():
+            setattr(self.ui, name, widget)  # connectGui binds what self.ui holds
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = InnerEarSegLogic()
         self.timer = qt.QTimer()
@@ -185,11 +194,9 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The model the user picked, or None for the bundled one; a path that is not a file is an error."""
         return mrmlLogic.chosen_model(self.ui.modelPathLineEdit.currentPath)
 
-    def workerParameters(self):
-        p = self._parameterNode
-        return {"device": p.device, "modality": p.modality.lower(), "tta": p.tta,
-                "cpu_bf16": None if p.cpuBf16 else False, "keep_largest": p.keepLargest, "fluid_check": p.fluidCheck,
-                "split_sides": p.splitSides, "smoothing": p.smoothing, "surfaces": False}
+    def segmentParameters(self):
+        """The options set in the panel, as the library and the command line take them."""
+        return panel.segmentParameters(self._parameterNode)
 
     # --- run, poll, finish ------------------------------------------------------------------
 
@@ -229,9 +236,11 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Write the input and start the worker."""
         self.installing = False
         volume = self._parameterNode.inputVolume
+        self.jobParameters = self.segmentParameters()
         inputPath = self.logic.writeInput(volume, os.path.join(self.jobFolder, "input.nrrd"))
         command = jobs.worker_command(pythonExecutable(), inputPath, os.path.join(self.jobFolder, "output"),
-                                      self.modelPath(), self.workerParameters(), volume.GetName())
+                                      self.modelPath(), mrmlLogic.library_parameters(self.jobParameters),
+                                      volume.GetName())
         self.job = jobs.SegmentationJob(command, jobs.worker_environment(str(mrmlLogic.library_parent())),
                                         onProgress=self.onProgress)
         self.ui.progressBar.value = 0
@@ -288,7 +297,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not p.inputVolume:
             raise RuntimeError("the input volume was removed from the scene while it was being segmented")
         outputs = self.logic.importResultFiles(os.path.join(self.jobFolder, "output"), p.inputVolume,
-                                               p.outputSegmentation, smoothing=p.smoothing)
+                                               p.outputSegmentation, smoothing=self.jobParameters.smoothing,
+                                               surfaces=self.jobParameters.surfaces)
         p.outputSegmentation = outputs.segmentationNode
         p.statistics = outputs.tableNode
         p.measures = mrmlLogic.add_measures(self.logic, outputs.result, outputs.segmentationNode)  # and markups

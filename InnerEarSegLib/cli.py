@@ -23,11 +23,12 @@ from pathlib import Path
 
 from . import __version__
 from .errors import InnerEarSegError, InputError, OutputError, brief
+from .parameters import SegmentParameters
 from .resources import bundled
 
 SAMPLE = bundled("Samples", "sample_t2.nrrd")
-# --cpu-precision -> SegmentParameters.cpu_bf16 (None: bf16 where the CPU has it natively)
-CPU_PRECISION = {"auto": None, "bf16": True, "fp32": False}
+# --cpu-precision's words -> SegmentParameters.cpu_bf16 (None: bf16 where the CPU has it natively)
+CPU_PRECISION = next(o for o in SegmentParameters.options() if o.name == "cpu_bf16").choices
 STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure", "surface")
 # sub-command -> (module, add-arguments function, run function, help); imported only when chosen,
 # so a missing or broken module never breaks the other commands
@@ -161,16 +162,12 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
 
 
 def run_segment(args) -> int:
+    params = SegmentParameters.fromArgs(args)
     if args.model:
         from .stacks import card as stack_card
         if stack_card.is_stack_card(args.model):  # a model from train-stack: the stack tools segment
             from .stacks import segment as stack_segment
-            return stack_segment.run_from_segment(args)
-    from .pipeline import SegmentParameters
-    params = SegmentParameters(device=args.device, modality=args.modality, roi=args.roi, tta=args.tta,
-                               cpu_bf16=CPU_PRECISION[args.cpu_precision], smoothing=args.smoothing,
-                               surfaces=not args.no_surfaces,
-                               fluid_check=args.fluid_check)
+            return stack_segment.run_from_segment(argparse.Namespace(**vars(args), no_surfaces=not params.surfaces))
     return segment_inputs(args.inputs, args.output, args.model, params, workers=args.workers,
                           scheduler=args.scheduler, resume=args.resume)
 
@@ -178,7 +175,6 @@ def run_segment(args) -> int:
 def run_demo(args) -> int:
     if not SAMPLE.is_file():
         raise InputError(SAMPLE, "the bundled sample scan is missing from this installation")
-    from .pipeline import SegmentParameters
     status = segment_inputs([SAMPLE], args.output, None, SegmentParameters())
     if status == 0:
         from .read import case_name
@@ -212,13 +208,6 @@ def _workers(text: str) -> int:
     return value
 
 
-def _positive_fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
-    return value
-
-
 def build_parser(command=None) -> argparse.ArgumentParser:
     """The parser; only the delegated sub-command actually chosen (``command``) is imported."""
     parser = argparse.ArgumentParser(prog="innerear-seg", description="Inner-ear segmentation of temporal-bone "
@@ -230,22 +219,7 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="scan file, DICOM series folder or folder of scans")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="results go to OUTDIR/<name>/")
     p.add_argument("--model", metavar="PATH", help="model card (.json) or weights (.pt); default: bundled model")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--modality", default="auto", type=str.lower, choices=["auto", "mr", "ct"],
-                   help="auto (default), mr or ct, in either case")
-    p.add_argument("--roi", default="ears", choices=["ears", "center"],
-                   help="ears: find each ear (default); center: a fixed crop at the scan centre")
-    p.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
-                   help="average the segmenter over the region and its left/right mirror (default on; "
-                        "--no-tta is about a third faster and less accurate, see README)")
-    p.add_argument("--cpu-precision", default="auto", choices=list(CPU_PRECISION),
-                   help="auto (default): bf16 autocast where the CPU has native bf16 (AVX512-BF16, AMX; about "
-                        "twice as fast, same accuracy), else fp32; bf16 or fp32 to force one (README, Speed)")
-    p.add_argument("--smoothing", type=_positive_fraction, default=0.5, help="surface smoothing 0..1 (0.5)")
-    p.add_argument("--no-surfaces", action="store_true", help="skip the STL/VTP surfaces")
-    p.add_argument("--fluid-check", action=argparse.BooleanOptionalAction, default=False,
-                   help="remove a vestibule and canals that do not look like the cochlea's fluid in a capsule (after a "
-                        "labyrinthectomy); off by default: shown to help on synthetic cases only (docs/real_data.md)")
+    SegmentParameters.add_arguments(p)  # the options of how to segment, declared once (parameters.py)
     p.add_argument("--workers", type=_workers, default=0, metavar="N",
                    help="segment on a Dask LocalCluster of N worker processes, one scan per task "
                         "(default 0: here, one process, the next scan read ahead; docs/cohorts.md)")

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from test_ui import load_module_with_stubbed_gui
+from test_ui import load_module_with_stubbed_gui, stubbed_option_widgets
 
 slicer = pytest.importorskip("slicer")
 
@@ -15,7 +15,7 @@ def panel(monkeypatch):
     import test_slicer_logic as T
     scene = slicer.vtkMRMLScene()
     module, ui, errors = load_module_with_stubbed_gui(monkeypatch, scene)
-    widget = module.InnerEarSegWidget()
+    widget = module.InnerEarSegWidget(optionWidgetClasses=stubbed_option_widgets())
     widget.setup()
     volume, _ = T.add_volume(scene, T.GEOMETRIES["axial"], [(T.center_ras(T.GEOMETRIES["axial"]), 100)])
     widget._parameterNode.inputVolume = volume

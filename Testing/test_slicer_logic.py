@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT / "InnerEarSeg"))
 
 from InnerEarSegLib import labels as L  # noqa: E402
 from InnerEarSegLib.errors import InputError  # noqa: E402
+from InnerEarSegLib.parameters import SegmentParameters  # noqa: E402
 from InnerEarSegLib.result import SegmentationResult  # noqa: E402
 from InnerEarSegSlicerLib import job as J  # noqa: E402
 from InnerEarSegSlicerLib import logic as G  # noqa: E402
@@ -299,8 +300,8 @@ def test_closed_surfaces_models_and_table(scene):
     assert table.GetNumberOfRows() == len(STATS)
     assert table.GetCellText(1, table.GetColumnIndex("structure")) == "vestibule"
     assert float(table.GetCellText(0, table.GetColumnIndex("volume_mm3"))) == 7.25
-    assert float(table.GetCellText(0, table.GetColumnIndex("centroid_ras A"))) == 2.0
-    assert float(table.GetCellText(1, table.GetColumnIndex("centroid_ras S"))) == 2.0
+    assert float(table.GetCellText(0, table.GetColumnIndex("centroid_ras_y"))) == 2.0  # the CLI CSV's columns
+    assert float(table.GetCellText(1, table.GetColumnIndex("centroid_ras_z"))) == 2.0
 
 
 def test_no_surfaces_when_not_asked(scene):
@@ -420,10 +421,31 @@ def test_batch_continues_past_a_bad_file_and_cleans_the_scene(scene, tmp_path):
     report = logic.processFiles(tmp_path / "in", tmp_path / "out")  # a folder of scans
     assert report[0] == (good, None)
     assert report[1][0] == bad and "notes.nrrd" in report[1][1]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ear1.seg.nrrd", "ear1_stats.csv"]
     assert scene.GetNumberOfNodes() == before
-    rows = (tmp_path / "out" / "ear1_stats.csv").read_text().splitlines()
+    # the command line's outputs: OUT/<name>/ with its files, and the cohort summary
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cohort_summary.csv", "ear1"]
+    from InnerEarSegLib.cohort import SUMMARY_COLUMNS, required_outputs
+    assert set(required_outputs(good)) <= {p.name for p in (tmp_path / "out" / "ear1").iterdir()}
+    rows = (tmp_path / "out" / "ear1" / "ear1_stats.csv").read_text().splitlines()
     assert rows[0].startswith("structure,side,label") and len(rows) == 1 + len(STATS)
+    summary = (tmp_path / "out" / "cohort_summary.csv").read_text().splitlines()
+    assert summary[0] == ",".join(SUMMARY_COLUMNS) and len(summary) == 3
+    assert summary[1].startswith("ear1,") and ",ok," in summary[1] and ",failed," in summary[2]
+
+
+def test_statistics_export_is_the_command_lines_csv(scene, two_ears, tmp_path):
+    """The table's columns and the exported CSV are those of the CLI's NAME_stats.csv, written by one function."""
+    from InnerEarSegLib.write import write_csv
+    outputs = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter(STATS)).process(two_ears)
+    table = outputs.tableNode.GetTable()
+    write_csv(tmp_path / "cli.csv", STATS)
+    columns = (tmp_path / "cli.csv").read_text().splitlines()[0].split(",")
+    assert [table.GetColumnName(c) for c in range(table.GetNumberOfColumns())] == columns
+    G.InnerEarSegLogic(scene).exportStatistics(outputs.tableNode, tmp_path / "slicer.csv")
+    assert (tmp_path / "slicer.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+    outputs.tableNode.RemoveAttribute(G.STATS_ATTRIBUTE)  # a table as shown: the same columns
+    G.InnerEarSegLogic(scene).exportStatistics(outputs.tableNode, tmp_path / "shown.csv")
+    assert (tmp_path / "shown.csv").read_text().splitlines()[0].split(",") == columns
 
 
 # --- worker and job -----------------------------------------------------------------------
@@ -437,12 +459,12 @@ def test_worker_reports_progress_and_writes_outputs(tmp_path, capsys):
     sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
     fake = FakeSegmenter(STATS)
     code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "out"),
-                   "--params", json.dumps({"tta": True, "surfaces": False})], segment=fake)
+                   "--no-tta", "--cpu-precision", "fp32", "--no-surfaces"], segment=fake)
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0
     assert events[0] == {"event": "progress", "stage": "segment", "fraction": 1.0, "message": "fake"}
     assert events[-1]["event"] == "done"
-    assert fake.calls[0]["params"].tta is True
+    assert fake.calls[0]["params"] == SegmentParameters(tta=False, cpu_bf16=False, surfaces=False)
     labels = sitk.ReadImage(str(tmp_path / "out" / W.LABELS_FILE))
     assert labels.GetOrigin() == pytest.approx(image.GetOrigin()) and labels.GetSize() == image.GetSize()
     assert json.loads((tmp_path / "out" / W.STATS_FILE).read_text())["stats"] == STATS
@@ -510,10 +532,13 @@ def test_job_cancel_kills_the_process(tmp_path):
 
 
 def test_worker_command_runs_the_real_worker_script(tmp_path):
+    params = SegmentParameters(tta=False, cpu_bf16=True, smoothing=0.25)
     command = J.worker_command(sys.executable, tmp_path / "missing.nrrd", tmp_path / "out",
-                               model="m.json", params={"tta": True})
+                               model="m.json", params=params)
     assert Path(command[1]).name == "worker.py" and Path(command[1]).is_file()
-    assert command[command.index("--params") + 1] == '{"tta": true}' and command[-2:] == ["--model", "m.json"]
+    assert command[-2:] == ["--model", "m.json"]
+    assert params.asArgList() == command[6:-2]  # the command line's own option flags
+    assert W.parse_args(command[2:]).cpu_bf16 == "bf16"
     env = J.worker_environment(str(ROOT), {"PYTHONPATH": "/elsewhere"})
     assert env["PYTHONPATH"].split(":") == [str(ROOT), "/elsewhere"]
 
@@ -527,7 +552,7 @@ def test_out_of_process_run_with_the_real_pipeline(scene, tmp_path, tiny_model_p
     inputPath = logic.writeInput(volume, tmp_path / "input.nrrd")
     env = J.worker_environment(str(G.library_parent()))
     job = J.SegmentationJob(J.worker_command(sys.executable, inputPath, tmp_path / "out", tiny_model_path,
-                                             {"device": "cpu", "surfaces": False}, "scan"), env)
+                                             SegmentParameters(device="cpu", surfaces=False), "scan"), env)
     job.start()
     assert job.wait(timeout=300) == J.DONE, job.error
     outputs = logic.importResultFiles(tmp_path / "out", volume)
@@ -543,7 +568,7 @@ def test_worker_names_a_missing_model(tmp_path, capsys):
     image[4, 4, 4] = 100
     sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
     code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "out"),
-                   "--model", str(tmp_path / "nope.json"), "--params", '{"device": "cpu"}'])
+                   "--model", str(tmp_path / "nope.json"), "--device", "cpu"])
     event = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert code == 1 and event["event"] == "error" and "nope.json" in event["message"]
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """The module panel (.ui) loads with plain Qt, matches the module code, and gives the README
-screenshot; the widget's code runs Apply, Cancel and loading with stubbed GUI classes.
+screenshot; the option widgets and parameter-node fields are made from the one declaration
+(``SegmentParameters``); the widget's code runs Apply, Cancel and loading with stubbed GUI classes.
 
 Slicer's own widget classes are not available outside Slicer, so each is replaced by the Qt
 class it behaves like (a collapsible button by a group box, a node selector by a combo box...)
@@ -8,6 +9,7 @@ before loading; the layout, names and dynamic properties stay as Slicer would lo
 import ast
 import os
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -20,11 +22,17 @@ from PySide6.QtGui import QStandardItemModel  # noqa: E402
 from PySide6.QtUiTools import QUiLoader  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "InnerEarSeg"))
+from InnerEarSegLib.parameters import SegmentParameters  # noqa: E402
+from InnerEarSegSlicerLib import panel as P  # noqa: E402
+
 UI = ROOT / "InnerEarSeg" / "Resources" / "UI" / "InnerEarSeg.ui"
 MODULE = ROOT / "InnerEarSeg" / "InnerEarSeg.py"
 SCREENSHOT = ROOT / "docs" / "slicer_panel.png"
 STAND_INS = {"qMRMLWidget": "QWidget", "ctkCollapsibleButton": "QGroupBox", "qMRMLNodeComboBox": "QComboBox",
              "ctkSliderWidget": "QDoubleSpinBox", "ctkPathLineEdit": "QLineEdit", "qMRMLTableView": "QTableView"}
+# the option widgets as plain Qt makes them (Slicer's slider: a spin box with the same setters)
+OPTION_WIDGETS = {"choice": QtWidgets.QComboBox, "range": QtWidgets.QDoubleSpinBox, "bool": QtWidgets.QCheckBox}
 
 
 def plain_qt_ui(path) -> bytes:
@@ -53,6 +61,7 @@ def panel():
     buffer.open(QIODevice.ReadOnly)
     widget = QUiLoader().load(buffer)
     assert widget is not None, "the .ui did not load"
+    P.addOptionWidgets(widget.findChild(QtWidgets.QGroupBox, "optionsCollapsibleButton").layout(), OPTION_WIDGETS)
     yield widget
     widget.deleteLater()
     app.processEvents()
@@ -69,7 +78,7 @@ def parameter_names_in_ui():
 
 
 def parameter_node_fields():
-    """(name -> annotation source) of the module's parameterNodeWrapper class."""
+    """(name -> annotation source) of the panel's own fields in the module's parameter node class."""
     tree = ast.parse(MODULE.read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "InnerEarSegParameterNode")
     return {s.target.id: ast.unparse(s.annotation) for s in cls.body if isinstance(s, ast.AnnAssign)}
@@ -86,14 +95,41 @@ def test_every_widget_the_module_uses_exists(panel):
 def test_parameter_bindings_match_the_parameter_node(panel):
     fields = parameter_node_fields()
     bound = parameter_names_in_ui()
+    options = {o.name for o in SegmentParameters.options()}
     assert set(bound.values()) <= set(fields)
     assert set(fields) - set(bound.values()) == {"statistics", "measures"}  # set by code, shown in table views
+    assert not (set(fields) | set(bound.values())) & options  # the options are not written here again
     for widget, field in bound.items():  # the dynamic property survives loading: Slicer binds by it
         assert panel.findChild(QtWidgets.QWidget, widget).property("SlicerParameterName") == field
-    for widget, field in (("modalityComboBox", "modality"), ("deviceComboBox", "device")):
-        combo = panel.findChild(QtWidgets.QComboBox, widget)
-        items = [combo.itemText(i) for i in range(combo.count())]
-        assert f"Choice({items!r})".replace("'", '"') in fields[field].replace("'", '"')
+
+
+class Recorded:
+    """Stand-in for Slicer's Choice and WithinRange: keeps its arguments."""
+
+    def __init__(self, *args):
+        self.args = args
+
+
+def test_options_come_from_the_declaration(panel):
+    """One widget and one parameter-node field per option, with its name, default, choices or range, help."""
+    node = P.withOptions(type("Fields", (), {"__annotations__": {"inputVolume": object}}), Recorded, Recorded)
+    assert list(node.__annotations__) == ["inputVolume"] + [o.name for o in SegmentParameters.options()]
+    for o in SegmentParameters.options():
+        widget = panel.findChild(QtWidgets.QWidget, P.widgetName(o.name))
+        assert widget.property("SlicerParameterName") == o.name and o.help[1:] in widget.toolTip()
+        assert getattr(node, o.name) == o.word(o.default)
+        kind = node.__annotations__[o.name]
+        if o.kind == "choice":
+            assert [widget.itemText(i) for i in range(widget.count())] == list(o.choices) == kind.__metadata__[0].args[0]
+            assert widget.currentText() == o.word(o.default)
+        elif o.kind == "range":
+            assert (widget.minimum(), widget.maximum(), widget.value()) == (*o.range, o.default) == \
+                (*kind.__metadata__[0].args, o.default)
+        else:
+            assert kind is bool and widget.isChecked() is o.default and widget.text() == o.label
+    values = {"cpu_bf16": "fp32", "modality": "CT", "smoothing": 0.2, "tta": False}
+    filled = type("Node", (), {**{o.name: o.word(o.default) for o in SegmentParameters.options()}, **values})()
+    assert P.segmentParameters(filled) == SegmentParameters(cpu_bf16=False, modality="ct", smoothing=0.2, tta=False)
 
 
 def test_screenshot(panel):
@@ -197,11 +233,17 @@ def load_module_with_stubbed_gui(monkeypatch, scene):
     return module, ui, errors
 
 
+def stubbed_option_widgets():
+    """Option widget classes for the stubbed GUI: every widget a MagicMock."""
+    from unittest.mock import MagicMock
+    return {"choice": MagicMock, "range": MagicMock, "bool": MagicMock}
+
+
 def test_widget_apply_run_load_and_cancel(monkeypatch, tiny_model_path):
     slicer = pytest.importorskip("slicer")
     scene = slicer.vtkMRMLScene()
     module, ui, errors = load_module_with_stubbed_gui(monkeypatch, scene)
-    widget = module.InnerEarSegWidget()
+    widget = module.InnerEarSegWidget(optionWidgetClasses=stubbed_option_widgets())
     widget.setup()
     try:
         check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path)
@@ -218,9 +260,10 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     volume, _ = T.add_volume(scene, T.GEOMETRIES["axial"], [(T.center_ras(T.GEOMETRIES["axial"]), 100)])
     widget._parameterNode.inputVolume = volume
     widget._parameterNode.device = "cpu"
-    assert widget.workerParameters()["cpu_bf16"] is None   # ticked by default: bf16 where native
-    widget._parameterNode.cpuBf16 = False
-    assert widget.workerParameters()["cpu_bf16"] is False  # unticked: fp32 forced
+    assert widget.segmentParameters().cpu_bf16 is None   # auto by default: bf16 where native
+    widget._parameterNode.cpu_bf16 = "fp32"
+    assert widget.segmentParameters().cpu_bf16 is False  # fp32 forced
+    assert all(hasattr(ui, P.widgetName(o.name)) for o in SegmentParameters.options())  # bound by connectGui
     ui.modelPathLineEdit.currentPath = str(tiny_model_path)
     widget.updateGUI()
     assert ui.applyButton.enabled
@@ -231,6 +274,9 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     widget.onApplyButton()  # Apply: the worker runs, the button becomes Cancel
     folder = widget.jobFolder
     assert widget.running() and ui.applyButton.text == "Cancel" and not ui.inputsCollapsibleButton.enabled
+    # the worker gets the command line's flags for the panel's options (its own surfaces off: Slicer builds them)
+    expected = SegmentParameters(device="cpu", cpu_bf16=False, surfaces=False).asArgList()
+    assert " ".join(expected) in " ".join(widget.job.command)
     widget.onApplyButton()  # Cancel: process killed, temporary files gone, scene unchanged
     assert widget.job.state == "cancelled" and ui.applyButton.text == "Apply"
     assert not Path(folder).exists() and scene.GetNumberOfNodes() == before

@@ -135,13 +135,14 @@ def kill_tree(process: subprocess.Popen) -> None:
     process.kill()  # in case the group could not be reached; harmless once it is dead
 
 
-def worker_command(python: str, inputPath, outputDir, model=None, params: Optional[dict] = None,
+def worker_command(python: str, inputPath, outputDir, model=None, params=None,
                    source: Optional[str] = None) -> List[str]:
     """The command line that runs ``worker.py`` with ``python`` (Slicer's ``PythonSlicer``);
-    ``source`` names the scan in error messages instead of the temporary input file."""
+    ``params`` (``SegmentParameters``; None: the defaults) become the command line's option flags
+    (``asArgList``); ``source`` names the scan in error messages instead of the temporary input file."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-    command = [python, script, "--input", str(inputPath), "--output-dir", str(outputDir),
-               "--params", json.dumps(params or {})]
+    command = [python, script, "--input", str(inputPath), "--output-dir", str(outputDir)]
+    command += params.asArgList() if params is not None else []
     return command + (["--model", str(model)] if model else []) + (["--source", source] if source else [])
 
 

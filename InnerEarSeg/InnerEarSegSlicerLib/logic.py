@@ -4,15 +4,16 @@ No Qt here, so the same code runs inside Slicer and, for tests, in plain Python 
 ``slicer-core``. What a run adds to the scene: a segmentation node (one segment per
 structure and side, named, coloured and coded as in ``InnerEarSegLib.labels``) whose
 reference geometry is the input volume, a closed-surface representation, model nodes in
-a subject-hierarchy folder and a table of statistics. If anything fails the scene is left
-as it was. Running again into the same segmentation replaces the models, folder and table of
+a subject-hierarchy folder and a table of statistics, whose columns are those of the command
+line's ``NAME_stats.csv`` (``InnerEarSegLib.write.csv_rows``; exported by ``write.write_csv``).
+If anything fails the scene is left as it was. Running again into the same segmentation replaces the models, folder and table of
 the earlier run instead of adding more. Geometry: SimpleITK images are LPS, Slicer's world is RAS; the conversion is
 the single flip ``LPS_TO_RAS`` of the first two axes, applied to whole 4x4 matrices.
 """
-import csv
 import dataclasses
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -24,7 +25,7 @@ import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from InnerEarSegLib import labels as L
-from InnerEarSegLib.errors import InputError
+from InnerEarSegLib.errors import Cancelled, InputError
 from InnerEarSegLib.result import SegmentationResult
 
 from .worker import LABELS_FILE, SIDES_FILE, STATS_FILE
@@ -36,6 +37,7 @@ DEFAULT_SMOOTHING = 0.5
 BINARY_LABELMAP = "Binary labelmap"
 # references from a segmentation node to what the last run made for it, replaced by the next run
 STATISTICS_ROLE, SURFACE_ROLE = "InnerEarSegStatistics", "InnerEarSegSurface"
+STATS_ATTRIBUTE = "InnerEarSeg.statsRows"  # the statistics table's rows as measured (JSON), for the CSV export
 
 
 @dataclass
@@ -211,25 +213,21 @@ def stack_card_lines(card: dict) -> List[str]:
 # --- statistics table -----------------------------------------------------------------------
 
 def stats_columns(stats: List[dict]):
-    """(column name, values) pairs: one column per scalar key, one per component of a vector
-    key (``centroid_ras`` -> ``centroid_ras R/A/S``, ``*_lps`` -> ``L/P/S``); missing is None."""
-    columns = []
-    for key in dict.fromkeys(k for row in stats for k in row):
-        values = [row.get(key) for row in stats]
-        sample = next((v for v in values if v is not None), None)
-        if isinstance(sample, (list, tuple, np.ndarray)):
-            axes = "RAS" if key.endswith("_ras") else "LPS" if key.endswith("_lps") else None
-            for i in range(len(sample)):
-                columns.append((f"{key} {axes[i] if axes else i}", [None if v is None else v[i] for v in values]))
-        else:
-            columns.append((key, values))
-    return columns
+    """(column name, values) pairs, the columns of the command line's CSV (``write.csv_rows``): one
+    per scalar key, one per component of a vector key (``centroid_ras`` -> ``centroid_ras_x/_y/_z``);
+    missing is None."""
+    from InnerEarSegLib.write import csv_rows
+    rows = csv_rows(stats)
+    return [(key, [row.get(key) for row in rows]) for key in dict.fromkeys(k for row in rows for k in row)]
 
 
 def fill_table(tableNode, stats: List[dict]) -> None:
-    """Numeric columns as numbers (missing: NaN), others as text (missing: empty)."""
+    """Numeric columns as numbers (missing: NaN), others as text (missing: empty); the rows as
+    measured are kept in the node's ``STATS_ATTRIBUTE`` for ``exportStatistics``."""
+    from InnerEarSegLib.write import csv_rows
     table = tableNode.GetTable()
     table.Initialize()
+    tableNode.SetAttribute(STATS_ATTRIBUTE, json.dumps(csv_rows(stats)))
     for name, values in stats_columns(stats):
         present = [v for v in values if v is not None]
         numeric = bool(present) and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
@@ -242,11 +240,31 @@ def fill_table(tableNode, stats: List[dict]) -> None:
     tableNode.Modified()
 
 
+def table_rows(tableNode) -> List[dict]:
+    """A table node's rows as {column: value}; NaN and empty cells are None."""
+    table = tableNode.GetTable()
+    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+    rows = []
+    for r in range(table.GetNumberOfRows()):
+        values = [c.GetValue(r) for c in columns]
+        rows.append({c.GetName(): None if v == "" or (isinstance(v, float) and np.isnan(v)) else v
+                     for c, v in zip(columns, values)})
+    return rows
+
+
 # --- the logic ------------------------------------------------------------------------------
 
 def _default_segmenter(*args, **kwargs):
     from InnerEarSegLib.pipeline import segment
     return segment(*args, **kwargs)
+
+
+def library_parameters(parameters):
+    """The parameters the library gets from Slicer: the same, but no surfaces of its own (Slicer
+    builds them from the segmentation, with the same ``smoothing``)."""
+    if dataclasses.is_dataclass(parameters) and hasattr(parameters, "surfaces"):
+        return dataclasses.replace(parameters, surfaces=False)
+    return parameters
 
 
 class InnerEarSegLogic:
@@ -266,10 +284,8 @@ class InnerEarSegLogic:
     def segment(self, inputVolumeNode, parameters=None, model=None, progress=None, cancel=None):
         """Run the library on a volume node; returns its SegmentationResult (nothing added to the scene)."""
         image = volume_to_image(inputVolumeNode)
-        if dataclasses.is_dataclass(parameters) and hasattr(parameters, "surfaces"):
-            parameters = dataclasses.replace(parameters, surfaces=False)  # Slicer makes its own surfaces
-        return self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel,
-                              source=inputVolumeNode.GetName())
+        return self.segmenter(image, model=model, params=library_parameters(parameters), progress=progress,
+                              cancel=cancel, source=inputVolumeNode.GetName())
 
     def process(self, inputVolumeNode, outputSegmentationNode=None, parameters=None, model=None,
                 progress=None, cancel=None) -> Outputs:
@@ -436,15 +452,14 @@ class InnerEarSegLogic:
         return Path(path)
 
     def exportStatistics(self, tableNode, path) -> Path:
-        """Write a table node as CSV through a unique temporary name."""
-        from InnerEarSegLib.write import atomic_path
-        table = tableNode.GetTable()
-        columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
-        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow([c.GetName() for c in columns])
-            for r in range(table.GetNumberOfRows()):
-                writer.writerow([c.GetValue(r) for c in columns])
+        """Write a statistics table as the command line's ``NAME_stats.csv`` (same columns, same
+        writer: ``write.write_csv``), through a unique temporary name. The rows are those measured
+        (``STATS_ATTRIBUTE``); a table without them is written as it is shown."""
+        from InnerEarSegLib.write import atomic_path, write_csv
+        stored = tableNode.GetAttribute(STATS_ATTRIBUTE)
+        rows = json.loads(stored) if stored else table_rows(tableNode)
+        with atomic_path(path) as tmp:
+            write_csv(tmp, rows)
         return Path(path)
 
     def exportSurfaces(self, segNode, folder, fileFormat="STL") -> None:
@@ -457,34 +472,41 @@ class InnerEarSegLogic:
             raise OSError(f"{folder}: could not write the {fileFormat} surfaces")
 
     def processFiles(self, inputs, outputFolder, parameters=None, model=None, progress=None, cancel=None):
-        """Batch: segment each scan of ``inputs`` (files, folders of scans, DICOM series folders),
-        save ``<name>.seg.nrrd`` and ``<name>_stats.csv`` in ``outputFolder`` and remove the nodes
-        again. Returns ``(path, error or None)`` per scan; one bad scan does not stop the others.
-        Inputs sharing a case name are refused (InputError naming them) before any work."""
-        from InnerEarSegLib.read import case_name, check_unique_case_names, list_inputs, read_image
+        """Batch, with the command line's outputs: each scan of ``inputs`` (files, folders of scans,
+        DICOM series folders) is segmented by this logic's segmenter and written by the library's
+        writer into ``outputFolder/<name>/``, the files ``innerear-seg segment`` writes, and
+        ``outputFolder/cohort_summary.csv`` (``cohort.write_summary``) lists the scans. Nothing is
+        added to the scene. Returns ``(path, error or None)`` per scan; one bad scan does not stop
+        the others. Inputs sharing a case name are refused (InputError naming them) before any work."""
+        from InnerEarSegLib.cohort import write_summary
+        from InnerEarSegLib.read import check_unique_case_names, list_inputs
         scans = list_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs])
         check_unique_case_names(scans)  # before any work: their files would overwrite each other
-        outputFolder = Path(outputFolder)
-        outputFolder.mkdir(parents=True, exist_ok=True)
-        report = []
+        Path(outputFolder).mkdir(parents=True, exist_ok=True)
+        reports = []
         for path in scans:
-            nodes = []
-            try:
-                name = case_name(path)
-                volume = image_to_volume(read_image(path), self.scene, name)
-                nodes.append(volume)
-                result = self.segment(volume, parameters, model, progress, cancel)
-                outputs = self.importResult(result, volume, surfaces=False)
-                nodes += [n for n in (outputs.segmentationNode, outputs.tableNode) if n]
-                self.saveSegmentation(outputs.segmentationNode, outputFolder / f"{name}.seg.nrrd")
-                if outputs.tableNode:
-                    self.exportStatistics(outputs.tableNode, outputFolder / f"{name}_stats.csv")
-                report.append((path, None))
-            except Exception as e:
-                report.append((path, str(e) if str(path) in str(e) else f"{path}: {e}"))
-            finally:
-                for node in nodes:
-                    self.removeNode(node)
+            reports.append(self.processFile(path, outputFolder, parameters, model, progress, cancel))
+            write_summary(outputFolder, reports)
+        return [(path, report.error or None) for path, report in zip(scans, reports)]
+
+    def processFile(self, path, outputFolder, parameters=None, model=None, progress=None, cancel=None):
+        """Segment one scan file into ``outputFolder/<name>/`` as the command line does; its
+        ``CaseReport``, whose error names the file and the cause (Cancel still stops)."""
+        from InnerEarSegLib.pipeline import CaseReport
+        from InnerEarSegLib.read import case_name, read_image
+        from InnerEarSegLib.write import write_outputs
+        name, start = case_name(path), time.perf_counter()
+        try:
+            image = read_image(path)
+            result = self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel,
+                                    source=str(path))
+            outputs = write_outputs(result, outputFolder, name, image)
+            report = CaseReport(str(path), name, True, "", outputs, 0.0, result.stats, result.warnings)
+        except Cancelled:
+            raise
+        except Exception as e:  # one failing scan must not lose the others
+            report = CaseReport(str(path), name, False, str(e) if str(path) in str(e) else f"{path}: {e}")
+        report.seconds = time.perf_counter() - start
         return report
 
 

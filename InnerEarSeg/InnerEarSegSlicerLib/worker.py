@@ -1,7 +1,8 @@
 """Out-of-process runner: segment one scan and report progress as JSON lines on stdout.
 
-Slicer starts it with its own Python (``PythonSlicer worker.py --input ... --output-dir ...``)
-so inference never blocks or crashes the application, and Cancel can simply kill it.
+Slicer starts it with its own Python (``PythonSlicer worker.py --input ... --output-dir ...``
+and the options as ``innerear-seg segment`` takes them, ``SegmentParameters.asArgList``) so
+inference never blocks or crashes the application, and Cancel can simply kill it.
 Each stdout line is one JSON object: ``{"event": "progress", "stage", "fraction", "message"}``,
 then ``{"event": "done", "warnings": [...]}`` or ``{"event": "error", "kind", "message"}``.
 The input is read and checked exactly as the command line does (``InnerEarSegLib.read``),
@@ -43,12 +44,13 @@ def write_outputs(result, out_dir: Path) -> None:
 
 
 def parse_args(argv):
+    from InnerEarSegLib.parameters import SegmentParameters
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True, help="scan to segment (any format SimpleITK reads)")
     parser.add_argument("--output-dir", required=True, help="folder for labels, sides and stats")
     parser.add_argument("--model", default=None, help="model card or weights; default: the bundled model")
-    parser.add_argument("--params", default="{}", help="SegmentParameters fields as a JSON object")
     parser.add_argument("--source", default=None, help="name of the scan in error messages (default: --input)")
+    SegmentParameters.add_arguments(parser)  # the same option flags as innerear-seg segment
     return parser.parse_args(argv)
 
 
@@ -57,11 +59,11 @@ def main(argv=None, segment=None) -> int:
     args = parse_args(argv)
     try:
         from InnerEarSegLib.errors import InputError
-        from InnerEarSegLib.pipeline import SegmentParameters
+        from InnerEarSegLib.parameters import SegmentParameters
         from InnerEarSegLib.read import read_image
         if segment is None:
             from InnerEarSegLib.pipeline import segment
-        params = SegmentParameters(**json.loads(args.params))
+        params = SegmentParameters.fromArgs(args)
         ok, message = params.isValid()
         if not ok:
             raise ValueError(f"invalid parameters: {message}")
