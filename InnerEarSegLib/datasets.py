@@ -81,6 +81,13 @@ def _with_stem(folder: Path, stem: str):
     return next((p for p in sorted(folder.iterdir()) if image_stem(p) == stem), None)
 
 
+# The folder layouts of image/label pairs: (image folder, label folder, image name suffix, label
+# name suffix, the label expected, for the error message); "." is the data folder itself.
+LAYOUTS = (("imagesTr", "labelsTr", "_0000", "", "labelsTr/{name}.nii.gz or similar"),
+           ("images", "labels", "", "", "labels/{name}.nrrd or similar"),
+           (".", ".", "_image", "_label", "{name}_label.nii.gz or similar beside it"))
+
+
 def find_cases(folders: Sequence, kind: str = "structures") -> List[Case]:
     """Image/label pairs in each folder, in either layout:
 
@@ -94,30 +101,7 @@ def find_cases(folders: Sequence, kind: str = "structures") -> List[Case]:
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise InputError(folder, "training data folder not found")
-        found = []
-        if (folder / "imagesTr").is_dir():
-            for image in sorted((folder / "imagesTr").iterdir()):
-                stem = image_stem(image) or ""
-                if stem.endswith("_0000"):
-                    label = _with_stem(folder / "labelsTr", stem[:-5])
-                    if label is None:
-                        raise InputError(image, f"no label found (expected labelsTr/{stem[:-5]}.nii.gz or similar)")
-                    found.append(Case(stem[:-5], image, label))
-        if (folder / "images").is_dir():
-            for image in sorted((folder / "images").iterdir()):
-                stem = image_stem(image)
-                if stem:
-                    label = _with_stem(folder / "labels", stem)
-                    if label is None:
-                        raise InputError(image, f"no label found (expected labels/{stem}.nrrd or similar)")
-                    found.append(Case(stem, image, label))
-        for image in sorted(folder.iterdir()):
-            stem = image_stem(image) or ""
-            if stem.endswith("_image"):
-                label = _with_stem(folder, stem[:-6] + "_label")
-                if label is None:
-                    raise InputError(image, f"no label found (expected {stem[:-6]}_label.nii.gz or similar beside it)")
-                found.append(Case(stem[:-6], image, label))
+        found = [case for layout in LAYOUTS for case in _layout_cases(folder, *layout)]
         if not found:
             raise InputError(folder, "no training pairs found: expected imagesTr/X_0000.nii.gz with "
                                      "labelsTr/X.nii.gz, X_image.nii.gz with X_label.nii.gz, or images/X.nii.gz "
@@ -126,6 +110,25 @@ def find_cases(folders: Sequence, kind: str = "structures") -> List[Case]:
     for case in cases:
         case.kind = kind
     return cases
+
+
+def _layout_cases(folder: Path, images: str, labels: str, suffix: str, label_suffix: str, expected: str
+                  ) -> List[Case]:
+    """The pairs of one layout (``LAYOUTS``) in ``folder``: each image ``NAME + suffix`` in ``images``
+    with its label ``NAME + label_suffix`` in ``labels``; an image without its label is an error."""
+    if not (folder / images).is_dir():
+        return []
+    found = []
+    for image in sorted((folder / images).iterdir()):
+        stem = image_stem(image) or ""
+        if not stem or not stem.endswith(suffix):
+            continue
+        name = stem[:len(stem) - len(suffix)]
+        label = _with_stem(folder / labels, name + label_suffix)
+        if label is None:
+            raise InputError(image, f"no label found (expected {expected.format(name=name)})")
+        found.append(Case(name, image, label))
+    return found
 
 
 def read_pair(case: Case):

@@ -63,19 +63,27 @@ def _parse(path) -> Tuple[str, bool]:
 
 def find_cases(items: Sequence) -> Dict[str, Path]:
     """Case name -> label file, from file and folder arguments (rules in the module docstring)."""
-    found: List[Tuple[str, Path]] = []
-    for item in items:
-        p = Path(item)
-        if p.is_file():
-            if not case_name(p):
-                raise InputError(p, f"not a label map file (expected one of {', '.join(EXTENSIONS)})")
-            found.append((case_name(p), p))
-        elif p.is_dir():
-            found += [(case_name(f), f) for f in sorted(p.iterdir()) if f.is_file() and case_name(f)]
-            for sub in sorted(d for d in p.iterdir() if d.is_dir()):
-                found += [(sub.name, f) for f in sorted(sub.iterdir()) if f.is_file() and case_name(f) == sub.name]
-        else:
-            raise InputError(p, "no such file or folder")
+    return _one_per_case([found for item in items for found in _label_files(Path(item))])
+
+
+def _label_files(p: Path) -> List[Tuple[str, Path]]:
+    """(case name, label file) of one argument: the label file itself, or a folder's label files
+    and the files of its case subfolders named like the subfolder."""
+    if p.is_file():
+        if not case_name(p):
+            raise InputError(p, f"not a label map file (expected one of {', '.join(EXTENSIONS)})")
+        return [(case_name(p), p)]
+    if not p.is_dir():
+        raise InputError(p, "no such file or folder")
+    found = [(case_name(f), f) for f in sorted(p.iterdir()) if f.is_file() and case_name(f)]
+    for sub in sorted(d for d in p.iterdir() if d.is_dir()):
+        found += [(sub.name, f) for f in sorted(sub.iterdir()) if f.is_file() and case_name(f) == sub.name]
+    return found
+
+
+def _one_per_case(found: List[Tuple[str, Path]]) -> Dict[str, Path]:
+    """One label file per case name: a name with a label suffix wins over a plain one; two files of
+    the same kind for one case are an error."""
     cases: Dict[str, Path] = {}
     for name, path in found:
         if name not in cases or (_has_label_suffix(path) and not _has_label_suffix(cases[name])):

@@ -25,6 +25,7 @@ from .model_card import LoadedModel, load_model
 from .parameters import SegmentParameters  # noqa: F401 (the API's name, kept here)
 from .progress import CancelFlag, ProgressCallback, no_progress
 from .read import case_name, check_unique_case_names, list_inputs, read_image
+from .regions import RegionPredictor
 from .result import EarRegion, SegmentationResult
 
 HERE = Path(__file__).resolve().parent
@@ -122,93 +123,90 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         model = _model(model, device)
         infer.configure_threads()
         run = partial(infer.predict_probabilities, device=device, cpu_bf16=params.cpu_bf16)
-        locate_with = predictor or partial(run, tta=False)
-        predictor = predictor or partial(run, tta=params.tta)
+        regions = RegionPredictor(image, model, predictor or partial(run, tta=params.tta), stage.progress, cancel)
 
         stage("preprocess")
-        preprocess.check_values(image, source)
-        modality = preprocess.detect_modality(image) if params.modality == "auto" else params.modality
-        stage.progress("preprocess", 0.5, f"modality {modality.upper()}")
-        _warn_if_unsuited(image, model, modality, source)
+        modality = _modality(image, model, params, source, stage.progress)
 
         stage("localize")
-        pre = model.card["preprocessing"]
-        divisor = model.segmenter.divisor
         if params.roi == "center":
             candidates = []
         else:
-            candidates = (locator or localize.locate_ears)(image, model, locate_with)
+            candidates = (locator or localize.locate_ears)(image, model, predictor or partial(run, tta=False))
 
         stage("segment")
-        passes = 0
-        # the network input of every region segmented, by grid (the same grid gives the same input),
-        # for the fluid check of the regions kept: resampling them again cost 0.2 s per ear
-        inputs = {}
-
-        def region_input(reference):
-            key = (reference.GetOrigin(), reference.GetSize(), reference.GetSpacing())
-            if key not in inputs:
-                inputs[key] = preprocess.region_input(image, reference, pre["normalisation"])
-            return inputs[key]
-
-        class_weights = model.card.get("postprocessing", {}).get("class_weights")
-
-        def predict_on(reference):
-            probabilities = predictor(model.segmenter, region_input(reference), tuple(pre["patch_size"]))
-            return postprocess.outside_is_background(postprocess.reweight(probabilities, class_weights),
-                                                     grid.inside_mask(image, reference))
-
-        def segment_region(center, region_mm=None):
-            nonlocal passes
-            if cancel is not None:
-                cancel.check()
-            passes += 1
-            stage.progress("segment", 0.5, f"region {passes}")
-            reference = preprocess.ear_reference(center, pre, divisor, region_mm)
-            return reference, predict_on(reference)
-
-        if params.roi == "center":
-            reference = preprocess.center_reference(image, pre, divisor)
-            regions = postprocess.split_halves(reference, predict_on(reference))
-            ears = [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in regions]
-        else:
-            # no whole-scan sweep on voxels too coarse for the canals: tens of passes that find nothing
-            sweep = pre["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
-            confirmed = confirm.confirm_ears(
-                image, candidates, segment_region,
-                lambda: confirm.head_midline_x(image, pre["normalisation"]), sweep_mm=sweep)
-            ears = [ear for ear, _, _ in confirmed]
-            regions = [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
-            if not ears:
-                warnings.warn("no inner ear found in the field of view; the labels are empty")
+        ears, found = _segment_ears(image, params, candidates, regions)
 
         stage("postprocess")
-        if params.fluid_check:
-            regions = [_check_fluid(region, region_input(region[1]), ear) for region, ear in zip(regions, ears)]
-        inputs.clear()
-        labels, sides = postprocess.assemble(image, regions, params.keep_largest, params.fill_holes)
-        if not params.split_sides:
-            sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
-        if ears and not sitk.GetArrayViewFromImage(labels).any():
-            warnings.warn("no inner ear found in the located region(s); the labels are empty")
+        labels, sides = _labels(image, params, ears, found, regions)
 
         stage("measure")
         stats = measure(labels, sides if params.split_sides else None)
         _warn_if_implausible(stats)
-
-        surfaces = {}
-        if params.surfaces:
-            stage("surface")
-            if surface_builder is None:
-                from .surface import build_surfaces as surface_builder
-            surfaces = surface_builder(labels, sides if params.split_sides else None, params.smoothing)
+        surfaces = _surfaces(labels, sides, params, stage, surface_builder)
         stage.done()
-    for w in caught:  # pass every warning on to the caller; keep the library's own in the result
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    messages = [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]
+    messages = _passed_on(caught)
     return SegmentationResult(labels=labels, sides=sides, stats=stats, surfaces=surfaces, ears=ears,
                               warnings=messages, source=str(source) if source else None,
                               model_name=model.name, modality=modality, timings=timings)
+
+
+def _modality(image: sitk.Image, model: LoadedModel, params: SegmentParameters, source, report) -> str:
+    """The scan's modality, as set or detected, after the value checks; warnings for unsuited inputs."""
+    preprocess.check_values(image, source)
+    modality = preprocess.detect_modality(image) if params.modality == "auto" else params.modality
+    report("preprocess", 0.5, f"modality {modality.upper()}")
+    _warn_if_unsuited(image, model, modality, source)
+    return modality
+
+
+def _segment_ears(image: sitk.Image, params: SegmentParameters, candidates: List[EarRegion],
+                  regions: RegionPredictor):
+    """(ears, [(side, region grid, probabilities)]): the centre crop's halves, or the candidates
+    confirmed by the segmenter (``confirm.confirm_ears``)."""
+    if params.roi == "center":
+        found = regions.center_halves()
+        return [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in found], found
+    pre = regions.preprocessing
+    # no whole-scan sweep on voxels too coarse for the canals: tens of passes that find nothing
+    sweep = pre["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
+    confirmed = confirm.confirm_ears(image, candidates, regions.segment_region,
+                                     partial(confirm.head_midline_x, image, pre["normalisation"]), sweep_mm=sweep)
+    ears = [ear for ear, _, _ in confirmed]
+    if not ears:
+        warnings.warn("no inner ear found in the field of view; the labels are empty")
+    return ears, [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
+
+
+def _labels(image: sitk.Image, params: SegmentParameters, ears: List[EarRegion], found, regions: RegionPredictor):
+    """(labels, sides) on the input grid from each ear's region, after the fluid check if asked for."""
+    if params.fluid_check:
+        found = [_check_fluid(region, regions.region_input(region[1]), ear) for region, ear in zip(found, ears)]
+    regions.forget_inputs()
+    labels, sides = postprocess.assemble(image, found, params.keep_largest, params.fill_holes)
+    if not params.split_sides:
+        sides = postprocess.to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
+    if ears and not sitk.GetArrayViewFromImage(labels).any():
+        warnings.warn("no inner ear found in the located region(s); the labels are empty")
+    return labels, sides
+
+
+def _surfaces(labels: sitk.Image, sides: sitk.Image, params: SegmentParameters, stage: "_Stages",
+              surface_builder: Optional[Callable]) -> dict:
+    """{segment_id: vtkPolyData} when surfaces are asked for (stage "surface"), else empty."""
+    if not params.surfaces:
+        return {}
+    stage("surface")
+    if surface_builder is None:
+        from .surface import build_surfaces as surface_builder
+    return surface_builder(labels, sides if params.split_sides else None, params.smoothing)
+
+
+def _passed_on(caught) -> List[str]:
+    """Every caught warning passed on to the caller; the messages of the library's own."""
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]
 
 
 def _check_fluid(region, array: np.ndarray, ear: EarRegion):

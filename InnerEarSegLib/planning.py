@@ -25,7 +25,7 @@ refined to a plane and radius, named by position (lateral: plane nearest horizon
 the higher of the other two).
 """
 import json
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -40,6 +40,7 @@ MAX_END_TO_APEX_MM = 2.0        # a traced spiral ending farther from the helico
 CANAL_RADIUS_MM = (1.5, 4.5)    # arc radii accepted as a semicircular canal
 MIN_ARC_DEG = 150               # a canal is an arc of about 240-270 degrees; less is a fragment
 MIN_PLANE_DEG = 45              # canal planes are near right angles (about 70-110 degrees apart)
+CANAL_NAMES = ("lateral", "superior", "posterior")
 # Complete and two-turn duct lengths from A (Alexiades, Dhanasingh, Jolly, Otol Neurotol 2015;
 # 36(5):904-907, extending Escude et al., Audiol Neurotol 2006; 11 Suppl 1:27-33): name -> (a, b): a*A + b
 CDL_FORMULAS = {
@@ -272,49 +273,60 @@ def cochlea_measures(points, voxel_mm, voxel_mm3) -> dict:
     """Landmarks, A/B/H, duct lengths and turns of one cochlea from its voxel centres (LPS mm)."""
     units = {"A_mm": "mm", "B_mm": "mm", "H_mm": "mm", "turns": "turns", "lateral_wall_length_mm": "mm",
              **{k: "mm" for k in CDL_FORMULAS}}
-    why = None
-    if len(points) == 0:
-        why = "no cochlea labelled"
-    elif len(points) * voxel_mm3 < MIN_COCHLEA_MM3:
-        why = f"cochlea label too small ({len(points) * voxel_mm3:.1f} mm3 < {MIN_COCHLEA_MM3:g}: a fragment)"
-    elif voxel_mm > MAX_VOXEL_MM:
-        why = f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    why = _cochlea_unmeasurable(points, voxel_mm, voxel_mm3)
     if why:
         return {"values": {k: missing(u, why) for k, u in units.items()}, "landmarks": {}, "lines": {}}
     centre, axis, apex = cochlea_axis(points)
     rw = round_window(points, centre, axis)
     frame = cochlear_frame(centre, axis, rw)
     abh = a_b_h(points, frame, band_mm=max(0.3, voxel_mm))
-    values = {}
     if abh is None:
-        for k, u in units.items():
-            values[k] = missing(u, "the lumen does not cross the round-window line")
-        return {"values": values, "landmarks": {}, "lines": {}}
-    values["A_mm"] = measure(abh["A"], "mm")
-    values["B_mm"] = measure(abh["B"], "mm")
-    values["H_mm"] = measure(abh["H"], "mm")
+        why = "the lumen does not cross the round-window line"
+        return {"values": {k: missing(u, why) for k, u in units.items()}, "landmarks": {}, "lines": {}}
+    values = {"A_mm": measure(abh["A"], "mm"), "B_mm": measure(abh["B"], "mm"), "H_mm": measure(abh["H"], "mm")}
     for key, (a, b) in CDL_FORMULAS.items():
         values[key] = measure(a * abh["A"] + b, "mm")
+    values["turns"], values["lateral_wall_length_mm"], path = _spiral_measures(points, frame, apex, voxel_mm)
+    return _cochlea_result(values, frame, rw, apex, abh, path)
+
+
+def _cochlea_unmeasurable(points, voxel_mm, voxel_mm3) -> Optional[str]:
+    """Why no cochlea measure can be computed from these voxels, or None."""
+    if len(points) == 0:
+        return "no cochlea labelled"
+    if len(points) * voxel_mm3 < MIN_COCHLEA_MM3:
+        return f"cochlea label too small ({len(points) * voxel_mm3:.1f} mm3 < {MIN_COCHLEA_MM3:g}: a fragment)"
+    if voxel_mm > MAX_VOXEL_MM:
+        return f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    return None
+
+
+def _spiral_measures(points, frame, apex, voxel_mm):
+    """(turns, lateral wall length, the traced path (N, 7) in the cochlear frame) of one cochlea."""
     if voxel_mm > MAX_VOXEL_MM_SPIRAL:
         why = f"scan too coarse for the spiral (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM_SPIRAL} mm: turns merge)"
-        values["turns"] = missing("turns", why)
-        values["lateral_wall_length_mm"] = missing("mm", why)
-        path = np.zeros((0, 7))
-    else:
-        path = spiral_path(*in_frame(points, frame), _in(apex, frame))
-        short = np.linalg.norm(path[-1, 1:4] - _in(apex, frame)) if len(path) else np.inf
-        why = None
-        if len(path) < 36:
-            why = "not computed: the lumen does not follow a spiral for half a turn"
-        elif short > MAX_END_TO_APEX_MM:
-            why = (f"not computed: the traced lumen ends {path[-1, 0] / (2 * np.pi):.2f} turns from the round "
-                   f"window, {short:.1f} mm short of the helicotrema (a blocked, missing or merged turn?)")
-        if why:
-            values["turns"] = measure(None, "turns", why)
-            values["lateral_wall_length_mm"] = measure(None, "mm", why)
-        else:
-            values["turns"] = measure(path[-1, 0] / (2 * np.pi), "turns")
-            values["lateral_wall_length_mm"] = measure(polyline_length(path[:, 4:7]), "mm")
+        return missing("turns", why), missing("mm", why), np.zeros((0, 7))
+    apex_in_frame = _in(apex, frame)
+    path = spiral_path(*in_frame(points, frame), apex_in_frame)
+    why = _spiral_failure(path, apex_in_frame)
+    if why:
+        return measure(None, "turns", why), measure(None, "mm", why), path
+    return measure(path[-1, 0] / (2 * np.pi), "turns"), measure(polyline_length(path[:, 4:7]), "mm"), path
+
+
+def _spiral_failure(path, apex_in_frame) -> Optional[str]:
+    """Why the traced ``path`` gives no turns or length (too short, or stopping short of the apex), or None."""
+    short = np.linalg.norm(path[-1, 1:4] - apex_in_frame) if len(path) else np.inf
+    if len(path) < 36:
+        return "not computed: the lumen does not follow a spiral for half a turn"
+    if short > MAX_END_TO_APEX_MM:
+        return (f"not computed: the traced lumen ends {path[-1, 0] / (2 * np.pi):.2f} turns from the round "
+                f"window, {short:.1f} mm short of the helicotrema (a blocked, missing or merged turn?)")
+    return None
+
+
+def _cochlea_result(values: dict, frame: dict, rw, apex, abh: dict, path) -> dict:
+    """``cochlea_measures``' result: the values with the landmarks, lines and axes they were measured on."""
     o, ex, ey, ez = frame["origin"], frame["x"], frame["y"], frame["z"]
     landmarks = {"round_window": rw, "basal_turn_centre": frame["origin"], "helicotrema": apex,
                  "modiolar_axis_apex_end": o + ez * max(np.dot(apex - o, ez), 1.0)}
@@ -377,38 +389,19 @@ def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
     """Plane, arc radius and angles of the three semicircular canals from their voxel centres.
     The tube's voxels stand in for its centreline: the plane and circle fits average across the
     tube. Naming assumes LPS patient axes (z superior)."""
-    names = ("lateral", "superior", "posterior")
-    keys = [f"{n}_canal_radius_mm" for n in names] + ["angle_lateral_superior_deg", "angle_lateral_posterior_deg",
-                                                      "angle_superior_posterior_deg", "lateral_canal_to_axial_deg"]
+    keys = [f"{n}_canal_radius_mm" for n in CANAL_NAMES] + ["angle_lateral_superior_deg",
+                                                            "angle_lateral_posterior_deg",
+                                                            "angle_superior_posterior_deg",
+                                                            "lateral_canal_to_axial_deg"]
     unit_of = lambda k: "deg" if k.endswith("deg") else "mm"  # noqa: E731
-    why = None
-    if len(points) == 0:
-        why = "no semicircular canals labelled"
-    elif len(points) * voxel_mm3 < MIN_CANAL_MM3:
-        why = "semicircular canals missing or nearly so (labyrinthectomy or fluid loss?)"
-    elif voxel_mm > MAX_VOXEL_MM:
-        why = f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    why = _canals_unmeasurable(points, voxel_mm, voxel_mm3)
+    circles = []
     if why is None:
-        sub = points
-        if len(points) > 6000:
-            sub = points[np.random.default_rng(1).choice(len(points), 6000, replace=False)]
-        circles = ransac_circles(sub, tol_mm=max(0.5, voxel_mm))
-        if len(circles) < 3:
-            why = f"only {len(circles)} of the three canals found as arcs"
-        elif min(_arc_degrees(sub[c[3]], *c[:3]) for c in circles[:3]) < MIN_ARC_DEG:
-            why = f"an arc found spans under {MIN_ARC_DEG} degrees: not a semicircular canal"
-        elif min(angle_deg(a[1], b[1]) for i, a in enumerate(circles[:3]) for b in circles[i + 1:3]) < MIN_PLANE_DEG:
-            why = (f"two of the arcs found lie within {MIN_PLANE_DEG} degrees of one plane: not three canals "
-                   "(the canal label may hold other structures)")
+        circles, why = _canal_circles(points, voxel_mm)
     if why:
         return {"values": {k: missing(unit_of(k), why) for k in keys}, "planes": {}}
-    circles = circles[:3]
-    lateral = int(np.argmax([abs(n[2]) for _, n, _, _ in circles]))
-    rest = [i for i in range(3) if i != lateral]
-    superior = max(rest, key=lambda i: circles[i][0][2])
-    posterior = [i for i in rest if i != superior][0]
-    named = {"lateral": circles[lateral], "superior": circles[superior], "posterior": circles[posterior]}
-    values = {f"{n}_canal_radius_mm": measure(named[n][2], "mm") for n in names}
+    named = _named_canals(circles[:3])
+    values = {f"{n}_canal_radius_mm": measure(named[n][2], "mm") for n in CANAL_NAMES}
     for a, b in (("lateral", "superior"), ("lateral", "posterior"), ("superior", "posterior")):
         values[f"angle_{a}_{b}_deg"] = measure(angle_deg(named[a][1], named[b][1]), "deg")
     values["lateral_canal_to_axial_deg"] = (
@@ -416,6 +409,44 @@ def canal_measures(points, voxel_mm, voxel_mm3, whole_head: bool) -> dict:
         missing("deg", "the scan is not a whole head (the axial plane is the head's only when both ears are in it)"))
     planes = {n: {"centre": c, "normal": nrm, "radius": rad} for n, (c, nrm, rad, _) in named.items()}
     return {"values": values, "planes": planes}
+
+
+def _canals_unmeasurable(points, voxel_mm, voxel_mm3) -> Optional[str]:
+    """Why no canal measure can be computed from these voxels before any fit, or None."""
+    if len(points) == 0:
+        return "no semicircular canals labelled"
+    if len(points) * voxel_mm3 < MIN_CANAL_MM3:
+        return "semicircular canals missing or nearly so (labyrinthectomy or fluid loss?)"
+    if voxel_mm > MAX_VOXEL_MM:
+        return f"scan too coarse (voxel {voxel_mm:.2f} mm > {MAX_VOXEL_MM} mm)"
+    return None
+
+
+def _canal_circles(points, voxel_mm):
+    """(circles fitted to the canal voxels (at most 6000 of them), None), or (circles, why they are
+    not three canals: fewer than three arcs, an arc too short, or two arcs in one plane)."""
+    sub = points
+    if len(points) > 6000:
+        sub = points[np.random.default_rng(1).choice(len(points), 6000, replace=False)]
+    circles = ransac_circles(sub, tol_mm=max(0.5, voxel_mm))
+    if len(circles) < 3:
+        return circles, f"only {len(circles)} of the three canals found as arcs"
+    if min(_arc_degrees(sub[c[3]], *c[:3]) for c in circles[:3]) < MIN_ARC_DEG:
+        return circles, f"an arc found spans under {MIN_ARC_DEG} degrees: not a semicircular canal"
+    if min(angle_deg(a[1], b[1]) for i, a in enumerate(circles[:3]) for b in circles[i + 1:3]) < MIN_PLANE_DEG:
+        return circles, (f"two of the arcs found lie within {MIN_PLANE_DEG} degrees of one plane: not three canals "
+                         "(the canal label may hold other structures)")
+    return circles, None
+
+
+def _named_canals(circles) -> dict:
+    """{lateral, superior, posterior: circle} of three circles (centre, normal, radius, mask): the
+    lateral canal's plane is the most axial, the superior's centre the highest of the other two."""
+    lateral = int(np.argmax([abs(n[2]) for _, n, _, _ in circles]))
+    rest = [i for i in range(3) if i != lateral]
+    superior = max(rest, key=lambda i: circles[i][0][2])
+    posterior = [i for i in rest if i != superior][0]
+    return {"lateral": circles[lateral], "superior": circles[superior], "posterior": circles[posterior]}
 
 
 # ---------------------------------------------------------------- one ear, one result
@@ -472,27 +503,34 @@ def document(per_side: Dict[str, dict]) -> dict:
     out = {"coordinate_note": "points *_lps in LPS mm (ITK), *_ras in RAS mm (Slicer)",
            "method": "docs/planning.md", "ears": {}}
     for side, m in per_side.items():
-        ear = {"values": m["values"], "landmarks": {}, "lines": {}, "canal_planes": {}}
-        for name, p in m["landmarks"].items():
-            ear["landmarks"][name] = {"lps": [float(v) for v in p], "ras": to_ras(p)}
-        for name, pts in m["lines"].items():
-            ear["lines"][name] = {"lps": [[float(v) for v in p] for p in pts], "ras": [to_ras(p) for p in pts]}
-        if m.get("axes"):
-            ear["modiolar_axis_lps"] = [float(v) for v in m["axes"]["modiolar_axis"]]
-            ear["modiolar_axis_ras"] = to_ras(m["axes"]["modiolar_axis"])
-            ax = m["axes"]
-            ear["cochlear_view"] = {   # the basal-turn plane through the round window
-                "origin_lps": [float(v) for v in ax["cochlear_view_origin"]],
-                "origin_ras": to_ras(ax["cochlear_view_origin"]),
-                "normal_lps": [float(v) for v in ax["modiolar_axis"]], "normal_ras": to_ras(ax["modiolar_axis"]),
-                "x_toward_round_window_lps": [float(v) for v in ax["cochlear_view_x"]],
-                "x_toward_round_window_ras": to_ras(ax["cochlear_view_x"])}
-        for name, pl in m["canal_planes"].items():
-            ear["canal_planes"][name] = {"centre_lps": [float(v) for v in pl["centre"]],
-                                         "normal_lps": [float(v) for v in pl["normal"]],
-                                         "radius_mm": round(float(pl["radius"]), 4)}
-        out["ears"][side] = ear
+        out["ears"][side] = _ear_document(m)
     return out
+
+
+def _lps(p) -> List[float]:
+    return [float(v) for v in p]
+
+
+def _ear_document(m: dict) -> dict:
+    """One ear's entry of ``document``."""
+    ear = {"values": m["values"], "landmarks": {}, "lines": {}, "canal_planes": {}}
+    for name, p in m["landmarks"].items():
+        ear["landmarks"][name] = {"lps": _lps(p), "ras": to_ras(p)}
+    for name, pts in m["lines"].items():
+        ear["lines"][name] = {"lps": [_lps(p) for p in pts], "ras": [to_ras(p) for p in pts]}
+    if m.get("axes"):
+        ax = m["axes"]
+        ear["modiolar_axis_lps"] = _lps(ax["modiolar_axis"])
+        ear["modiolar_axis_ras"] = to_ras(ax["modiolar_axis"])
+        ear["cochlear_view"] = {   # the basal-turn plane through the round window
+            "origin_lps": _lps(ax["cochlear_view_origin"]), "origin_ras": to_ras(ax["cochlear_view_origin"]),
+            "normal_lps": _lps(ax["modiolar_axis"]), "normal_ras": to_ras(ax["modiolar_axis"]),
+            "x_toward_round_window_lps": _lps(ax["cochlear_view_x"]),
+            "x_toward_round_window_ras": to_ras(ax["cochlear_view_x"])}
+    for name, pl in m["canal_planes"].items():
+        ear["canal_planes"][name] = {"centre_lps": _lps(pl["centre"]), "normal_lps": _lps(pl["normal"]),
+                                     "radius_mm": round(float(pl["radius"]), 4)}
+    return ear
 
 
 def csv_rows(per_side: Dict[str, dict]) -> List[dict]:

@@ -23,17 +23,6 @@ MAX_COMPLEXITY = 15
 # it is removed here.
 WAITING = {
     "InnerEarSegLib/cli.py segment_inputs",
-    "InnerEarSegLib/datasets.py find_cases",
-    "InnerEarSegLib/evaluate.py find_cases",
-    "InnerEarSegLib/pipeline.py segment",
-    "InnerEarSegLib/planning.py cochlea_measures",
-    "InnerEarSegLib/planning.py canal_measures",
-    "InnerEarSegLib/planning.py document",
-    "InnerEarSegLib/stacks/data.py _entries",
-    "InnerEarSegLib/stacks/io.py read_stack",
-    "InnerEarSegLib/stacks/train.py train",
-    "InnerEarSegLib/synth/anatomy.py Ear._build",
-    "InnerEarSegLib/synth/anatomy.py Ear._build_labyrinth",
 }
 
 

@@ -56,13 +56,7 @@ def _entries(path, file_ending: Optional[str]) -> Dict[str, Path]:
     p = Path(path)
     if not p.exists():
         raise InputError(p, "no such file or folder")
-    if p.is_file():
-        items = [p]
-    else:
-        items = sorted(f for f in p.iterdir() if not f.name.startswith(".")
-                       and ((f.is_file() and io.ending(f)) or (f.is_dir() and io.slice_files(f))))
-        if file_ending:
-            items = [f for f in items if f.is_dir() or f.name.endswith(file_ending)]
+    items = [p] if p.is_file() else _stacks_in(p, file_ending)
     out = {}
     for f in items:
         name = io.case_name(f)
@@ -71,6 +65,15 @@ def _entries(path, file_ending: Optional[str]) -> Dict[str, Path]:
             raise InputError(f, f"two images for case {name!r}: {out[name].name} and {f.name}")
         out[name] = f
     return out
+
+
+def _stacks_in(folder: Path, file_ending: Optional[str]) -> List[Path]:
+    """The stack files (ending in ``file_ending`` when given) and slice subfolders in ``folder``, sorted."""
+    items = sorted(f for f in folder.iterdir() if not f.name.startswith(".")
+                   and ((f.is_file() and io.ending(f)) or (f.is_dir() and io.slice_files(f))))
+    if file_ending:
+        items = [f for f in items if f.is_dir() or f.name.endswith(file_ending)]
+    return items
 
 
 def pair_cases(images, labels, file_ending: Optional[str] = None) -> List[tuple]:

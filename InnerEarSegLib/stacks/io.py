@@ -105,22 +105,7 @@ def read_stack(path, pixel_size_um: Optional[Sequence[float]] = None) -> Stack:
     if not p.exists():
         raise InputError(p, "no such file or folder")
     try:
-        if p.is_dir():
-            files = slice_files(p)
-            if not files:
-                raise InputError(p, f"no slice files ({', '.join(SLICE_ENDINGS)}) in this folder")
-            slices = [_read_2d_or_tiff(f) for f in files]
-            shapes = {s[0].shape[1:] for s in slices}
-            if len(shapes) > 1:
-                raise InputError(p, f"slices of different sizes in one stack: {sorted(shapes)}")
-            arr = np.concatenate([s[0] for s in slices], axis=0)
-            size = slices[0][1]
-        elif ending(p) in SLICE_ENDINGS:
-            arr, size = _read_2d_or_tiff(p)
-        elif ending(p) in VOLUME_ENDINGS:
-            arr, size = _read_volume(p)
-        else:
-            raise InputError(p, f"not a stack (expected a folder of slices or one of {', '.join(ENDINGS)})")
+        arr, size = _read_any(p)
     except InputError:
         raise
     except Exception as e:  # a corrupt or truncated file: say which and why
@@ -134,6 +119,29 @@ def read_stack(path, pixel_size_um: Optional[Sequence[float]] = None) -> Stack:
     if pixel_size_um is not None:
         size = pixel_size_from_arguments(pixel_size_um, p)
     return Stack(arr, size, p)
+
+
+def _read_any(p: Path):
+    """(array (z, y, x), pixel size (z, y, x) in micrometres) of a slice folder, slice file or volume file."""
+    if p.is_dir():
+        return _read_slice_folder(p)
+    if ending(p) in SLICE_ENDINGS:
+        return _read_2d_or_tiff(p)
+    if ending(p) in VOLUME_ENDINGS:
+        return _read_volume(p)
+    raise InputError(p, f"not a stack (expected a folder of slices or one of {', '.join(ENDINGS)})")
+
+
+def _read_slice_folder(p: Path):
+    """The slices of a folder, in name order, stacked; the first slice's pixel size."""
+    files = slice_files(p)
+    if not files:
+        raise InputError(p, f"no slice files ({', '.join(SLICE_ENDINGS)}) in this folder")
+    slices = [_read_2d_or_tiff(f) for f in files]
+    shapes = {s[0].shape[1:] for s in slices}
+    if len(shapes) > 1:
+        raise InputError(p, f"slices of different sizes in one stack: {sorted(shapes)}")
+    return np.concatenate([s[0] for s in slices], axis=0), slices[0][1]
 
 
 def pixel_size_from_arguments(values: Sequence[float], path=None) -> Tuple[float, float, float]:

@@ -93,11 +93,7 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     sampler = data.PatchSampler([p[0] for p in prepared], [p[1] for p in prepared], patch, dims, seed, augment)
     arch = architecture(dims, len(labels) + 1, channels, kind=arch)
     net = build_network(arch)
-    size = cases[0].pixel_size_um
-    card = dict(extra_card or {}, name=out.stem, version="1", architecture=arch, labels=labels,
-                channel_names=list(channel_names), patch_size=list(patch), zoom=zooms,
-                pixel_size_um=[s / z for s, z in zip(size, zooms)] if size else None,
-                normalisation={"percentiles": list(infer.PERCENTILES)})
+    card = _new_card(out, arch, labels, channel_names, patch, zooms, cases[0].pixel_size_um, extra_card)
     model = StackModel(card, net)
     from monai.losses import DiceCELoss
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -107,27 +103,14 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     out.parent.mkdir(parents=True, exist_ok=True)
     step = 0
     for step in range(1, steps + 1):
-        net.train()
-        for group in opt.param_groups:
-            group["lr"] = lr * cosine(progress(step - 1, steps, time.monotonic() - start, time_limit_min))
-        x, y = sampler.batch(batch)
-        loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append((step, float(loss.detach())))
+        rate = lr * cosine(progress(step - 1, steps, time.monotonic() - start, time_limit_min))
+        history.append((step, _optimise(net, opt, loss_fn, sampler.batch(batch), rate)))
         over = time_limit_min is not None and time.monotonic() - start > time_limit_min * 60
-        if step % max(1, val_every) == 0 or step == steps or over:
-            recent = np.mean([h[1] for h in history[-val_every:]])
-            entry = {"step": step, "loss": float(recent), "seconds": round(time.monotonic() - start, 1)}
-            if val_cases:
-                net.eval()
-                entry.update(validate(model, val_cases))
+        if over or _validation_due(step, steps, val_every):
+            entry = _validation_entry(model, val_cases, history[-val_every:], step, time.monotonic() - start)
             validation.append(entry)
-            log(f"step {step}: loss {recent:.4f}" + (f", validation Dice {entry['mean_dice']:.4f} "
-                f"{ {k: v['dice'] for k, v in entry['labels'].items()} }" if val_cases else "")
-                + f" ({entry['seconds']:.0f} s)")
-            score = entry.get("mean_dice", step) if keep == "best" else step
+            log(_validation_line(entry, bool(val_cases)))
+            score = _selection_score(entry, step, keep)
             if score > best:
                 best = score
                 card.update(training=_training_block(cases, val_cases, step, batch, lr, seed, augment, entry),
@@ -139,6 +122,53 @@ def train(cases: Sequence[data.Case], val_cases: Sequence[data.Case], labels: Li
     seconds = time.monotonic() - start
     _write_history(out.parent / "history.csv", history)
     return {"history": history, "validation": validation, "card": out, "seconds": seconds, "steps": step}
+
+
+def _new_card(out: Path, arch: dict, labels: List[dict], channel_names, patch, zooms, size, extra_card) -> dict:
+    """The card of a new stack model (``extra_card`` entries first); ``size``: the cases' pixel size (µm)."""
+    return dict(extra_card or {}, name=out.stem, version="1", architecture=arch, labels=labels,
+                channel_names=list(channel_names), patch_size=list(patch), zoom=zooms,
+                pixel_size_um=[s / z for s, z in zip(size, zooms)] if size else None,
+                normalisation={"percentiles": list(infer.PERCENTILES)})
+
+
+def _optimise(net, opt, loss_fn, batch, lr: float) -> float:
+    """One optimizer step at learning rate ``lr`` on ``batch`` (images, labels); the loss."""
+    net.train()
+    for group in opt.param_groups:
+        group["lr"] = lr
+    x, y = batch
+    loss = loss_fn(net(torch.from_numpy(x)), torch.from_numpy(y))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def _validation_due(step: int, steps: int, val_every: int) -> bool:
+    """Validation every ``val_every`` steps and after the last."""
+    return step % max(1, val_every) == 0 or step == steps
+
+
+def _selection_score(entry: dict, step: int, keep: str) -> float:
+    """What picks the weights kept, higher better: the validation Dice (the step when there is no
+    validation), or the step itself for ``keep="last"``."""
+    return entry.get("mean_dice", step) if keep == "best" else step
+
+
+def _validation_entry(model: StackModel, val_cases, recent, step: int, seconds: float) -> dict:
+    """Step, mean loss over ``recent`` (step, loss) pairs, time, and the validation Dice when there are cases."""
+    entry = {"step": step, "loss": float(np.mean([h[1] for h in recent])), "seconds": round(seconds, 1)}
+    if val_cases:
+        model.network.eval()
+        entry.update(validate(model, val_cases))
+    return entry
+
+
+def _validation_line(entry: dict, validated: bool) -> str:
+    dice = (f", validation Dice {entry['mean_dice']:.4f} "
+            f"{ {k: v['dice'] for k, v in entry['labels'].items()} }" if validated else "")
+    return f"step {entry['step']}: loss {entry['loss']:.4f}" + dice + f" ({entry['seconds']:.0f} s)"
 
 
 def progress(step: int, steps: int, seconds: float, time_limit_min: Optional[float]) -> float:

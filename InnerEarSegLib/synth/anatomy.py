@@ -65,14 +65,25 @@ class Ear:
         u = rng.uniform
         s = u(0.9, 1.1)                       # overall labyrinth scale
         self.scale = s
-        L = []                                # surroundings, painted before the labyrinth
-
-        # internal auditory canal from the fundus medially to the porus, with nerves
+        # internal auditory canal from the fundus medially to the porus
         fundus = [-2.4 * s, 1.8 * s, -0.4 * s]
         iac_dir = unit([-1.0, u(-0.25, 0.05), u(-0.1, 0.1)])
         iac_len, iac_r = u(8, 10), u(2.0, 2.5)
         porus = np.asarray(fundus) + iac_dir * iac_len
         self.porus = self.p(porus)
+        # surroundings, painted before the labyrinth
+        L = self._bone_and_cistern(rng, porus, iac_dir)
+        L += self._vessels_and_air(u, s)
+        L += self._internal_auditory_canal(rng, fundus, porus, iac_dir, iac_len, iac_r)
+        L += self._vestibular_aqueduct(u)
+        self.layers.extend(L)
+        self._context_end = len(self.layers)
+        self._build_labyrinth(rng, s)
+
+    def _bone_and_cistern(self, rng, porus, iac_dir):
+        """The cistern medial to the porus, skull base, petrous bone, otic capsule and mastoid."""
+        u = rng.uniform
+        L = []
         # cerebellopontine angle cistern (CSF) medial to the porus
         L.append((6, Ellipsoid(self.p(porus + iac_dir * 5.5), [u(5, 8), u(7, 10), u(8, 12)], self.B)))
         # below the petrous bone: skull base bone over soft tissue (not brain)
@@ -92,15 +103,23 @@ class Ear:
             c = rng.normal(size=(n, 3))
             c = c / np.linalg.norm(c, axis=1, keepdims=True) * (u(0, 1, (n, 1)) ** (1 / 3))
             L.append((11, Balls(m_center + (c * m_semi * 0.9) @ self.B.T, u(0.8, 3.0, n))))
-        # sigmoid sinus into the jugular bulb, carotid artery in front
-        L.append((14, Tube([self.p(q) for q in ([6, -26, 16], [5, -26, 2], [3, -19, -9], [0, -6, -11], [-2, -4, -24])],
-                           u(3.0, 4.2))))
-        L.append((13, Tube([self.p(q) for q in ([-4, 9, -24], [-4, 9, -9], [-8, 11, -4], [-17, 19, -1])], u(2.4, 3.0))))
-        # middle ear and external auditory canal (air)
-        L.append((12, Ellipsoid(self.p([5.0 * s, 1.5, -1.0]), [u(1.8, 2.5), u(5, 6.5), u(5.5, 7)], self.B)))
-        L.append((12, Tube([self.p(q) for q in ([6, 0, -2], [16, -1, -3], [30, -3, -4])], u(3.0, 4.0))))
-        # internal auditory canal and nerves (dark lines inside bright CSF on T2)
-        L.append((4, Tube([self.p(fundus), self.p(porus)], [iac_r * 0.8, iac_r])))
+        return L
+
+    def _vessels_and_air(self, u, s):
+        """Sigmoid sinus into the jugular bulb, the carotid artery in front, middle ear and external canal."""
+        return [
+            (14, Tube([self.p(q) for q in ([6, -26, 16], [5, -26, 2], [3, -19, -9], [0, -6, -11], [-2, -4, -24])],
+                      u(3.0, 4.2))),
+            (13, Tube([self.p(q) for q in ([-4, 9, -24], [-4, 9, -9], [-8, 11, -4], [-17, 19, -1])], u(2.4, 3.0))),
+            (12, Ellipsoid(self.p([5.0 * s, 1.5, -1.0]), [u(1.8, 2.5), u(5, 6.5), u(5.5, 7)], self.B)),
+            (12, Tube([self.p(q) for q in ([6, 0, -2], [16, -1, -3], [30, -3, -4])], u(3.0, 4.0))),
+        ]
+
+    def _internal_auditory_canal(self, rng, fundus, porus, iac_dir, iac_len, iac_r):
+        """The internal auditory canal and its nerves (dark lines inside bright CSF on T2), rarely a
+        vestibular schwannoma in it."""
+        u = rng.uniform
+        L = [(4, Tube([self.p(fundus), self.p(porus)], [iac_r * 0.8, iac_r]))]
         perp1 = unit(np.cross(iac_dir, [0, 0, 1.0]))
         perp2 = np.cross(iac_dir, perp1)
         for a, b in ((0.9, 0.8), (-0.9, 0.8), (0.9, -0.8), (-0.9, -0.8)):
@@ -113,21 +132,41 @@ class Ear:
             cen = np.asarray(fundus) + iac_dir * iac_len * t0
             L.append((19, Ellipsoid(self.p(cen), [u(3, 6), iac_r * u(0.8, 1.0), iac_r * u(0.8, 1.0)],
                                     self.frame(iac_dir, perp1, perp2))))
-        # vestibular aqueduct and endolymphatic sac (enlarged in some)
+        return L
+
+    def _vestibular_aqueduct(self, u):
+        """The vestibular aqueduct and endolymphatic sac (enlarged in some)."""
         eva = u() < 0.06
         va_r = u(0.9, 1.5) if eva else u(0.25, 0.4)
-        L.append((20, Tube([self.p(q) for q in ([-1.0, -1.5, 0.0], [-3.5, -6.0, -0.8], [-5.5, -10.0, -2.5])], va_r)))
+        L = [(20, Tube([self.p(q) for q in ([-1.0, -1.5, 0.0], [-3.5, -6.0, -0.8], [-5.5, -10.0, -2.5])], va_r))]
         if eva:
             L.append((20, Ellipsoid(self.p([-6.5, -12.0, -3.5]), [1.5, 4.0, 3.0], self.B)))
-        self.layers.extend(L)
-        self._context_end = len(self.layers)
-        self._build_labyrinth(rng, s)
+        return L
 
     def _build_labyrinth(self, rng, s):
-        pathology = self.pathology
         u = rng.uniform
-        lab = []
-        # --- cochlea: tapered spiral around the modiolar axis (apex forward, outward, down)
+        lab = self._cochlea(rng, s)
+        n_cochlea = len(lab)              # the cochlea and its partial fluid loss
+        canals, drilled = self._canals(rng, s)
+        lab += canals
+        # --- vestibule: ovoid chamber, painted last so duct and canal ends open into it
+        vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
+            *rotation(*rng.normal(0, 0.1, 3)).T))
+        lab.append((2, vest))
+        lab, cavity = self._labyrinthectomy(u, s, lab, n_cochlea, drilled, vest)
+        # the otic capsule: dense bone around every fluid space, painted over mastoid cells,
+        # middle-ear air and the fundus of the internal auditory canal. Without it (generator
+        # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (scripts/capsule_check.py):
+        # on CT those canals ran through air, which no real ear shows. Fixed thickness (no random
+        # draw), so every other part of a head stays as it was.
+        wall = CAPSULE_WALL_MM * s
+        self.layers.extend(cavity + [(10, sh.grown(wall)) for _, sh in lab] + lab)
+        self.ear_center = 0.5 * (self.V + self.cochlea_center)
+
+    def _cochlea(self, rng, s):
+        """The cochlear duct (label 1), a tapered spiral around the modiolar axis (apex forward,
+        outward, down), and rarely a partial fluid loss of one turn (label 18)."""
+        u = rng.uniform
         C = np.array([-2.4, 5.6, -2.0]) * s + rng.normal(0, 0.3, 3)
         a = unit(np.array([0.45, 0.75, -0.35]) + rng.normal(0, 0.08, 3))
         toward_v = -C - a * np.dot(-C, a)
@@ -148,62 +187,69 @@ class Ear:
         self._round_window = pts[0]           # basal end of the duct (local), for the cochlear aqueduct
         cochlea = [Tube([self.p(q) for q in pts], rho)]
         cochlea.append(Tube([self.p(pts[0]), self.p([-0.4, 1.6, -0.9])], rho0 * 0.9))
-        lab += [(1, c) for c in cochlea]
-        if u() < 0.05 * pathology:   # partial fluid loss (labyrinthitis ossificans) of the basal or apical turn
+        lab = [(1, c) for c in cochlea]
+        if u() < 0.05 * self.pathology:   # partial fluid loss (labyrinthitis ossificans) of the basal or apical turn
             k = len(pts)
             i0 = int(u(0, 0.6) * k)
             lab.append((18, Tube([self.p(q) for q in pts[i0:i0 + int(k * u(0.15, 0.35))]], rho[i0] * 1.05)))
+        return lab
 
-        n_cochlea = len(lab)              # the cochlea and its partial fluid loss
-        # --- semicircular canals: arcs of ~240-270 deg whose ends open into the vestibule
+    def _canals(self, rng, s):
+        """(layers, drilled): the semicircular canals, arcs of ~240-270 deg whose ends open into the
+        vestibule (label 3; 18 for one lost to fluid loss) with the common crus, and each canal's
+        plane filled out (what a labyrinthectomy drills away)."""
+        u = rng.uniform
         rho_c = u(0.4, 0.5) * s
         crus = np.array([-0.3, -2.3, 2.3]) * s
-        jitter = lambda: rotation(*rng.normal(0, 0.06, 3))  # noqa: E731  (~3.5 deg per axis)
         canals = {   # in-plane vectors (e1, e2), direction away from the vestibule (in e1,e2), radius
             "superior": (np.array([0, 0, 1.0]), unit([0.7, 0.7, 0]), unit([0.95, -0.3]), u(3.0, 3.4)),
             "posterior": (np.array([0, 0, 1.0]), unit([0.7, -0.7, 0]), unit([-0.25, 0.97]), u(2.9, 3.3)),
             "lateral": (np.array([1.0, 0, 0]), unit([0, np.cos(0.52), np.sin(0.52)]), unit([0.85, -0.5]), u(2.1, 2.5)),
         }
-        lost = rng.choice(list(canals)) if u() < 0.08 * pathology else None
+        lost = rng.choice(list(canals)) if u() < 0.08 * self.pathology else None
         canal_parts = []
-        drilled = []   # each canal's plane filled out (a labyrinthectomy drills it away)
+        drilled = []
         for name, (c1, c2, away, R) in canals.items():
-            J = jitter()
-            c1, c2 = J @ c1, J @ c2
-            R *= s
-            dout = away[0] * c1 + away[1] * c2
-            O = dout * (R + u(1.2, 1.7) * s)
-            phi_v = np.arctan2(np.dot(-O, c2), np.dot(-O, c1))
-            gap = np.deg2rad(u(95, 120))
-            ends_angle = (phi_v + gap / 2, phi_v + 2 * np.pi - gap / 2)
-            pts = arc(O, c1, c2, R, *ends_angle, n=80)
-            if name == "superior":
-                self._superior_arc = (O, unit(np.cross(c1, c2)))   # for the subarcuate canal
-            ends = [pts[0], pts[-1]]
-            parts = [Tube([self.p(q) for q in pts], rho_c)]
-            if name in ("superior", "posterior"):
-                near = int(np.linalg.norm(ends[1] - crus) < np.linalg.norm(ends[0] - crus))
-                parts.append(Tube([self.p(ends[near]), self.p(crus)], rho_c))
-                amp_end = ends[1 - near]
-            else:
-                near = None
-                amp_end = ends[0] if ends[0][1] > ends[1][1] else ends[1]   # anterior end
-                parts.append(Tube([self.p(ends[0] if amp_end is ends[1] else ends[1]), self.p([0.6, -0.8, 0.2])], rho_c))
-            amp_r = u(0.85, 1.05) * s
-            parts.append(Tube([self.p(amp_end), self.p(amp_end * 0.35)], [amp_r, rho_c * 1.3]))
+            parts, plane = self._canal(rng, s, name, c1, c2, away, R, rho_c, crus)
             canal_parts.append((18 if name == lost else 3, parts))
-            drilled.append(Ellipsoid(self.p(O), [R + 2 * rho_c, R + 2 * rho_c, 2 * rho_c],
-                                     self.frame(c1, c2, unit(np.cross(c1, c2)))))
+            drilled.append(plane)
         canal_parts.append((3, [Tube([self.p(crus), self.p(crus * 0.2)], rho_c * 1.25)]))
-        for label, parts in canal_parts:
-            lab += [(label, p) for p in parts]
+        return [(label, p) for label, parts in canal_parts for p in parts], drilled
 
-        # --- vestibule: ovoid chamber, painted last so duct and canal ends open into it
-        vest = Ellipsoid(self.V, np.array([u(1.5, 1.9), u(2.5, 3.0), u(1.7, 2.1)]) * s, self.frame(
-            *rotation(*rng.normal(0, 0.1, 3)).T))
-        lab.append((2, vest))
+    def _canal(self, rng, s, name, c1, c2, away, R, rho_c, crus):
+        """(tubes, plane) of one canal: its arc, the end into the crus or the vestibule and the
+        ampulla; its plane filled out as an ellipsoid."""
+        u = rng.uniform
+        J = rotation(*rng.normal(0, 0.06, 3))   # jitter, ~3.5 deg per axis
+        c1, c2 = J @ c1, J @ c2
+        R *= s
+        dout = away[0] * c1 + away[1] * c2
+        O = dout * (R + u(1.2, 1.7) * s)
+        phi_v = np.arctan2(np.dot(-O, c2), np.dot(-O, c1))
+        gap = np.deg2rad(u(95, 120))
+        ends_angle = (phi_v + gap / 2, phi_v + 2 * np.pi - gap / 2)
+        pts = arc(O, c1, c2, R, *ends_angle, n=80)
+        if name == "superior":
+            self._superior_arc = (O, unit(np.cross(c1, c2)))   # for the subarcuate canal
+        ends = [pts[0], pts[-1]]
+        parts = [Tube([self.p(q) for q in pts], rho_c)]
+        if name in ("superior", "posterior"):
+            near = int(np.linalg.norm(ends[1] - crus) < np.linalg.norm(ends[0] - crus))
+            parts.append(Tube([self.p(ends[near]), self.p(crus)], rho_c))
+            amp_end = ends[1 - near]
+        else:
+            amp_end = ends[0] if ends[0][1] > ends[1][1] else ends[1]   # anterior end
+            parts.append(Tube([self.p(ends[0] if amp_end is ends[1] else ends[1]), self.p([0.6, -0.8, 0.2])], rho_c))
+        amp_r = u(0.85, 1.05) * s
+        parts.append(Tube([self.p(amp_end), self.p(amp_end * 0.35)], [amp_r, rho_c * 1.3]))
+        plane = Ellipsoid(self.p(O), [R + 2 * rho_c, R + 2 * rho_c, 2 * rho_c], self.frame(c1, c2, unit(np.cross(c1, c2))))
+        return parts, plane
+
+    def _labyrinthectomy(self, u, s, lab, n_cochlea, drilled, vest):
+        """(labyrinth layers, cavity layers): as they are, or, after a labyrinthectomy (drawn), the
+        vestibule and canals gone (bone or soft tissue)."""
         cavity = []                       # a drilled labyrinthectomy: soft tissue, no capsule wall
-        if u() < 0.04 * self.labyrinthectomy:   # labyrinthectomy: vestibule and canals gone (bone or soft tissue)
+        if u() < 0.04 * self.labyrinthectomy:
             if u() < 0.5:   # obliterated by bone: the shapes stay, as bone (invisible on CT too)
                 lab = [(18 if lbl in (2, 3) else lbl, sh) for lbl, sh in lab]
             else:   # drilled out (1.7; open to the mastoid since 1.9), filled with soft tissue, the
@@ -211,14 +257,7 @@ class Ear:
                 # on CT (soft tissue 40-70 HU, fluid 0-50) a normal labyrinth labelled absent.
                 lab = lab[:n_cochlea]
                 cavity = [(19, sh) for sh in drilled + [vest.grown(1.0 * s), self._mastoidectomy(s)]]
-        # the otic capsule: dense bone around every fluid space, painted over mastoid cells,
-        # middle-ear air and the fundus of the internal auditory canal. Without it (generator
-        # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (scripts/capsule_check.py):
-        # on CT those canals ran through air, which no real ear shows. Fixed thickness (no random
-        # draw), so every other part of a head stays as it was.
-        wall = CAPSULE_WALL_MM * s
-        self.layers.extend(cavity + [(10, sh.grown(wall)) for _, sh in lab] + lab)
-        self.ear_center = 0.5 * (self.V + self.cochlea_center)
+        return lab, cavity
 
     def _mastoidectomy(self, s):
         """The transmastoid route of a drilled labyrinthectomy: a bowl widening from the vestibule
