@@ -1,10 +1,11 @@
 """3D Slicer module: inner-ear segmentation (cochlea, vestibule, semicircular canals).
 
-Thin by design: the panel collects options, the segmentation runs in a separate process
-(``InnerEarSegSlicerLib/worker.py``) so Slicer stays responsive and Cancel can stop it at
-once, and ``InnerEarSegSlicerLib.logic`` builds the MRML nodes from the worker's files.
-The options (their parameter-node fields, widgets and the worker's arguments) all come from
-``InnerEarSegLib.parameters.SegmentParameters`` through ``InnerEarSegSlicerLib.panel``.
+Thin by design: the panel collects options, the segmentation runs in a separate process, the
+product's own command line (``innerear-seg segment ... --events json``, ``InnerEarSegSlicerLib.job``),
+so Slicer stays responsive and Cancel can stop it at once, and ``InnerEarSegSlicerLib.logic``
+builds the MRML nodes from the files it wrote. The options (their parameter-node fields, widgets
+and the command's flags) all come from ``InnerEarSegLib.parameters.SegmentParameters`` through
+``InnerEarSegSlicerLib.panel``.
 """
 import logging
 import os
@@ -105,6 +106,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.job = None  # the running or last SegmentationJob; its state drives the panel
         self.jobFolder = None
         self.jobParameters = None  # the SegmentParameters the running job was started with
+        self.jobInput = None  # the volume's file the running job segments
         self.installing = False  # the job is pip installing what is missing; the segmentation follows
 
     def setup(self):
@@ -214,7 +216,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def startJob(self):
         """Check the model path, install what is missing (after asking; pip runs as a watched
-        process, so the panel stays responsive), then start the worker."""
+        process, so the panel stays responsive), then start the segmentation."""
         self.modelPath()  # a mistyped path stops here, before anything is installed or written
         requirements = dependencies.find_requirements(_HERE)
         missing = dependencies.install_torch_if_needed(requirements, slicer.util.confirmOkCancelDisplay)
@@ -233,15 +235,15 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.start()
 
     def startSegmentation(self):
-        """Write the input and start the worker."""
+        """Write the input and run the command line on it."""
         self.installing = False
         volume = self._parameterNode.inputVolume
         self.jobParameters = self.segmentParameters()
-        inputPath = self.logic.writeInput(volume, os.path.join(self.jobFolder, "input.nrrd"))
-        command = jobs.worker_command(pythonExecutable(), inputPath, os.path.join(self.jobFolder, "output"),
-                                      self.modelPath(), mrmlLogic.library_parameters(self.jobParameters),
-                                      volume.GetName())
-        self.job = jobs.SegmentationJob(command, jobs.worker_environment(str(mrmlLogic.library_parent())),
+        self.jobInput = self.logic.writeInput(volume, os.path.join(self.jobFolder,
+                                                                   mrmlLogic.input_file_name(volume.GetName())))
+        command = jobs.segment_command(pythonExecutable(), self.jobInput, os.path.join(self.jobFolder, "output"),
+                                       self.modelPath(), mrmlLogic.library_parameters(self.jobParameters))
+        self.job = jobs.SegmentationJob(command, jobs.command_environment(str(mrmlLogic.library_parent())),
                                         onProgress=self.onProgress)
         self.ui.progressBar.value = 0
         self.ui.statusLabel.text = "Starting..."
@@ -268,7 +270,10 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     self.loadResult()
             elif state == jobs.FAILED:
                 self.ui.statusLabel.text = "Failed."
-                slicer.util.errorDisplay(f"Segmentation failed: {self.job.error}")
+                volume = self._parameterNode.inputVolume
+                error = mrmlLogic.named_error(self.job.error, self.jobInput,
+                                              volume.GetName() if volume else "the input volume")
+                slicer.util.errorDisplay(f"Segmentation failed: {error}")
         except Exception:
             self.ui.statusLabel.text = "Failed."  # shown by tryWithErrorDisplay; the scene is unchanged
         finally:
@@ -296,7 +301,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if not p.inputVolume:
             raise RuntimeError("the input volume was removed from the scene while it was being segmented")
-        outputs = self.logic.importResultFiles(os.path.join(self.jobFolder, "output"), p.inputVolume,
+        caseFolder = os.path.join(self.jobFolder, "output", mrmlLogic.case_name(self.jobInput))
+        outputs = self.logic.importResultFiles(caseFolder, p.inputVolume,
                                                p.outputSegmentation, smoothing=self.jobParameters.smoothing,
                                                surfaces=self.jobParameters.surfaces)
         p.outputSegmentation = outputs.segmentationNode
@@ -349,7 +355,7 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class InnerEarSegTest(ScriptedLoadableModuleTest):
-    """The whole path in a running Slicer: a volume built here, the worker process, the MRML nodes.
+    """The whole path in a running Slicer: a volume built here, the command line's process, the MRML nodes.
     No network: a tiny random model is written to a temporary folder (the result is not judged)."""
 
     def setUp(self):
@@ -382,7 +388,7 @@ class InnerEarSegTest(ScriptedLoadableModuleTest):
         self.assertEqual(segNode.GetSegmentation().GetSegment("cochlea_left").GetName(), "Cochlea left")
 
     def test_out_of_process(self):
-        """Apply in the panel with the real worker, pipeline and a tiny model."""
+        """Apply in the panel with the real command line, pipeline and a tiny model."""
         import time
         missing = dependencies.missing_requirements(dependencies.find_requirements(_HERE))
         try:
@@ -424,7 +430,7 @@ class InnerEarSegTest(ScriptedLoadableModuleTest):
             shutil.rmtree(folder, ignore_errors=True)
 
     def test_cancel(self):
-        """Cancel kills the worker and leaves the scene unchanged."""
+        """Cancel kills the process and leaves the scene unchanged."""
         slicer.util.selectModule("InnerEarSeg")
         widget = slicer.util.getModuleWidget("InnerEarSeg")
         before = slicer.mrmlScene.GetNumberOfNodes()

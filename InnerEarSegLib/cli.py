@@ -9,10 +9,13 @@ the cause, never a traceback. Inputs that would share one output folder are refu
 work, and so is an output folder that cannot be written. A reader that stops reading (``| head``)
 ends the printing quietly, not the run. ``segment --workers N / --scheduler ADDRESS / --resume``
 run the cohort on Dask and skip finished scans (``cohort``; docs/cohorts.md); every run writes
-``OUTDIR/cohort_summary.csv``.
+``OUTDIR/cohort_summary.csv``. ``segment --events json`` is for programs (the Slicer module
+runs the CLI so): stdout carries only JSON lines (``JsonEvents``), the text goes to stderr.
 """
 import argparse
+import contextlib
 import importlib
+import json
 import os
 import signal
 import sys
@@ -74,6 +77,39 @@ class ScanProgress:
             self.bar = None
 
 
+class JsonEvents:
+    """``--events json``: one JSON object per line on ``stream``, each with an ``event`` key:
+
+    - ``progress``: ``case`` (its name), ``stage``, ``fraction`` (0..1 within the stage), ``message``;
+      stage ``batch`` starts a case (fraction: the cases started before it / all).
+    - ``case``: a case ended: ``name``, ``input``, ``status`` (ok, failed, skipped), ``seconds``,
+      ``error``, ``warnings``, ``outputs`` (the files written).
+    - ``done``: the run ended: ``status`` (the exit status), ``summary`` (the summary CSV).
+    - ``error``: the run stopped before any case could be done: ``kind``, ``message``.
+
+    Used as the cohort's progress callback; ``report`` is called with each case's report."""
+
+    def __init__(self, stream):
+        self.stream, self.case = stream, ""
+
+    def emit(self, event: str, **fields) -> None:
+        print(json.dumps({"event": event, **fields}, default=str), file=self.stream, flush=True)
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if stage == "batch" and float(fraction) < 1.0:
+            self.case = message
+        self.emit("progress", case=self.case, stage=stage, fraction=float(fraction), message=message)
+
+    def report(self, report) -> None:
+        from .cohort import status
+        self.emit("case", name=report.name, input=report.path, status=status(report),
+                  seconds=round(report.seconds, 3), error=report.error, warnings=list(report.warnings),
+                  outputs=[str(p) for p in report.outputs])
+
+    def close(self) -> None:
+        pass
+
+
 def labyrinth_volumes(stats) -> str:
     """``right / left`` labyrinth volumes in mm3 from a case's stats rows (or the total when not split)."""
     volumes = {r["side"]: r["volume_mm3"] for r in stats if r.get("structure") == "labyrinth"}
@@ -111,10 +147,11 @@ def check_output_folder(out_dir) -> None:
         raise OutputError(out_dir, f"cannot use this as the output folder ({brief(e)})") from e
 
 
-def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, resume=False) -> int:
+def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, resume=False, events=None) -> int:
     """Segment every scan in ``inputs`` into ``out_dir``, print the summary; 0 only if all succeeded
     (or were skipped by ``resume``), 130 when interrupted (after printing the summary of the scans
-    done). ``workers``/``scheduler``: on Dask (``cohort.segment_cohort``)."""
+    done). ``workers``/``scheduler``: on Dask (``cohort.segment_cohort``). ``events``: a
+    ``JsonEvents`` that gets the progress and each report instead of the progress bars."""
     from . import cohort, infer, read
     from .model_card import LoadedModel, load_model
     scans = read.list_inputs(inputs)
@@ -125,11 +162,13 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
     if not isinstance(model, LoadedModel):
         model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
     distributed = bool(workers or scheduler)
-    bars = ScanProgress(sum(not (resume and cohort.is_complete(out_dir, s)) for s in scans))
+    bars = events or ScanProgress(sum(not (resume and cohort.is_complete(out_dir, s)) for s in scans))
     reports, interrupted = [], False
 
     def reported(report):  # as each scan finishes, so an interruption still has the reports so far
         reports.append(report)
+        if events is not None:
+            events.report(report)
         if report.skipped or distributed:
             say(f"[{len(reports)}/{len(scans)}] {report.name}: {cohort.status(report)}"
                 + (" (complete outputs found)" if report.skipped else f" in {report.seconds:.1f} s"))
@@ -168,8 +207,24 @@ def run_segment(args) -> int:
         if stack_card.is_stack_card(args.model):  # a model from train-stack: the stack tools segment
             from .stacks import segment as stack_segment
             return stack_segment.run_from_segment(argparse.Namespace(**vars(args), no_surfaces=not params.surfaces))
+    if args.events == "json":
+        return segment_with_events(args, params, JsonEvents(sys.stdout))
     return segment_inputs(args.inputs, args.output, args.model, params, workers=args.workers,
                           scheduler=args.scheduler, resume=args.resume)
+
+
+def segment_with_events(args, params, events: JsonEvents) -> int:
+    """``segment --events json``: the events on stdout, the text for people on stderr."""
+    from .cohort import SUMMARY_NAME
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            status = segment_inputs(args.inputs, args.output, args.model, params, workers=args.workers,
+                                    scheduler=args.scheduler, resume=args.resume, events=events)
+    except InnerEarSegError as e:
+        events.emit("error", kind=type(e).__name__, message=str(e))
+        raise
+    events.emit("done", status=status, summary=str(Path(args.output).resolve() / SUMMARY_NAME))
+    return status
 
 
 def run_demo(args) -> int:
@@ -228,6 +283,9 @@ def build_parser(command=None) -> argparse.ArgumentParser:
                         "the inputs and OUTDIR at the same paths")
     p.add_argument("--resume", action="store_true",
                    help="skip scans whose outputs in OUTDIR are complete (an interrupted or failed run's rest)")
+    p.add_argument("--events", choices=["json"],
+                   help="json: for programs, progress and results as JSON lines on stdout (one object per line, "
+                        "key 'event': progress, case, done, error); the text goes to stderr")
     p.set_defaults(func=run_segment)
 
     p = sub.add_parser("demo", help="segment the bundled sample scan with the bundled model")

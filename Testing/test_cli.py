@@ -155,3 +155,29 @@ def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_che
     assert cli.main(["segment", "x.nrrd", "-o", "out"] + flags) == 0
     assert seen["params"].tta is tta and seen["params"].fluid_check is fluid_check
     assert seen["params"].cpu_bf16 is bf16
+
+
+def test_segment_events_json_for_programs(tmp_path, tiny_model_path, fake_networks, capsys):
+    """``--events json``: stdout is JSON lines only (progress, one event per case, done); text on stderr."""
+    scan = write_scan(tmp_path / "S.nrrd")
+    (tmp_path / "bad.nrrd").write_text("not an image")
+    status = cli.main(["segment", str(scan), str(tmp_path / "bad.nrrd"), "-o", str(tmp_path / "out"),
+                       "--model", str(tiny_model_path), "--no-surfaces", "--events", "json"])
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert status == 1 and "1 of 2 scans segmented" in err
+    stages = [e["stage"] for e in events if e["event"] == "progress" and e["case"] == "S"]
+    assert stages[0] == "batch" and "segment" in stages and "measure" in stages
+    cases = {e["name"]: e for e in events if e["event"] == "case"}
+    assert cases["S"]["status"] == "ok" and str(tmp_path / "out" / "S" / "S.seg.nrrd") in cases["S"]["outputs"]
+    assert cases["bad"]["status"] == "failed" and "bad.nrrd" in cases["bad"]["error"]
+    assert events[-1] == {"event": "done", "status": 1, "summary": str((tmp_path / "out" / "cohort_summary.csv").resolve())}
+
+
+def test_segment_events_json_reports_a_run_that_cannot_start(tmp_path, capsys):
+    (tmp_path / "m.json").write_text("{")
+    status = cli.main(["segment", str(write_scan(tmp_path / "S.nrrd")), "-o", str(tmp_path / "out"),
+                       "--model", str(tmp_path / "m.json"), "--events", "json"])
+    out, err = capsys.readouterr()
+    event = json.loads(out.splitlines()[-1])
+    assert status == 1 and event["event"] == "error" and "m.json" in event["message"] and "m.json" in err

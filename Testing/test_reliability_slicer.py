@@ -1,7 +1,6 @@
-"""The Slicer module's job, worker, logic and installer under hostile conditions (issue 24,
+"""The Slicer module's job, logic and installer under hostile conditions (issue 24,
 S1-S6): Cancel through a launcher, a non-UTF-8 byte, unchecked input, re-runs piling up nodes,
 installs that could replace Slicer's own packages, a mistyped model path."""
-import json
 import os
 import shutil
 import signal
@@ -21,7 +20,6 @@ sys.path.insert(0, str(ROOT / "InnerEarSeg"))
 from InnerEarSegSlicerLib import dependencies as D  # noqa: E402
 from InnerEarSegSlicerLib import job as J  # noqa: E402
 from InnerEarSegSlicerLib import logic as G  # noqa: E402
-from InnerEarSegSlicerLib import worker as W  # noqa: E402
 from test_slicer_logic import GEOMETRIES, STATS, FakeSegmenter, add_volume, center_ras  # noqa: E402
 
 LAUNCHER = """
@@ -78,14 +76,6 @@ def test_cancel_stops_the_worker_behind_a_launcher(tmp_path):
             os.kill(worker, signal.SIGKILL)
 
 
-def test_worker_does_not_recreate_a_removed_job_folder(tmp_path, capsys):
-    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(100, 10, (8, 8, 8)).astype(np.float32))
-    sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
-    code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "gone" / "output")],
-                  segment=FakeSegmenter())
-    assert code == 1 and not (tmp_path / "gone").exists()
-
-
 def fake_worker(tmp_path, body):
     script = tmp_path / "fake_worker.py"
     script.write_text("import json, sys, time\n"
@@ -107,15 +97,19 @@ def test_a_non_utf8_byte_does_not_hang_the_job(tmp_path):
     assert job.state == J.FAILED and job.error == "scan.nrrd: bad"
 
 
-@pytest.mark.parametrize("depth, cause", [(1, "2D"), (2, "at least 4")])
-def test_worker_applies_the_same_input_checks_as_the_cli(depth, cause, tmp_path, capsys):
-    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(100, 10, (depth, 16, 16)).astype(np.float32))
-    sitk.WriteImage(image, str(tmp_path / "thin.nrrd"))
-    code = W.main(["--input", str(tmp_path / "thin.nrrd"), "--output-dir", str(tmp_path / "out"),
-                   "--source", "Thin volume"], segment=FakeSegmenter())
-    event = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert code == 1 and event["event"] == "error" and cause in event["message"]
-    assert "Thin volume" in event["message"]
+def test_the_panel_runs_the_command_lines_input_checks_and_names_the_volume(tmp_path, tiny_model_path):
+    """The panel's process is the command line itself, so it refuses what the CLI refuses, with the
+    same message; the panel shows it with the volume's name instead of the temporary file's."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).normal(100, 10, (1, 16, 16)).astype(np.float32))
+    inputPath = tmp_path / G.input_file_name("Thin volume")
+    sitk.WriteImage(image, str(inputPath))
+    job = J.SegmentationJob(J.segment_command(sys.executable, inputPath, tmp_path / "out", tiny_model_path),
+                            J.command_environment(str(G.library_parent())))
+    job.start()
+    assert job.wait(timeout=300) == J.FAILED
+    assert "2D" in job.error and str(inputPath) in job.error
+    shown = G.named_error(job.error, inputPath, "Thin volume")
+    assert "Thin volume" in shown and str(tmp_path) not in shown
 
 
 def count(scene, cls):

@@ -45,7 +45,7 @@ def test_installing_runs_as_a_watched_process_then_the_segmentation_starts(panel
     deadline = time.time() + 30
     while widget.job.poll() == "running" and time.time() < deadline:
         time.sleep(0.05)
-    widget.onPoll()  # the timer's slot: pip is done, the worker starts
-    assert not widget.installing and widget.running() and "worker.py" in " ".join(widget.job.command)
+    widget.onPoll()  # the timer's slot: pip is done, the segmentation starts
+    assert not widget.installing and widget.running() and "InnerEarSegLib.cli segment" in " ".join(widget.job.command)
     widget.onApplyButton()  # Cancel
     assert widget.job.state == "cancelled" and widget.jobFolder is None and errors == []

@@ -1,4 +1,4 @@
-"""The Slicer module's MRML logic, job and worker, on real slicer-core (no Slicer application).
+"""The Slicer module's MRML logic and job (running the command line), on real slicer-core (no Slicer application).
 
 A fake segmenter stands in for the network: it labels the bright voxels of the scan it is
 given, so every check is about geometry and MRML, not about the model.
@@ -24,7 +24,6 @@ from InnerEarSegLib.parameters import SegmentParameters  # noqa: E402
 from InnerEarSegLib.result import SegmentationResult  # noqa: E402
 from InnerEarSegSlicerLib import job as J  # noqa: E402
 from InnerEarSegSlicerLib import logic as G  # noqa: E402
-from InnerEarSegSlicerLib import worker as W  # noqa: E402
 
 DIMS = (24, 22, 20)  # i, j, k
 
@@ -357,7 +356,7 @@ def test_existing_output_keeps_other_segments_and_replaces_ours(scene, two_ears)
     assert children.GetNumberOfIds() == 5  # models of our segments only
 
 
-# --- files: seg.nrrd, worker outputs, batch --------------------------------------------------
+# --- files: seg.nrrd, the command line's outputs, batch ---------------------------------------
 
 def test_seg_nrrd_reads_back_in_a_fresh_scene_and_with_slicerio(scene, two_ears, tmp_path):
     slicerio = pytest.importorskip("slicerio")
@@ -391,12 +390,15 @@ def test_seg_nrrd_reads_back_in_a_fresh_scene_and_with_slicerio(scene, two_ears,
         assert s["color"] == pytest.approx(expected[name].GetColor(), abs=1e-5)
 
 
-def test_worker_outputs_import_like_the_in_process_result(scene, two_ears, tmp_path):
+def test_command_line_outputs_import_like_the_in_process_result(scene, two_ears, tmp_path):
+    from InnerEarSegLib.write import write_outputs
     logic = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter(STATS))
     result = logic.segment(two_ears)
-    W.write_outputs(result, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([W.LABELS_FILE, W.SIDES_FILE, W.STATS_FILE])
-    outputs = logic.importResultFiles(tmp_path, two_ears, smoothing=0.3)
+    write_outputs(result, tmp_path, "case", G.volume_to_image(two_ears), formats=("seg", "labels", "json"))
+    read = G.read_case_folder(tmp_path / "case")
+    assert np.array_equal(sitk.GetArrayFromImage(read.sides), sitk.GetArrayFromImage(result.sides))
+    assert read.stats == STATS and read.model_name == "fake"
+    outputs = logic.importResultFiles(tmp_path / "case", two_ears, smoothing=0.3)
     segmentation = outputs.segmentationNode.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == 5
     assert segmentation.GetConversionParameter("Smoothing factor") == "0.3"
@@ -405,6 +407,17 @@ def test_worker_outputs_import_like_the_in_process_result(scene, two_ears, tmp_p
     exported = exported_array(logic, outputs.segmentationNode, ids, two_ears)
     labels = sitk.GetArrayFromImage(result.labels)
     assert np.array_equal(exported > 0, labels > 0)
+
+
+def test_command_line_outputs_with_sides_not_split(scene, two_ears, tmp_path):
+    from InnerEarSegLib.write import write_outputs
+    result = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter()).segment(two_ears)
+    result.sides = result.sides * 0
+    result.stats = [dict(row, side="both") for row in STATS]
+    write_outputs(result, tmp_path, "case", G.volume_to_image(two_ears), formats=("seg", "labels", "json"))
+    read = G.read_case_folder(tmp_path / "case")
+    assert not sitk.GetArrayFromImage(read.sides).any()
+    assert np.array_equal(sitk.GetArrayFromImage(read.labels), sitk.GetArrayFromImage(result.labels))
 
 
 def test_batch_continues_past_a_bad_file_and_cleans_the_scene(scene, tmp_path):
@@ -448,37 +461,7 @@ def test_statistics_export_is_the_command_lines_csv(scene, two_ears, tmp_path):
     assert (tmp_path / "shown.csv").read_text().splitlines()[0].split(",") == columns
 
 
-# --- worker and job -----------------------------------------------------------------------
-
-def test_worker_reports_progress_and_writes_outputs(tmp_path, capsys):
-    pytest.importorskip("InnerEarSegLib.pipeline")
-    image = sitk.Image(12, 10, 8, sitk.sitkInt16)
-    image.SetSpacing((0.4, 0.5, 0.6))
-    image.SetOrigin((3.0, -2.0, 1.0))
-    image[5, 5, 4] = 100
-    sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
-    fake = FakeSegmenter(STATS)
-    code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "out"),
-                   "--no-tta", "--cpu-precision", "fp32", "--no-surfaces"], segment=fake)
-    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert code == 0
-    assert events[0] == {"event": "progress", "stage": "segment", "fraction": 1.0, "message": "fake"}
-    assert events[-1]["event"] == "done"
-    assert fake.calls[0]["params"] == SegmentParameters(tta=False, cpu_bf16=False, surfaces=False)
-    labels = sitk.ReadImage(str(tmp_path / "out" / W.LABELS_FILE))
-    assert labels.GetOrigin() == pytest.approx(image.GetOrigin()) and labels.GetSize() == image.GetSize()
-    assert json.loads((tmp_path / "out" / W.STATS_FILE).read_text())["stats"] == STATS
-
-
-def test_worker_reports_errors_with_the_file_name(tmp_path, capsys):
-    pytest.importorskip("InnerEarSegLib.pipeline")
-    (tmp_path / "bad.nrrd").write_text("nonsense")
-    code = W.main(["--input", str(tmp_path / "bad.nrrd"), "--output-dir", str(tmp_path / "out")],
-                  segment=FakeSegmenter())
-    event = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert code == 1 and event["event"] == "error" and "bad.nrrd" in event["message"]
-    assert not (tmp_path / "out").exists()
-
+# --- the job: the command line's events ------------------------------------------------------
 
 def fake_worker(tmp_path, body):
     script = tmp_path / "fake_worker.py"
@@ -498,19 +481,30 @@ def run_job(command):
 
 def test_job_done_with_progress(tmp_path):
     job, state, seen = run_job(fake_worker(tmp_path, """
-        print("a library warning")
-        emit(event="progress", stage="localize", fraction=0.5, message="ears")
-        emit(event="done", warnings=["only one ear"])
+        print("the command's text")
+        emit(event="progress", case="scan", stage="localize", fraction=0.5, message="ears")
+        emit(event="case", name="scan", status="ok", error="", warnings=["only one ear"])
+        emit(event="done", status=0)
     """))
     assert state == J.DONE and seen == [("localize", 0.5, "ears")] and job.warnings == ["only one ear"]
+    assert job.output() == ["the command's text"]
 
 
-def test_job_failed_with_the_workers_message(tmp_path):
+def test_job_failed_with_the_cases_error(tmp_path):
     job, state, _ = run_job(fake_worker(tmp_path, """
-        emit(event="error", kind="InputError", message="scan.nrrd: constant volume")
+        emit(event="case", name="scan", status="failed", error="scan.nrrd: constant volume", warnings=[])
+        emit(event="done", status=1)
         sys.exit(1)
     """))
     assert state == J.FAILED and job.error == "scan.nrrd: constant volume"
+
+
+def test_job_failed_with_the_runs_error(tmp_path):
+    job, state, _ = run_job(fake_worker(tmp_path, """
+        emit(event="error", kind="ModelError", message="m.json: not a model card")
+        sys.exit(1)
+    """))
+    assert state == J.FAILED and job.error == "m.json: not a model card"
 
 
 def test_job_crash_reports_exit_code_and_output(tmp_path):
@@ -531,47 +525,41 @@ def test_job_cancel_kills_the_process(tmp_path):
     assert job.poll() == J.CANCELLED
 
 
-def test_worker_command_runs_the_real_worker_script(tmp_path):
+def test_segment_command_is_the_command_line_with_the_options_flags(tmp_path):
+    from InnerEarSegLib import cli
     params = SegmentParameters(tta=False, cpu_bf16=True, smoothing=0.25)
-    command = J.worker_command(sys.executable, tmp_path / "missing.nrrd", tmp_path / "out",
-                               model="m.json", params=params)
-    assert Path(command[1]).name == "worker.py" and Path(command[1]).is_file()
-    assert command[-2:] == ["--model", "m.json"]
-    assert params.asArgList() == command[6:-2]  # the command line's own option flags
-    assert W.parse_args(command[2:]).cpu_bf16 == "bf16"
-    env = J.worker_environment(str(ROOT), {"PYTHONPATH": "/elsewhere"})
+    command = J.segment_command(sys.executable, tmp_path / "scan.nrrd", tmp_path / "out", model="m.json",
+                                params=params)
+    assert command[:4] == [sys.executable, "-m", "InnerEarSegLib.cli", "segment"]
+    args = cli.build_parser("segment").parse_args(command[3:])
+    assert (args.inputs, args.output, args.model, args.events) == ([str(tmp_path / "scan.nrrd")], str(tmp_path / "out"),
+                                                                  "m.json", "json")
+    assert SegmentParameters.fromArgs(args) == params
+    env = J.command_environment(str(ROOT), {"PYTHONPATH": "/elsewhere"})
     assert env["PYTHONPATH"].split(":") == [str(ROOT), "/elsewhere"]
 
 
 def test_out_of_process_run_with_the_real_pipeline(scene, tmp_path, tiny_model_path):
-    """Widget path without the widget: input file, worker process (real pipeline, tiny random
-    model), result files, MRML nodes on the input grid."""
+    """Widget path without the widget: input file, the command line's process (real pipeline, tiny
+    random model), its case folder, MRML nodes on the input grid."""
     m = GEOMETRIES["oblique"]
-    volume, _ = add_volume(scene, m, [(center_ras(m, (-5, 0, 0)), 100), (center_ras(m, (5, 0, 0)), 100)])
+    volume, _ = add_volume(scene, m, [(center_ras(m, (-5, 0, 0)), 100), (center_ras(m, (5, 0, 0)), 100)],
+                           name="CT 1/2: ear")
     logic = G.InnerEarSegLogic(scene)
-    inputPath = logic.writeInput(volume, tmp_path / "input.nrrd")
-    env = J.worker_environment(str(G.library_parent()))
-    job = J.SegmentationJob(J.worker_command(sys.executable, inputPath, tmp_path / "out", tiny_model_path,
-                                             SegmentParameters(device="cpu", surfaces=False), "scan"), env)
+    inputPath = logic.writeInput(volume, tmp_path / G.input_file_name(volume.GetName()))
+    assert inputPath.name == "CT 1_2_ ear.nrrd"
+    env = J.command_environment(str(G.library_parent()))
+    params = G.library_parameters(SegmentParameters(device="cpu", smoothing=0.2))
+    job = J.SegmentationJob(J.segment_command(sys.executable, inputPath, tmp_path / "out", tiny_model_path, params),
+                            env)
     job.start()
     assert job.wait(timeout=300) == J.DONE, job.error
-    outputs = logic.importResultFiles(tmp_path / "out", volume)
+    outputs = logic.importResultFiles(tmp_path / "out" / G.case_name(inputPath), volume)
     segNode = outputs.segmentationNode
     assert segNode.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole()) is volume
-    stats = json.loads((tmp_path / "out" / W.STATS_FILE).read_text())["stats"]
+    stats = json.loads((tmp_path / "out" / "CT 1_2_ ear" / "CT 1_2_ ear_stats.json").read_text())["stats"]
     assert outputs.tableNode.GetNumberOfRows() == len(stats) > 0
-
-
-
-def test_worker_names_a_missing_model(tmp_path, capsys):
-    image = sitk.Image(8, 8, 8, sitk.sitkInt16)
-    image[4, 4, 4] = 100
-    sitk.WriteImage(image, str(tmp_path / "in.nrrd"))
-    code = W.main(["--input", str(tmp_path / "in.nrrd"), "--output-dir", str(tmp_path / "out"),
-                   "--model", str(tmp_path / "nope.json"), "--device", "cpu"])
-    event = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert code == 1 and event["event"] == "error" and "nope.json" in event["message"]
-    assert not (tmp_path / "out").exists()
+    assert not list((tmp_path / "out" / "CT 1_2_ ear").glob("*.stl"))  # Slicer builds its own surfaces
 
 
 # --- first-use installation --------------------------------------------------------------------

@@ -271,10 +271,10 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     monkeypatch.setattr(dependencies, "find_requirements", lambda folder: folder)
     before = scene.GetNumberOfNodes()
 
-    widget.onApplyButton()  # Apply: the worker runs, the button becomes Cancel
+    widget.onApplyButton()  # Apply: the command line runs, the button becomes Cancel
     folder = widget.jobFolder
     assert widget.running() and ui.applyButton.text == "Cancel" and not ui.inputsCollapsibleButton.enabled
-    # the worker gets the command line's flags for the panel's options (its own surfaces off: Slicer builds them)
+    # the command line gets the flags of the panel's options (its own surfaces off: Slicer builds them)
     expected = SegmentParameters(device="cpu", cpu_bf16=False, surfaces=False).asArgList()
     assert " ".join(expected) in " ".join(widget.job.command)
     widget.onApplyButton()  # Cancel: process killed, temporary files gone, scene unchanged

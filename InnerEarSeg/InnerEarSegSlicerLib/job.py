@@ -1,10 +1,12 @@
 """One out-of-process segmentation run as a small state machine: idle -> running -> done | failed | cancelled.
 
-The widget calls ``poll()`` from a timer; the job reads the worker's JSON lines (see
-``worker.py``) on a background thread, so the GUI never blocks, and ``cancel()`` kills the
-process with every process it started: Slicer's ``PythonSlicer`` is a launcher that runs the
-real Python as a child, and killing the launcher alone would leave the worker running (and
-writing patient-derived files). Output that is not valid UTF-8 is read with replacement
+The process is the product's own command line, ``innerear-seg segment ... --events json``
+(``segment_command``), run with Slicer's Python: what the panel runs is what users run.
+The widget calls ``poll()`` from a timer; the job reads the command's JSON lines
+(``InnerEarSegLib.cli.JsonEvents``) on a background thread, so the GUI never blocks, and
+``cancel()`` kills the process with every process it started: Slicer's ``PythonSlicer`` is a
+launcher that runs the real Python as a child, and killing the launcher alone would leave the
+segmentation running (and writing patient-derived files). Output that is not valid UTF-8 is read with replacement
 characters, and the end of the output is always signalled, so a job can never stay "running"
 after its process is gone. Plain Python (no Qt, no slicer), so it is tested with any command.
 """
@@ -21,7 +23,10 @@ IDLE, RUNNING, DONE, FAILED, CANCELLED = "idle", "running", "done", "failed", "c
 
 
 class SegmentationJob:
-    """Runs ``command``; ``onProgress(stage, fraction, message)`` is called from ``poll()``."""
+    """Runs ``command``; ``onProgress(stage, fraction, message)`` is called from ``poll()``.
+
+    A case that ended ``failed`` (or an ``error`` event) fails the job with its message; a
+    process that exits non-zero fails it too, with the end of its output."""
 
     def __init__(self, command: List[str], env: Optional[dict] = None,
                  onProgress: Optional[Callable[[str, float, str], None]] = None):
@@ -29,7 +34,7 @@ class SegmentationJob:
         self.env = env
         self.onProgress = onProgress or (lambda stage, fraction, message: None)
         self.state = IDLE
-        self.error = ""       # why it failed, from the worker's error line or its stderr
+        self.error = ""       # why it failed, from the command's events or the end of its output
         self.warnings: List[str] = []
         self._process = None
         self._lines: "queue.Queue[Optional[str]]" = queue.Queue()
@@ -78,7 +83,7 @@ class SegmentationJob:
         return self.state
 
     def output(self) -> List[str]:
-        """The lines received so far that were not protocol lines (e.g. pip's progress)."""
+        """The lines received so far that were not events (the command's text, pip's progress)."""
         return list(self._log)
 
     def _handle(self, line: str) -> None:
@@ -86,17 +91,19 @@ class SegmentationJob:
             event = json.loads(line)
             kind = event["event"]
         except (ValueError, KeyError, TypeError):
-            self._log.append(line.strip())  # library warnings, tracebacks: kept for the error text
+            self._log.append(line.strip())  # the command's text, tracebacks: kept for the error text
             return
         if kind == "progress":
             self.onProgress(event.get("stage", ""), float(event.get("fraction", 0.0)), event.get("message", ""))
-        elif kind == "done":
+        elif kind == "case":
             self.warnings = list(event.get("warnings", []))
+            if event.get("status") == "failed":
+                self.error = event.get("error") or "the segmentation failed"
         elif kind == "error":
             self.error = event.get("message", "unknown error")
 
     def cancel(self) -> None:
-        """Stop the worker and every process it started, now; its outputs are discarded by the caller."""
+        """Stop the process and every process it started, now; its outputs are discarded by the caller."""
         if self.state != RUNNING:
             return
         kill_tree(self._process)
@@ -104,7 +111,7 @@ class SegmentationJob:
         self.state = CANCELLED
 
     def wait(self, timeout: Optional[float] = None) -> str:
-        """Block until the worker ends (batch use and tests)."""
+        """Block until the process ends (batch use and tests)."""
         if self.state == RUNNING:
             try:
                 self._process.wait(timeout)
@@ -135,20 +142,18 @@ def kill_tree(process: subprocess.Popen) -> None:
     process.kill()  # in case the group could not be reached; harmless once it is dead
 
 
-def worker_command(python: str, inputPath, outputDir, model=None, params=None,
-                   source: Optional[str] = None) -> List[str]:
-    """The command line that runs ``worker.py`` with ``python`` (Slicer's ``PythonSlicer``);
-    ``params`` (``SegmentParameters``; None: the defaults) become the command line's option flags
-    (``asArgList``); ``source`` names the scan in error messages instead of the temporary input file."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
-    command = [python, script, "--input", str(inputPath), "--output-dir", str(outputDir)]
+def segment_command(python: str, inputPath, outputDir, model=None, params=None) -> List[str]:
+    """``innerear-seg segment INPUT -o OUTDIR --events json`` run by ``python`` (Slicer's
+    ``PythonSlicer``); ``params`` (``SegmentParameters``; None: the defaults) become the command
+    line's option flags (``asArgList``). The results go to ``OUTDIR/<case name of INPUT>/``."""
+    command = [python, "-m", "InnerEarSegLib.cli", "segment", str(inputPath), "-o", str(outputDir), "--events", "json"]
     command += params.asArgList() if params is not None else []
-    return command + (["--model", str(model)] if model else []) + (["--source", source] if source else [])
+    return command + (["--model", str(model)] if model else [])
 
 
-def worker_environment(libraryParent: str, base: Optional[dict] = None) -> dict:
+def command_environment(libraryParent: str, base: Optional[dict] = None) -> dict:
     """``base`` (default: this process's environment) with ``libraryParent`` first on PYTHONPATH,
-    so the worker imports the same ``InnerEarSegLib`` as Slicer."""
+    so the command imports the same ``InnerEarSegLib`` as Slicer."""
     env = dict(os.environ if base is None else base)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (libraryParent, env.get("PYTHONPATH", "")) if p)
     return env

@@ -13,6 +13,7 @@ the single flip ``LPS_TO_RAS`` of the first two axes, applied to whole 4x4 matri
 import dataclasses
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,6 @@ from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 from InnerEarSegLib import labels as L
 from InnerEarSegLib.errors import Cancelled, InputError
 from InnerEarSegLib.result import SegmentationResult
-
-from .worker import LABELS_FILE, SIDES_FILE, STATS_FILE
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 SIDE_BY_CODE = {1: "right", 2: "left"}  # values of SegmentationResult.sides
@@ -151,7 +150,7 @@ def segment_name(structure: L.Structure, side: Optional[str]) -> str:
 # --- model card -----------------------------------------------------------------------------
 
 def library_parent() -> Path:
-    """The folder holding the ``InnerEarSegLib`` package (for the worker's PYTHONPATH)."""
+    """The folder holding the ``InnerEarSegLib`` package (for the command's PYTHONPATH)."""
     import InnerEarSegLib
     return Path(InnerEarSegLib.__file__).resolve().parent.parent
 
@@ -252,6 +251,45 @@ def table_rows(tableNode) -> List[dict]:
     return rows
 
 
+# --- the command line's files -----------------------------------------------------------------
+
+def input_file_name(volumeName: str) -> str:
+    """The file name the volume is written to for the command line: the volume's name, what a
+    file name cannot hold replaced, so the command's messages and case folder carry that name."""
+    return (re.sub(r"[^\w\- ]+", "_", volumeName or "").strip(" _") or "volume") + ".nrrd"
+
+
+def named_error(error: str, inputPath, volumeName: str) -> str:
+    """The command's error message with the volume's name where it names the temporary input file."""
+    return error.replace(str(inputPath), volumeName)
+
+
+def case_name(inputPath) -> str:
+    """The name of the command line's case folder for ``inputPath`` (``InnerEarSegLib.read.case_name``)."""
+    from InnerEarSegLib.read import case_name as library_case_name
+    return library_case_name(inputPath)
+
+
+def read_case_folder(folder) -> SegmentationResult:
+    """The result ``innerear-seg segment`` wrote into ``folder`` (``OUT/<name>/``): the labels, the
+    sides from the ``.seg.nrrd`` label values (right 1-3, left 4-6; all 0 when the sides were not
+    split: statistics rows of side ``both`` only), the statistics, warnings and model name."""
+    from InnerEarSegLib.write import SEG_LABEL_OFFSET
+    folder = Path(folder)
+    name = folder.name
+    labels = sitk.ReadImage(str(folder / f"{name}_labels.nii.gz"), sitk.sitkUInt8)
+    info = json.loads((folder / f"{name}_stats.json").read_text())
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{name}.seg.nrrd"), sitk.sitkUInt8))
+    if seg.shape != sitk.GetArrayViewFromImage(labels).shape:
+        raise ValueError(f"{folder}: {name}.seg.nrrd and {name}_labels.nii.gz differ in size")
+    split = any(row.get("side") in SIDE_BY_CODE.values() for row in info.get("stats", []))
+    codes = np.where(seg > SEG_LABEL_OFFSET["left"], 2, np.where(seg > 0, 1, 0)) if split else np.zeros_like(seg)
+    sides = sitk.GetImageFromArray(codes.astype(np.uint8))
+    sides.CopyInformation(labels)
+    return SegmentationResult(labels=labels, sides=sides, stats=info.get("stats", []),
+                              warnings=info.get("warnings", []), model_name=info.get("model") or "")
+
+
 # --- the logic ------------------------------------------------------------------------------
 
 def _default_segmenter(*args, **kwargs):
@@ -295,17 +333,12 @@ class InnerEarSegLogic:
                                  smoothing=getattr(parameters, "smoothing", DEFAULT_SMOOTHING),
                                  surfaces=getattr(parameters, "surfaces", True))
 
-    def importResultFiles(self, folder, inputVolumeNode, outputSegmentationNode=None,
+    def importResultFiles(self, caseFolder, inputVolumeNode, outputSegmentationNode=None,
                           smoothing=DEFAULT_SMOOTHING, surfaces=True) -> Outputs:
-        """Add the files the worker wrote in ``folder`` to the scene (out-of-process path)."""
-        folder = Path(folder)
-        labels = sitk.ReadImage(str(folder / LABELS_FILE), sitk.sitkUInt8)
-        sidesPath = folder / SIDES_FILE
-        sides = sitk.ReadImage(str(sidesPath), sitk.sitkUInt8) if sidesPath.exists() else labels * 0
-        info = json.loads((folder / STATS_FILE).read_text()) if (folder / STATS_FILE).exists() else {}
-        result = SegmentationResult(labels=labels, sides=sides, stats=info.get("stats", []),
-                                    warnings=info.get("warnings", []), model_name=info.get("model", ""))
-        return self.importResult(result, inputVolumeNode, outputSegmentationNode, smoothing, surfaces)
+        """Add what the command line wrote into ``caseFolder`` (``OUT/<name>/``) to the scene
+        (the out-of-process path; ``read_case_folder``)."""
+        return self.importResult(read_case_folder(caseFolder), inputVolumeNode, outputSegmentationNode, smoothing,
+                                 surfaces)
 
     def importResult(self, result: SegmentationResult, inputVolumeNode, outputSegmentationNode=None,
                      smoothing=DEFAULT_SMOOTHING, surfaces=True) -> Outputs:
@@ -434,7 +467,7 @@ class InnerEarSegLogic:
     # --- batch and files ------------------------------------------------------------------------
 
     def writeInput(self, volumeNode, path) -> Path:
-        """Write the volume for the worker process, geometry in the file header (LPS)."""
+        """Write the volume for the command line's process, geometry in the file header (LPS)."""
         sitk.WriteImage(volume_to_image(volumeNode), str(path), True)
         return Path(path)
 
