@@ -22,13 +22,13 @@ the sweep (tens of passes) only when no ear was confirmed.
 """
 import warnings
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import grid, preprocess
+from . import grid
 from .labels import side_of_x
 from .localize import MIN_EAR_SEPARATION_MM
 from .postprocess import clean_labels
@@ -45,8 +45,18 @@ PAIR_X_MM = (60.0, 130.0)  # the two labyrinths: this far apart in x (left-right
 PAIR_YZ_MM = 30.0          # ... and at most this far apart front-back and up-down (head tilt)
 SAME_FINDING_MM = 10.0     # sweep findings closer than this are one structure
 
-# segment_region(center_lps, region_mm or None) -> (reference grid, probabilities (C, z, y, x))
-RegionSegmenter = Callable[[Sequence[float], Optional[float]], Tuple[sitk.Image, np.ndarray]]
+
+class RegionSegmenter(Protocol):
+    """What ``confirm_ears`` searches with: ``regions.RegionPredictor`` (a fake in the tests)."""
+
+    def segment_region(self, center: Sequence[float], region_mm: Optional[float] = None
+                       ) -> Tuple[sitk.Image, np.ndarray]:
+        """(region grid, class probabilities (C, z, y, x)) of the ear region at ``center`` (LPS),
+        or of a larger search region of ``region_mm``."""
+
+    def midline_x(self) -> Optional[float]:
+        """The head's middle (LPS x), where the mirror image of a finding is sought; None: no
+        mirror search. Asked at most once, and only when a finding needs its mirror image."""
 
 
 @dataclass
@@ -74,8 +84,8 @@ def labyrinth_in(reference: sitk.Image, probabilities: np.ndarray) -> Found:
 class _Search:
     """Segmenter passes with a budget, so a hard scan cannot take unbounded time."""
 
-    def __init__(self, segment_region: RegionSegmenter, budget: int = MAX_PASSES):
-        self.segment_region, self.budget = segment_region, budget
+    def __init__(self, segmenter: RegionSegmenter, budget: int = MAX_PASSES):
+        self.segmenter, self.budget = segmenter, budget
 
     def settle(self, center, region_mm: Optional[float] = None) -> Optional[Found]:
         """Segment at ``center`` (a larger search region when ``region_mm``), moving the
@@ -85,7 +95,7 @@ class _Search:
             if self.budget <= 0:
                 return found
             self.budget -= 1
-            found = labyrinth_in(*self.segment_region(center, region_mm))
+            found = labyrinth_in(*self.segmenter.segment_region(center, region_mm))
             if found.center_lps is None:
                 return found
             offset = np.linalg.norm(np.subtract(found.center_lps, grid.center_of(found.reference)))
@@ -99,17 +109,6 @@ def pair_plausible(a, b) -> bool:
     """Whether LPS points ``a`` and ``b`` can be the two labyrinths of one head."""
     d = np.abs(np.subtract(a, b))
     return bool(PAIR_X_MM[0] <= d[0] <= PAIR_X_MM[1] and d[1] <= PAIR_YZ_MM and d[2] <= PAIR_YZ_MM)
-
-
-def head_midline_x(image: sitk.Image, normalisation: dict) -> float:
-    """The middle (LPS x) of the head's extent, from a 4 mm copy of the scan thresholded above
-    air. Used only to place the mirror-image search; exact to a few mm is enough."""
-    coarse, array = preprocess.localizer_input(image, 4.0, 1, normalisation)
-    columns = np.nonzero((array > 0.1).any(axis=(0, 1)))[0]
-    if columns.size == 0:
-        return 0.0
-    xs = coarse.GetOrigin()[0] + columns * coarse.GetSpacing()[0]
-    return float((xs.min() + xs.max()) / 2.0)
 
 
 def sweep_centres(image: sitk.Image, region_mm: Sequence[float]) -> List[tuple]:
@@ -126,19 +125,18 @@ def sweep_centres(image: sitk.Image, region_mm: Sequence[float]) -> List[tuple]:
     return [tuple(float(v) for v in points[i]) for i in order]
 
 
-def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segment_region: RegionSegmenter,
-                 midline_x: Optional[Callable[[], float]] = None, sweep_mm: Optional[Sequence[float]] = None
-                 ) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
+def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segmenter: RegionSegmenter,
+                 sweep_mm: Optional[Sequence[float]] = None) -> List[Tuple[EarRegion, sitk.Image, np.ndarray]]:
     """At most one ear per side, right first: (ear, region grid, probabilities).
 
-    ``candidates`` are tried best first, each finding's mirror image right after it
-    (``midline_x()`` places it; None: no mirror search). When they give no finding and
-    ``sweep_mm`` (the region size) is given, the scan is swept (``sweep_centres``) with a
-    warning. Chosen: the plausible pair with the most labyrinth; else the localiser's best
+    ``candidates`` are tried best first with ``segmenter``, each finding's mirror image right
+    after it (``segmenter.midline_x()`` places it; None: no mirror search). When they give no
+    finding and ``sweep_mm`` (the region size) is given, the scan is swept (``sweep_centres``)
+    with a warning. Chosen: the plausible pair with the most labyrinth; else the localiser's best
     finding (the largest one after a sweep, which has no ranking); else the largest finding
     below ``MIN_LABYRINTH_MM3`` (a small or damaged labyrinth is still reported); else nothing.
     """
-    findings = _Findings(image, _Search(segment_region), midline_x)
+    findings = _Findings(image, _Search(segmenter))
     for candidate in candidates:
         if findings.done():
             break
@@ -177,14 +175,14 @@ class _Findings:
     around one ear: sweeping on cost 99 passes instead of 5 on a 54 mm ear-crop phantom).
     """
 
-    def __init__(self, image: sitk.Image, search: _Search, midline_x: Optional[Callable[[], float]]):
-        self.image, self.search, self._midline_x, self._mid = image, search, midline_x, None
+    def __init__(self, image: sitk.Image, search: _Search):
+        self.image, self.search, self._mid, self._mid_asked = image, search, None, False
         self.kept: List[Tuple[EarRegion, Found]] = []
         self.small: Optional[Tuple[EarRegion, Found]] = None   # the largest below MIN_LABYRINTH_MM3
 
     def mid(self) -> Optional[float]:
-        if self._mid is None and self._midline_x is not None:
-            self._mid = self._midline_x()
+        if not self._mid_asked:
+            self._mid, self._mid_asked = self.search.segmenter.midline_x(), True
         return self._mid
 
     def near(self, point) -> bool:

@@ -167,11 +167,9 @@ def _segment_ears(image: sitk.Image, params: SegmentParameters, candidates: List
     if params.roi == "center":
         found = regions.center_halves()
         return [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in found], found
-    pre = regions.preprocessing
     # no whole-scan sweep on voxels too coarse for the canals: tens of passes that find nothing
-    sweep = pre["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
-    confirmed = confirm.confirm_ears(image, candidates, regions.segment_region,
-                                     partial(confirm.head_midline_x, image, pre["normalisation"]), sweep_mm=sweep)
+    sweep = regions.preprocessing["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
+    confirmed = confirm.confirm_ears(image, candidates, regions, sweep_mm=sweep)
     ears = [ear for ear, _, _ in confirmed]
     if not ears:
         warnings.warn("no inner ear found in the field of view; the labels are empty")

@@ -82,6 +82,17 @@ def localizer_input(image: sitk.Image, spacing: float, multiple: int, normalisat
     return coarse, array
 
 
+def head_midline_x(image: sitk.Image, normalisation: dict) -> float:
+    """The middle (LPS x) of the head's extent, from a 4 mm copy of the scan thresholded above
+    air. Used only to place the mirror-image search for the second ear; exact to a few mm is enough."""
+    coarse, array = localizer_input(image, 4.0, 1, normalisation)
+    columns = np.nonzero((array > 0.1).any(axis=(0, 1)))[0]
+    if columns.size == 0:
+        return 0.0
+    xs = coarse.GetOrigin()[0] + columns * coarse.GetSpacing()[0]
+    return float((xs.min() + xs.max()) / 2.0)
+
+
 def region_size(size_mm: Sequence[float], spacing: float, multiple: int,
                 min_size: Sequence[int] = (1, 1, 1)) -> list:
     """Voxels (x, y, z) covering ``size_mm`` at ``spacing``, at least ``min_size``, a multiple of ``multiple``."""

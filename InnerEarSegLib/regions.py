@@ -5,7 +5,8 @@ segmenter's class probabilities on that grid: the scan resampled and normalised 
 region (``preprocess.region_input``), the network pass (``predictor``), the model card's class
 weights, and background wherever the region reaches past the scan. Each grid's network input
 is kept, so the fluid check of the ears chosen later reuses it (resampling again cost 0.2 s per
-ear); ``forget_inputs`` frees them.
+ear); ``forget_inputs`` frees them. ``confirm.confirm_ears`` searches for the ears with it
+(``segment_region``, ``midline_x``).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -54,13 +55,17 @@ class RegionPredictor:
     def segment_region(self, center: Sequence[float], region_mm: Optional[float] = None
                        ) -> Tuple[sitk.Image, np.ndarray]:
         """(region grid, probabilities) of the ear region at ``center`` (LPS; a larger search region
-        when ``region_mm``): what ``confirm.confirm_ears`` asks for each candidate it checks."""
+        when ``region_mm``): what ``confirm.confirm_ears`` asks for each place it checks."""
         if self.cancel is not None:
             self.cancel.check()
         self.passes += 1
         self.progress("segment", 0.5, f"region {self.passes}")
         reference = preprocess.ear_reference(center, self.preprocessing, self.divisor, region_mm)
         return reference, self.predict(reference)
+
+    def midline_x(self) -> float:
+        """The middle (LPS x) of the head in the scan (``preprocess.head_midline_x``)."""
+        return preprocess.head_midline_x(self.image, self.preprocessing["normalisation"])
 
     def center_halves(self) -> List[Tuple[str, sitk.Image, np.ndarray]]:
         """The fixed centre crop segmented and cut at its middle: (side, grid, probabilities), right first."""

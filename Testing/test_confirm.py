@@ -20,13 +20,18 @@ def head(width_mm=160.0):
 
 
 class FakeSegmenter:
-    """segment_region for balls of labyrinth (label 1) at ``ears`` (LPS); counts its passes."""
+    """segment_region for balls of labyrinth (label 1) at ``ears`` (LPS); counts its passes.
+    midline_x: ``midline`` (None: no mirror search)."""
 
-    def __init__(self, ears, radius=RADIUS, radii=None):
+    def __init__(self, ears, radius=RADIUS, radii=None, midline=None):
         self.ears, self.calls = [np.asarray(e, float) for e in ears], []
         self.radii = radii or [radius] * len(ears)
+        self.midline = midline
 
-    def __call__(self, center, region_mm=None):
+    def midline_x(self):
+        return self.midline
+
+    def segment_region(self, center, region_mm=None):
         self.calls.append((tuple(center), region_mm))
         reference = preprocess.ear_reference(center, PRE, 1, region_mm)
         size = reference.GetSize()
@@ -75,8 +80,8 @@ def test_a_look_alike_without_labyrinth_is_dropped_and_the_next_candidate_kept()
                                          ((44.0, -20.0, 12.0), True)])   # 24 mm from the mirror image
 def test_the_missed_ear_is_found_at_the_mirror_image(other, wide):
     ears = [(-46.0, 2.0, 3.0), other]
-    segmenter = FakeSegmenter(ears)
-    confirmed = confirm.confirm_ears(head(), [EarRegion("right", ears[0], 1.0)], segmenter, lambda: 0.0)
+    segmenter = FakeSegmenter(ears, midline=0.0)
+    confirmed = confirm.confirm_ears(head(), [EarRegion("right", ears[0], 1.0)], segmenter)
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
     assert any(region == confirm.SEARCH_REGION_MM for _, region in segmenter.calls) == wide
@@ -85,9 +90,9 @@ def test_the_missed_ear_is_found_at_the_mirror_image(other, wide):
 def test_a_second_ear_where_no_head_has_one_is_replaced_by_the_mirror_search():
     ears = [(-44.0, 6.0, -4.0), (45.0, 5.0, -16.0)]
     look_alike = (1.0, 72.0, 78.0)   # found by the segmenter too, but 66 mm behind and 82 mm above
-    segmenter = FakeSegmenter(ears + [look_alike])
+    segmenter = FakeSegmenter(ears + [look_alike], midline=0.0)
     candidates = [EarRegion("right", ears[0], 1.0), EarRegion("left", look_alike, 1.0)]
-    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter)
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
 
@@ -96,9 +101,9 @@ def test_a_confirmed_look_alike_from_the_localizer_does_not_block_the_ears():
     # the localiser's best candidate is a 92 mm3 look-alike near the midline (a fluid ball, the
     # cistern): the real ears, ranked after it, still make the pair
     ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
-    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8, RADIUS, RADIUS])
+    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8, RADIUS, RADIUS], midline=0.0)
     candidates = [EarRegion("left", (1.0, 0.0, 0.0), 1.0), EarRegion("right", ears[0], 0.8)]
-    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter)
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     for found, truth in zip(centres(confirmed), ears):
         assert np.allclose(found, truth, atol=0.5)
@@ -106,28 +111,28 @@ def test_a_confirmed_look_alike_from_the_localizer_does_not_block_the_ears():
 
 def test_without_a_pair_the_localizers_best_finding_wins_over_a_larger_one():
     ear, look_alike = (-46.0, 0.0, 0.0), (-5.0, 40.0, 40.0)   # no head has ears like that
-    segmenter = FakeSegmenter([ear, look_alike], radii=[RADIUS, RADIUS + 1.0])
+    segmenter = FakeSegmenter([ear, look_alike], radii=[RADIUS, RADIUS + 1.0], midline=0.0)
     candidates = [EarRegion("right", ear, 1.0), EarRegion("left", look_alike, 0.5)]
-    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter)
     assert len(confirmed) == 1 and np.allclose(centres(confirmed)[0], ear, atol=0.5)
 
 
 def test_the_mirror_search_comes_before_weaker_candidates_use_up_the_passes():
     ears = [(-44.0, 6.0, -4.0), (45.0, 5.0, -16.0)]
-    segmenter = FakeSegmenter(ears)
+    segmenter = FakeSegmenter(ears, midline=0.0)
     look_alikes = [EarRegion("left", (float(x), 60.0, 70.0), 0.9) for x in range(-60, 60, 6)]  # 20 empty ones
     candidates = [EarRegion("right", ears[0], 1.0)] + look_alikes
-    confirmed = confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0)
+    confirmed = confirm.confirm_ears(head(), candidates, segmenter)
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     assert np.allclose(centres(confirmed)[1], ears[1], atol=0.5)
     assert len(segmenter.calls) < confirm.MAX_PASSES   # the look-alikes were never needed
 
 
 def test_no_mirror_search_outside_the_scan():
-    segmenter = FakeSegmenter([(-46.0, 0.0, 0.0)])
+    segmenter = FakeSegmenter([(-46.0, 0.0, 0.0)], midline=0.0)
     image = head(width_mm=70.0)  # -35 .. 35 mm: the mirror image at +46 is outside
     image.SetOrigin((-80.0, -30.0, -20.0))
-    confirmed = confirm.confirm_ears(image, [EarRegion("right", (-46.0, 0.0, 0.0), 1.0)], segmenter, lambda: 0.0)
+    confirmed = confirm.confirm_ears(image, [EarRegion("right", (-46.0, 0.0, 0.0), 1.0)], segmenter)
     assert len(confirmed) == 1 and len(segmenter.calls) == 1
 
 
@@ -146,9 +151,9 @@ def test_a_small_finding_is_kept_when_nothing_is_confirmed():
 
 
 def test_passes_are_bounded():
-    segmenter = FakeSegmenter([])
+    segmenter = FakeSegmenter([], midline=0.0)
     candidates = [EarRegion("left", (float(x), 0.0, 0.0), 1.0) for x in range(-70, 70, 5)]
-    assert confirm.confirm_ears(head(), candidates, segmenter, lambda: 0.0) == []
+    assert confirm.confirm_ears(head(), candidates, segmenter) == []
     assert len(segmenter.calls) == confirm.MAX_PASSES
 
 
@@ -160,16 +165,16 @@ def test_head_midline_follows_the_head_not_the_scanner(shift):
     array[:, :, int(100 + shift - 70):int(100 + shift + 70)] = 100.0   # a 140 mm wide head
     head_image = sitk.GetImageFromArray(array)
     head_image.CopyInformation(image)
-    midline = confirm.head_midline_x(head_image, {"low": 0.5, "high": 99.5})
+    midline = preprocess.head_midline_x(head_image, {"low": 0.5, "high": 99.5})
     assert midline == pytest.approx(shift, abs=4.0)
 
 
 def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan():
     ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
-    segmenter = FakeSegmenter(ears)
+    segmenter = FakeSegmenter(ears, midline=0.0)
     with pytest.warns(UserWarning, match="searching the whole scan"):
         confirmed = confirm.confirm_ears(head(), [EarRegion("right", (0.0, 0.0, 0.0), 0.9)], segmenter,
-                                         midline_x=lambda: 0.0, sweep_mm=PRE["ear_region_mm"])
+                                         sweep_mm=PRE["ear_region_mm"])
     assert [e.side for e, _, _ in confirmed] == ["right", "left"]
     for found, truth in zip(centres(confirmed), ears):
         assert np.allclose(found, truth, atol=0.5)
@@ -179,10 +184,10 @@ def test_with_nothing_where_the_localizer_pointed_the_segmenter_sweeps_the_scan(
 def test_a_small_finding_where_the_localizer_pointed_does_not_stop_the_sweep():
     ears = [(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)]
     speck = (2.0, 20.0, 12.0)   # 14 mm3, below MIN_LABYRINTH_MM3: the only thing the localiser saw
-    segmenter = FakeSegmenter([speck] + ears, radii=[1.5, RADIUS, RADIUS])
+    segmenter = FakeSegmenter([speck] + ears, radii=[1.5, RADIUS, RADIUS], midline=0.0)
     with pytest.warns(UserWarning, match="searching the whole scan"):
         confirmed = confirm.confirm_ears(head(), [EarRegion("left", speck, 0.9)], segmenter,
-                                         midline_x=lambda: 0.0, sweep_mm=PRE["ear_region_mm"])
+                                         sweep_mm=PRE["ear_region_mm"])
     assert len(confirmed) == 2
     for found, truth in zip(centres(confirmed), ears):
         assert np.allclose(found, truth, atol=0.5)
@@ -191,9 +196,9 @@ def test_a_small_finding_where_the_localizer_pointed_does_not_stop_the_sweep():
 @pytest.mark.parametrize("ears", [[(-47.0, 8.0, 5.0), (44.0, -6.0, -3.0)], [(44.0, -6.0, -3.0)]])
 def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
     # a 92 mm3 look-alike where the sweep starts, 45 mm from each ear: no head has an ear pair like that
-    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8] + [RADIUS] * len(ears))
+    segmenter = FakeSegmenter([(1.0, 0.0, 0.0)] + ears, radii=[2.8] + [RADIUS] * len(ears), midline=0.0)
     with pytest.warns(UserWarning, match="searching the whole scan"):
-        confirmed = confirm.confirm_ears(head(), [], segmenter, midline_x=lambda: 0.0,
+        confirmed = confirm.confirm_ears(head(), [], segmenter,
                                          sweep_mm=PRE["ear_region_mm"])
     assert len(confirmed) == len(ears)
     for found, truth in zip(centres(confirmed), ears):
@@ -201,9 +206,9 @@ def test_a_sweep_finding_near_the_midline_does_not_block_the_ears(ears):
 
 
 def test_a_sweep_of_a_one_ear_crop_stops_at_its_first_finding():
-    segmenter = FakeSegmenter([(3.0, 2.0, 0.0)])
+    segmenter = FakeSegmenter([(3.0, 2.0, 0.0)], midline=10.0)
     with pytest.warns(UserWarning, match="searching the whole scan"):
-        confirmed = confirm.confirm_ears(head(50.0), [], segmenter, midline_x=lambda: 10.0,
+        confirmed = confirm.confirm_ears(head(50.0), [], segmenter,
                                          sweep_mm=PRE["ear_region_mm"])
     assert np.allclose(centres(confirmed)[0], (3.0, 2.0, 0.0), atol=0.5)
     assert confirmed[0][0].side == "left"   # x > 0: the crop's own middle (10 mm) does not decide

@@ -405,8 +405,8 @@ def test_the_segmenter_output_outside_the_scan_is_background(volume, tiny_model,
         out[1] = 1.0
         return out
 
-    def spy_confirm(image, candidates, segment_region, *args, **kwargs):
-        seen.append(segment_region((-20.0, 0.0, 0.0)))   # a region on the scan's edge
+    def spy_confirm(image, candidates, segmenter, *args, **kwargs):
+        seen.append(segmenter.segment_region((-20.0, 0.0, 0.0)))   # a region on the scan's edge
         return []
 
     monkeypatch.setattr(confirm, "confirm_ears", spy_confirm)
