@@ -5,7 +5,7 @@ Data in Brief 2019, doi:10.5281/zenodo.3355272, CC BY 4.0). Training and validat
 into the cochlea and the rest (vestibule with the canals) by this rule, which uses no landmark,
 so it applies to any whole-labyrinth label. On those 11 ears its cochlea gives the modiolar
 axis, round window and A-value of the authors' landmarks (docs/planning.md,
-``scripts/planning_validation.py real``).
+``release/planning_validation.py real``).
 """
 import numpy as np
 import SimpleITK as sitk

@@ -14,7 +14,7 @@ the second ear. Two findings are a pair only where the two ears of a head can be
 (``pair_plausible``); every finding is kept until a pair turns up, and the pair with the most
 labyrinth wins (``_Findings``). When no candidate gives a finding, the segmenter sweeps the whole
 scan (``sweep_centres``; at most ``SWEEP_PASSES``): the localiser sees a 2 mm copy and needs
-context, and on a labyrinth in a uniform block (a phantom, ``scripts/make_phantoms.py``) it found
+context, and on a labyrinth in a uniform block (a phantom, ``release/make_phantoms.py``) it found
 nothing or fired on the block's edges, while the segmenter found the labyrinth once its region
 was there.
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,

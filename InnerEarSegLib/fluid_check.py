@@ -5,8 +5,8 @@ canals even where they are gone (labyrinthectomy) or filled with bone. The cochl
 vestibule hold the same fluid, so on any contrast they differ from the surrounding otic
 capsule by about the same amount. Where the vestibule's contrast to the capsule differs
 from the cochlea's by more than a factor ``RATIO_LIMIT`` (either way), the vestibule and the
-canals are removed with a warning. Measured with ``scripts/fluid_ratios.py`` on the
-labyrinthectomy set (README, "Labyrinthectomy"): normal ears 0.86-1.25; hallucinated vestibules
+canals are removed with a warning. Measured with ``experiments/fluid_ratios.py`` on the
+labyrinthectomy set (docs/history.md, "Labyrinthectomy"): normal ears 0.86-1.25; hallucinated vestibules
 in bone or in tissue unlike fluid fall outside 0.5-2; a fill that looks like fluid (soft
 tissue on CT) passes this ratio. Works on one ear's region on the model grid,
 before ``postprocess``.
@@ -15,7 +15,7 @@ A fluid-like fill is caught by its wall instead: a vestibule is a chamber in oti
 so it stands out from its own wall as much as from the capsule around the whole labyrinth
 (``wall_ratio`` about 1). A vestibule painted into a drilled cavity (labyrinthectomy, generator
 1.9) is surrounded by the same soft tissue it is painted on, so its contrast to its own wall
-collapses; below ``WALL_LIMIT`` the vestibule and canals go too. ``scripts/fluid_ratios.py``
+collapses; below ``WALL_LIMIT`` the vestibule and canals go too. ``experiments/fluid_ratios.py``
 with the model of commit 6d3a32c on the generator-1.9 sets: 0.94-1.03 over the 63 ears with a
 vestibule of the test, validation and labyrinthectomy sets, 0.24-0.64 on the four drilled
 cavities the segmenter painted.

@@ -90,7 +90,7 @@ def normalise(array: np.ndarray, low: float = 0.5, high: float = 99.5, mask=None
     phantom's labyrinth, or only its cochlea, in a block): the high percentile falls in the
     background's noise or the object's blurred rim, and clipped there the object and its rim all
     became 1 (segmentations 1.4-1.7 times too large). The 0.01 and 99.99 percentiles are used
-    instead. Ear regions of the synthetic heads span 0.75-0.97 (``scripts/normalisation_spans.py``)
+    instead. Ear regions of the synthetic heads span 0.75-0.97 (``experiments/normalisation_spans.py``)
     and never get near; metal (3071 HU) beside bone (1800) and air would give about
     (1800 + 1000) / (3071 + 1024) = 0.68.
     """

@@ -5,7 +5,7 @@ precision (bf16, else fp16) is used on CUDA, where it is fast and safe. On the C
 autocast is used where the CPU computes bf16 in hardware (AVX512-BF16 or AMX;
 ``native_cpu_bf16``): the networks were trained under it, validation Dice is the same within
 0.001, and it more than halves the segment stage; elsewhere it is emulated and may be slower,
-so those CPUs run fp32. ``cpu_bf16`` True or False forces one or the other (README, Speed).
+so those CPUs run fp32. ``cpu_bf16`` True or False forces one or the other (docs/history.md, Speed).
 A CUDA out-of-memory error is answered by a retry on the CPU, with a warning.
 """
 import functools
@@ -22,8 +22,8 @@ from .errors import InnerEarSegError
 # Test-time augmentation: the region and its left/right mirror (x), which is anatomically
 # plausible since the two ears are mirror images; dims index (batch, channel, z, y, x)
 # tensors. Not upside down: with an x+z flip added the validation cochlea fell from 0.879 to
-# 0.855, while the mirror alone raised the labyrinth from 0.867 to 0.878 (README, Test-time
-# augmentation).
+# 0.855, while the mirror alone raised the labyrinth from 0.867 to 0.878 (docs/history.md,
+# Test-time augmentation).
 TTA_FLIPS = ((), (4,))
 OVERLAP = 0.25
 

@@ -99,7 +99,7 @@ def locate_ears(image: sitk.Image, model, predictor: Predictor) -> List[EarRegio
     In a larger scan with nothing above the threshold, blobs above ``WEAK_THRESHOLD``, else
     above ``RELATIVE_THRESHOLD`` x the map's peak, are handed on (with a warning): a localiser
     trained on synthetic scans may be unsure on a real one or a phantom (on labyrinths in a
-    uniform block it found nothing above 0.2 in some scans, ``scripts/make_phantoms.py``), and
+    uniform block it found nothing above 0.2 in some scans, ``release/make_phantoms.py``), and
     the segmenter drops candidates without a labyrinth.
     """
     pre = model.card["preprocessing"]

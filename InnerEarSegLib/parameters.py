@@ -98,7 +98,7 @@ class SegmentParameters:
     modality auto: ``preprocess.detect_modality``. tta (``infer.TTA_FLIPS``): labyrinth DSC +0.01
     and canals +0.02 on validation; the segmenter only, not the localiser: averaged, its weak blobs
     fell below threshold and whole ears were lost on the synthetic test set. cpu_bf16
-    (``infer.native_cpu_bf16``; README, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``.
+    (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``.
     fluid_check (``fluid_check``): on the real scans it changed nothing or, with an earlier model,
     removed a real vestibule (docs/real_data.md). split_sides False: ``sides`` stays 0, stats rows
     have side ``both`` and the surface builder gets ``sides=None``.
@@ -112,11 +112,12 @@ class SegmentParameters:
                       "(the reference method's), split into right and left halves at its middle", "Region",
                       choices=("ears", "center"))
     tta: bool = option(True, "test-time augmentation: average the segmenter over the ear region and its "
-                       "left/right mirror (about 1.5x the time, more accurate; README)",
+                       "left/right mirror (about 1.5x the time, more accurate; docs/history.md, Test-time "
+                       "augmentation)",
                        "Test-time augmentation (mirror)")
     cpu_bf16: Optional[bool] = option(
         None, "auto: bf16 autocast on a CPU that has native bf16 (AVX512-BF16, AMX; about twice as fast, same "
-        "accuracy), else fp32; bf16 or fp32 to force one (README, Speed)", "CPU precision",
+        "accuracy), else fp32; bf16 or fp32 to force one (docs/history.md, Speed)", "CPU precision",
         choices={"auto": None, "bf16": True, "fp32": False}, flag="--cpu-precision")
     keep_largest: bool = option(True, "keep the largest piece of the labyrinth and the pieces near it; drop "
                                 "fragments that do not touch it", "Keep the largest island only")

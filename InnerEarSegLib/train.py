@@ -598,7 +598,7 @@ class Trainer:
         if config.stage == "segmenter":
             new["preprocessing"]["patch_size"] = list(self.patch)
             # class weights were chosen for the init's segmenter; new weights need their own
-            # (README, Training and fine-tuning)
+            # (docs/training.md, Options worth knowing)
             new.pop("postprocessing", None)
         # an assembled (bundled) init's test figures and run history describe the init, which the
         # record's "init" names; make_default_model.init_chain finds that history there

@@ -11,7 +11,7 @@ option, recorded per run as ``soft_labels`` (first used under 1.1).
 does (``generate.scan_grid_render``); whole scans still identical to 1.0.
 1.4: an otic-capsule wall (``anatomy.CAPSULE_WALL_MM``) of bone around the labyrinth, painted
 over air cells and the middle ear: before, air came within 0.5 mm of a fifth of the canal
-voxels (``scripts/capsule_check.py``), so on CT canals ran through air. Same heads and the same labels as 1.0-1.3 for the same
+voxels (``experiments/capsule_check.py``), so on CT canals ran through air. Same heads and the same labels as 1.0-1.3 for the same
 seeds; the images differ around the labyrinth, so test sets are regenerated.
 1.5: 15 % of training samples have plain surroundings (``generate.PLAIN_SHARE``,
 ``appearance.plain_context``), so the labyrinth is found by its own shape (phantoms); whole

@@ -156,7 +156,7 @@ class Ear:
         lab, cavity = self._labyrinthectomy(u, s, lab, n_cochlea, drilled, vest)
         # the otic capsule: dense bone around every fluid space, painted over mastoid cells,
         # middle-ear air and the fundus of the internal auditory canal. Without it (generator
-        # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (scripts/capsule_check.py):
+        # <= 1.3) air came within 0.5 mm of a fifth of the canal voxels (experiments/capsule_check.py):
         # on CT those canals ran through air, which no real ear shows. Fixed thickness (no random
         # draw), so every other part of a head stays as it was.
         wall = CAPSULE_WALL_MM * s

@@ -78,7 +78,7 @@ def plain_context(rng, m, sd):
 
     Why: with its neighbours always drawn (IAC, capsule, air cells) the network learned to find
     the labyrinth by its context. A labyrinth cast in a uniform block (a phantom) or surroundings
-    unlike ours then gave almost no labels (``scripts/make_phantoms.py``); these samples make it
+    unlike ours then gave almost no labels (``release/make_phantoms.py``); these samples make it
     read the labyrinth's own shape and contrast.
     """
     lab = m[[1, 2, 3]].mean()

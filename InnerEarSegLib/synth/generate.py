@@ -56,7 +56,7 @@ def soft_labels(head, ref, labels, k=3, classes=4):
     (a few thousand voxels per ear, so it is cheap). These are the targets a network needs
     to place boundaries finer than its grid: a 1 mm canal is two 0.45 mm voxels wide, and
     a perfect network with one-hot outputs still scores canal DSC 0.85 on the test set
-    (``scripts/oracle_ceiling.py``).
+    (``experiments/oracle_ceiling.py``).
     """
     out = np.zeros((classes,) + labels.shape, np.float32)
     np.put_along_axis(out, labels[None].astype(np.int64), 1.0, axis=0)
