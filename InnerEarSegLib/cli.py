@@ -152,52 +152,87 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
     (or were skipped by ``resume``), 130 when interrupted (after printing the summary of the scans
     done). ``workers``/``scheduler``: on Dask (``cohort.segment_cohort``). ``events``: a
     ``JsonEvents`` that gets the progress and each report instead of the progress bars."""
-    from . import cohort, infer, read
+    from . import infer
     from .model_card import LoadedModel, load_model
+    scans = checked_scans(inputs, out_dir)
+    if not isinstance(model, LoadedModel):
+        model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
+    reports = Reports(scans, distributed=bool(workers or scheduler), events=events)
+    interrupted = run_cohort(scans, out_dir, model, params, reports, workers, scheduler, resume)
+    finished = reports.in_order()
+    print_outcome(finished, scans, out_dir)
+    if interrupted:
+        say(f"innerear-seg: interrupted; {len(scans) - len(finished)} scan(s) not started or not finished", sys.stderr)
+        return 130
+    return 0 if sum(r.ok for r in finished) == len(scans) else 1
+
+
+def checked_scans(inputs, out_dir) -> list:
+    """The scans in ``inputs``; refused before any work when there are none, when two would share
+    an output folder, or when ``out_dir`` cannot be written."""
+    from . import read
     scans = read.list_inputs(inputs)
     if not scans:
         raise InputError(", ".join(str(i) for i in inputs), "no scans found")
     read.check_unique_case_names(scans)
     check_output_folder(out_dir)
-    if not isinstance(model, LoadedModel):
-        model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
-    distributed = bool(workers or scheduler)
-    bars = events or ScanProgress(sum(not (resume and cohort.is_complete(out_dir, s)) for s in scans))
-    reports, interrupted = [], False
+    return scans
 
-    def reported(report):  # as each scan finishes, so an interruption still has the reports so far
-        reports.append(report)
-        if events is not None:
-            events.report(report)
-        if report.skipped or distributed:
-            say(f"[{len(reports)}/{len(scans)}] {report.name}: {cohort.status(report)}"
+
+class Reports:
+    """The cohort's ``on_report``: keeps each report as its scan finishes (so an interruption still
+    has the reports so far), passes it to ``events`` and prints a line for a skipped scan, or for
+    each scan on Dask (no progress bars there)."""
+
+    def __init__(self, scans, distributed: bool, events=None):
+        self.scans, self.distributed, self.events = scans, distributed, events
+        self.reports = []
+
+    def __call__(self, report) -> None:
+        from .cohort import status
+        self.reports.append(report)
+        if self.events is not None:
+            self.events.report(report)
+        if report.skipped or self.distributed:
+            say(f"[{len(self.reports)}/{len(self.scans)}] {report.name}: {status(report)}"
                 + (" (complete outputs found)" if report.skipped else f" in {report.seconds:.1f} s"))
+
+    def in_order(self) -> list:
+        """The reports in the order of the scans (Dask finishes them in any order)."""
+        order = {str(scan): i for i, scan in enumerate(self.scans)}
+        self.reports.sort(key=lambda r: order.get(r.path, len(order)))
+        return self.reports
+
+
+def run_cohort(scans, out_dir, model, params, reports: Reports, workers, scheduler, resume) -> bool:
+    """``cohort.segment_cohort`` with progress bars (or ``reports.events``) here; True when interrupted."""
+    from . import cohort
+    bars = reports.events or ScanProgress(sum(not (resume and cohort.is_complete(out_dir, s)) for s in scans))
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the library's own warnings are in the reports, printed below
-            cohort.segment_cohort(scans, out_dir, model, params, workers=workers, scheduler=scheduler,
-                                  resume=resume, progress=None if distributed else bars, on_report=reported)
+            warnings.simplefilter("ignore")  # the library's own warnings are in the reports, printed after
+            cohort.segment_cohort(scans, out_dir, model, params, workers=workers, scheduler=scheduler, resume=resume,
+                                  progress=None if reports.distributed else bars, on_report=reports)
     except KeyboardInterrupt:
-        interrupted = True
+        return True
     finally:
         bars.close()
-    order = {str(scan): i for i, scan in enumerate(scans)}
-    reports.sort(key=lambda r: order.get(r.path, len(order)))  # Dask finishes them in any order
+    return False
+
+
+def print_outcome(reports, scans, out_dir) -> None:
+    """The summary table, every warning, the counts and where the outputs are."""
+    from .cohort import SUMMARY_NAME
     if reports:
         say(summary_table(reports))
     for r in reports:
         for w in r.warnings:
             say(f"warning: {r.name}: {w}")
-    done = sum(r.ok for r in reports)
     skipped = sum(r.skipped for r in reports)
-    say(f"{done} of {len(scans)} scans segmented" + (f" ({skipped} skipped: complete outputs found)" if skipped
-                                                     else "") + f"; outputs in {Path(out_dir).resolve()}/<name>/")
-    say(f"summary: {Path(out_dir).resolve() / cohort.SUMMARY_NAME}")
-    if interrupted:
-        say(f"innerear-seg: interrupted; {len(scans) - len(reports)} scan(s) not started or not finished",
-            sys.stderr)
-        return 130
-    return 0 if done == len(scans) else 1
+    say(f"{sum(r.ok for r in reports)} of {len(scans)} scans segmented"
+        + (f" ({skipped} skipped: complete outputs found)" if skipped else "")
+        + f"; outputs in {Path(out_dir).resolve()}/<name>/")
+    say(f"summary: {Path(out_dir).resolve() / SUMMARY_NAME}")
 
 
 def run_segment(args) -> int:
