@@ -120,7 +120,7 @@ class SegmentParameters:
         "accuracy), else fp32; bf16 or fp32 to force one (docs/history.md, Speed)", "CPU precision",
         choices={"auto": None, "bf16": True, "fp32": False}, flag="--cpu-precision")
     keep_largest: bool = option(True, "keep the largest piece of the labyrinth and the pieces near it; drop "
-                                "fragments that do not touch it", "Keep the largest island only")
+                                "fragments far from it", "Keep the labyrinth, drop far fragments")
     fill_holes: bool = option(True, "fill holes enclosed in a structure with that structure", "Fill holes")
     fluid_check: bool = option(False, "remove a vestibule and canals that do not look like the cochlea's fluid "
                                "in a capsule (after a labyrinthectomy; a warning says so); off by default: shown "

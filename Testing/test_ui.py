@@ -137,8 +137,8 @@ def test_screenshot(panel):
     (no numbers: nothing was segmented here)."""
     panel.findChild(QtWidgets.QComboBox, "inputVolumeSelector").addItem("T2 CISS temporal bone")
     panel.findChild(QtWidgets.QComboBox, "outputSegmentationSelector").addItem("Create new segmentation")
-    panel.findChild(QtWidgets.QLabel, "modelCardLabel").setText("Bundled model: InnerEarSeg "
-                                                                 "(trained on synthetic images only)")
+    from InnerEarSegSlicerLib.logic import model_card_summary
+    panel.findChild(QtWidgets.QLabel, "modelCardLabel").setText(model_card_summary())   # the bundled card
     panel.findChild(QtWidgets.QLabel, "statusLabel").setText("Select a volume and press Apply.")
     panel.findChild(QtWidgets.QPushButton, "applyButton").setEnabled(True)
     model = QStandardItemModel()
