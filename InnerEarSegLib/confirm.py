@@ -18,7 +18,8 @@ context, and on a labyrinth in a uniform block (a phantom, ``release/make_phanto
 nothing or fired on the block's edges, while the segmenter found the labyrinth once its region
 was there.
 Cost: one segmenter pass per ear when the localiser was right, a few more when it was not,
-the sweep (tens of passes) only when no ear was confirmed.
+the sweep (tens of passes) only when no ear was confirmed. ``segment_ears`` is the segment stage
+of ``segment``: these confirmed ears, or the fixed centre crop's halves.
 """
 import warnings
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from . import grid
 from .labels import side_of_x
 from .localize import MIN_EAR_SEPARATION_MM
 from .postprocess import clean_labels
+from .preprocess import THICK_SLICE_MM
 from .result import EarRegion
 
 MIN_LABYRINTH_MM3 = 40.0
@@ -161,6 +163,23 @@ def confirm_ears(image: sitk.Image, candidates: List[EarRegion], segmenter: Regi
     out = [(EarRegion(side, f.center_lps, c.score), f.reference, f.probabilities)
            for side, (c, f) in zip(sides, chosen)]
     return sorted(out, key=lambda e: e[0].side != "right")
+
+
+def segment_ears(image: sitk.Image, candidates: List[EarRegion], regions, center_crop: bool = False
+                 ) -> Tuple[List[EarRegion], List[Tuple[str, sitk.Image, np.ndarray]]]:
+    """(ears, [(side, region grid, probabilities)]) from ``regions`` (a ``regions.RegionPredictor``):
+    with ``center_crop`` the fixed centre crop's halves, else the ``candidates`` confirmed by the
+    segmenter (``confirm_ears``; a warning when none is)."""
+    if center_crop:
+        found = regions.center_halves()
+        return [EarRegion(side, grid.center_of(ref), 0.0) for side, ref, _ in found], found
+    # no whole-scan sweep on voxels too coarse for the canals: tens of passes that find nothing
+    sweep = regions.preprocessing["ear_region_mm"] if max(image.GetSpacing()) <= THICK_SLICE_MM else None
+    confirmed = confirm_ears(image, candidates, regions, sweep_mm=sweep)
+    ears = [ear for ear, _, _ in confirmed]
+    if not ears:
+        warnings.warn("no inner ear found in the field of view; the labels are empty")
+    return ears, [(ear.side, reference, probabilities) for ear, reference, probabilities in confirmed]
 
 
 class _Findings:

@@ -1,4 +1,10 @@
-"""Exceptions with messages a user can act on: each names the file and the problem."""
+"""Exceptions with messages a user can act on: each names the file and the problem; and the
+warnings of one run, passed on (``library_warnings``)."""
+import contextlib
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 
 class InnerEarSegError(Exception):
@@ -43,3 +49,17 @@ def brief(error: BaseException, limit: int = 200) -> str:
         return error.strerror
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[-1][:limit] if lines else type(error).__name__
+
+
+@contextlib.contextmanager
+def library_warnings():
+    """Record every warning raised inside; on leaving, pass each on to the caller (its own filters
+    decide what shows) and fill the list given by ``with`` with the messages of the library's own
+    (raised in ``InnerEarSegLib/``, not in third-party code)."""
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield messages
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    messages += [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]

@@ -20,12 +20,14 @@ with the model of commit 6d3a32c on the generator-1.9 sets: 0.94-1.03 over the 6
 vestibule of the test, validation and labyrinthectomy sets, 0.24-0.64 on the four drilled
 cavities the segmenter painted.
 """
-from typing import Optional, Sequence, Tuple
+import warnings
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
 
 from .postprocess import clean_labels
+from .result import EarRegion
 
 RATIO_LIMIT = 2.0
 WALL_LIMIT = 0.75
@@ -97,3 +99,24 @@ def drop_unfilled(image: np.ndarray, probabilities: np.ndarray, spacing: Sequenc
     out[0] += out[2] + out[3]
     out[2:4] = 0.0
     return out, ratio, wall
+
+
+def check_region(region, array: np.ndarray, ear: EarRegion):
+    """One (side, region grid, probabilities) with ``drop_unfilled`` applied to its network input
+    ``array`` (the ratios kept in ``ear``), and a warning when it removed anything."""
+    side, reference, probabilities = region
+    checked, ratio, wall = drop_unfilled(array, probabilities, reference.GetSpacing())
+    ear.fluid_ratio, ear.wall_ratio = ratio, wall
+    if checked is not probabilities:
+        why = (f"the vestibule stands out from its own wall only {wall:.2f} x as much as from the capsule"
+               if keeps(ratio, None) else f"contrast to the otic capsule {ratio:.2f} x the cochlea's")
+        warnings.warn(f"{side} ear: the vestibule and canals found do not look like the cochlea's fluid in a "
+                      f"capsule ({why}); they were removed. Labyrinthectomy or ossification? Turn the fluid "
+                      "check off to keep them.")
+    return side, reference, checked
+
+
+def check_ears(found: List[tuple], ears: List[EarRegion], region_input: Callable) -> List[tuple]:
+    """``check_region`` on each ear's (side, region grid, probabilities), its network input from
+    ``region_input(region grid)`` (``regions.RegionPredictor.region_input``)."""
+    return [check_region(region, region_input(region[1]), ear) for region, ear in zip(found, ears)]

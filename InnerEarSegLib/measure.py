@@ -4,8 +4,10 @@ All values come from ITK's ``LabelShapeStatisticsImageFilter`` on the label imag
 they honour spacing, origin and direction. Surface area is ITK's Crofton-formula
 estimate from the voxels (no mesh): within about 1% for smooth shapes several voxels
 across, 10-30% low for boxes and for tubes only 2-3 voxels wide. The smoothed surfaces
-written as STL (``surface.py``) give a slightly different area.
+written as STL (``surface.py``) give a slightly different area. A labyrinth far outside the
+sizes of real ones gets a warning (``warn_if_implausible``).
 """
+import warnings
 from typing import List, Optional
 
 import numpy as np
@@ -14,6 +16,9 @@ import SimpleITK as sitk
 from .labels import STRUCTURES
 
 SIDE_VALUES = {"right": 1, "left": 2}
+# A whole labyrinth is about 150-300 mm3 (the real CT ears of Wimmer et al. 2019: 188-282); a
+# cochlea alone after a labyrinthectomy is 50-100 mm3. Outside this range, a warning.
+PLAUSIBLE_LABYRINTH_MM3 = (40.0, 450.0)
 
 
 def _shape_stats(codes: np.ndarray, like: sitk.Image) -> dict:
@@ -88,3 +93,15 @@ def measure(labels: sitk.Image, sides: Optional[sitk.Image] = None) -> List[dict
             rows.append(_row("labyrinth", side, None, per_side.get(i), voxel_mm3))
     rows.append(_row("labyrinth", "both", None, total.get(1), voxel_mm3))
     return rows
+
+
+def warn_if_implausible(stats: List[dict]) -> None:
+    """A warning for each ear whose labyrinth is far outside the sizes of real ones: noise, a
+    look-alike, or a fragment was labelled. A warning, not a removal: a labyrinthectomy leaves
+    a cochlea alone (about 50-100 mm3) and a malformed ear may be larger."""
+    low, high = PLAUSIBLE_LABYRINTH_MM3
+    for row in stats:
+        per_ear = row["structure"] == "labyrinth" and row["side"] != "both" and row["voxels"]
+        if per_ear and not low <= row["volume_mm3"] <= high:
+            warnings.warn(f"{row['side']} ear: a labyrinth of {row['volume_mm3']:.0f} mm3 is outside "
+                          f"{low:g}-{high:g} mm3; check that it is an inner ear")

@@ -8,6 +8,7 @@ neighbour) gives smooth sub-voxel boundaries on inputs finer than the model grid
 half-voxel (0.2 mm) shifts; the cost is C resamplings of a small region.
 Arrays are (z, y, x) or (C, z, y, x); side values follow ``result.SegmentationResult``.
 """
+import warnings
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -224,6 +225,18 @@ def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]
         labels[where][free] = found[free]
         sides[where][free] = SIDE_VALUES[side]
     return to_image(labels, image), to_image(sides, image)
+
+
+def labels_and_sides(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]], keep_largest: bool = True,
+                     fill_holes: bool = True, split_sides: bool = True) -> Tuple[sitk.Image, sitk.Image]:
+    """``assemble``, with sides all 0 unless ``split_sides``; a warning when there were ear regions
+    but nothing in them was labelled."""
+    labels, sides = assemble(image, regions, keep_largest, fill_holes)
+    if not split_sides:
+        sides = to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
+    if regions and not sitk.GetArrayViewFromImage(labels).any():
+        warnings.warn("no inner ear found in the located region(s); the labels are empty")
+    return labels, sides
 
 
 def to_image(array: np.ndarray, like: sitk.Image) -> sitk.Image:

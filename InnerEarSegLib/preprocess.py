@@ -15,6 +15,7 @@ import SimpleITK as sitk
 
 from . import grid
 from .errors import InputError
+from .progress import no_progress
 from .read import check_grid, check_voxels
 
 # A field of view thinner than this on some axis cannot hold a whole labyrinth. A labyrinth is
@@ -22,6 +23,7 @@ from .read import check_grid, check_voxels
 # crops (Wimmer et al. 2019), each holding a whole labyrinth, are 13.2-24 mm a side.
 SMALLEST_EAR_MM = 10.0
 CENTER_SIZE_MM = (115.2, 115.2, 28.8)  # the reference method's centre crop: 256 x 256 x 64 voxels at 0.45 mm
+THICK_SLICE_MM = 1.5  # coarser voxels still run, with a warning: canals (about 1 mm) blur away
 
 
 def check_values(image: sitk.Image, path=None) -> None:
@@ -63,6 +65,30 @@ def detect_modality(image: sitk.Image) -> str:
         return "mr"
     air = np.mean((a >= -1100) & (a <= -900))
     return "ct" if air >= 0.05 or np.percentile(a, 99.9) > 1000 else "mr"
+
+
+def checked_modality(image: sitk.Image, model, modality: str, source=None, report=no_progress) -> str:
+    """The scan's ``modality`` as set, or detected when ``"auto"``, after the value checks
+    (``check_values``); reported as the preprocess stage's middle; warnings for unsuited inputs."""
+    check_values(image, source)
+    modality = detect_modality(image) if modality == "auto" else modality
+    report("preprocess", 0.5, f"modality {modality.upper()}")
+    warn_if_unsuited(image, model, modality, source)
+    return modality
+
+
+def warn_if_unsuited(image: sitk.Image, model, modality: str, source=None) -> None:
+    """Warnings for inputs that run but may disappoint: thick slices, a modality the ``model``
+    (a ``model_card.LoadedModel``) never saw."""
+    coarsest = max(image.GetSpacing())
+    if coarsest > THICK_SLICE_MM:
+        warnings.warn(f"{source or 'input'}: voxels up to {coarsest:g} mm are much coarser than the model's "
+                      f"{model.card['preprocessing']['spacing_mm']} mm; thin structures such as the "
+                      "semicircular canals will be unreliable")
+    trained = model.card.get("modalities")  # e.g. ["mr", "ct"]; no entry: no check
+    if trained and modality not in trained:
+        warnings.warn(f"{source or 'input'} looks like {modality.upper()} but the model was trained on "
+                      f"{', '.join(m.upper() for m in trained)} only; set the modality if this is wrong")
 
 
 def low_value(image: sitk.Image, percentile: float) -> float:

@@ -6,7 +6,8 @@ missing files and data files, not an image, 2D, 4D, vector or complex pixels, fe
 ``MIN_SLICES`` slices on an axis, zero or non-finite spacing, degenerate or sheared directions,
 headers claiming absurd sizes, truncated data (NIfTI too, which ITK would silently fill with
 zeros), NaN/Inf voxels (NIfTI too, which ITK would silently turn into zeros), DICOM series with
-missing slices or a gantry tilt, and folders holding more than one volume series.
+missing slices or a gantry tilt, and folders holding more than one volume series. An image
+given in memory as a numpy array becomes a SimpleITK one in ``as_image``.
 """
 import gzip
 import math
@@ -324,6 +325,25 @@ def read_image(path) -> sitk.Image:
     image = _read_dicom(p) if p.is_dir() else _read_file(p)
     check_voxels(image, p)
     return image
+
+
+def as_image(image, spacing=None, origin=None, direction=None, source=None) -> sitk.Image:
+    """A sitk image as is, or a (z, y, x) numpy array with LPS ``spacing`` (x, y, z) (required),
+    ``origin`` (default 0) and ``direction`` (9 values, default identity)."""
+    if isinstance(image, sitk.Image):
+        return image
+    array = np.asarray(image)
+    if array.ndim != 3:
+        raise InputError(source, f"array of shape {array.shape}; a 3D (z, y, x) array is needed")
+    if spacing is None:
+        raise InputError(source, "a numpy array needs its voxel spacing (x, y, z) in mm")
+    out = sitk.GetImageFromArray(array)
+    out.SetSpacing([float(s) for s in spacing])
+    if origin is not None:
+        out.SetOrigin([float(v) for v in origin])
+    if direction is not None:
+        out.SetDirection([float(v) for v in np.ravel(direction)])
+    return out
 
 
 def list_inputs(paths: Iterable) -> List[Path]:

@@ -5,6 +5,9 @@ decorators excluded) or with a cyclomatic complexity over ``MAX_COMPLEXITY`` (ra
 count: one plus each branch, loop, boolean operator, ``except`` and comprehension; a
 closure counts on its own, not in the function around it) fails this test, which names
 every offender with its numbers so the fix can start from the list.
+
+The flow of one ``segment`` call reads top-down in one file, ``flow.py``, of under
+``MAX_FLOW_LINES`` lines, and none of the modules it calls imports it or ``pipeline`` back.
 """
 import ast
 import textwrap
@@ -17,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "InnerEarSegLib"
 MAX_LINES = 60
 MAX_COMPLEXITY = 15
+FLOW = LIBRARY / "flow.py"
+MAX_FLOW_LINES = 100
 
 
 class Offender(NamedTuple):
@@ -77,6 +82,27 @@ def test_library_functions_are_short_and_simple():
     found = [str(f) for f in library_offenders()]
     assert found == [], (f"{len(found)} functions over {MAX_LINES} lines or complexity {MAX_COMPLEXITY}; "
                          "split them:\n" + "\n".join(found))
+
+
+def library_imports(path):
+    """The library modules ``path`` imports (relative imports, at any depth), by module name."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+    return found
+
+
+def test_the_flow_of_one_segment_call_reads_in_one_short_file():
+    from InnerEarSegLib import flow, pipeline
+    lines = len(FLOW.read_text(encoding="utf-8").splitlines())
+    assert lines < MAX_FLOW_LINES, f"{FLOW.name} has {lines} lines; move helpers to the modules of their concern"
+    assert pipeline.segment is flow.segment
+    called = library_imports(FLOW)
+    assert {"read", "preprocess", "confirm", "postprocess", "measure"} <= called
+    calling_back = {name: library_imports(LIBRARY / f"{name}.py") & {"flow", "pipeline"}
+                    for name in called if (LIBRARY / f"{name}.py").is_file()}
+    assert {name: up for name, up in calling_back.items() if up} == {}
 
 
 def branches(indent, count=MAX_COMPLEXITY):
