@@ -33,22 +33,18 @@ SAMPLE = bundled("Samples", "sample_t2.nrrd")
 # --cpu-precision's words -> SegmentParameters.cpu_bf16 (None: bf16 where the CPU has it natively)
 CPU_PRECISION = next(o for o in SegmentParameters.options() if o.name == "cpu_bf16").choices
 STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure", "surface")
-# sub-command -> (module, add-arguments function, run function, help); imported only when chosen,
-# so a missing or broken module never breaks the other commands
+# sub-command -> (module, help). The module's add_arguments(parser) and run(args) do the work; it is
+# imported only when chosen, so a missing or broken module never breaks the other commands
 DELEGATES = {
-    "train": ("InnerEarSegLib.train", "add_arguments", "run", "train the localizer or segmenter network"),
-    "evaluate": ("InnerEarSegLib.evaluate", "add_arguments", "run",
-                 "compare predicted labels with reference labels (DSC, distances, volumes)"),
-    "synth": ("InnerEarSegLib.synth", "cli_add_arguments", "cli_run",
-              "write synthetic temporal-bone scans with known labels"),
+    "train": ("InnerEarSegLib.train", "train the localizer or segmenter network"),
+    "evaluate": ("InnerEarSegLib.evaluate", "compare predicted labels with reference labels (DSC, distances, volumes)"),
+    "synth": ("InnerEarSegLib.synth", "write synthetic temporal-bone scans with known labels"),
     # any label set on image stacks (TIFF/PNG slices, volumes): InnerEarSegLib/stacks, docs/stacks.md
-    "train-stack": ("InnerEarSegLib.stacks.train", "add_arguments", "run",
+    "train-stack": ("InnerEarSegLib.stacks.train",
                     "train a 2D/3D U-Net on your own labelled image stacks (any labels)"),
-    "segment-stack": ("InnerEarSegLib.stacks.segment", "add_arguments", "run",
-                      "segment image stacks with a model from train-stack"),
-    "evaluate-stack": ("InnerEarSegLib.stacks.evaluate", "add_arguments", "run",
-                       "per-label Dice and IoU of label stacks against references"),
-    "baseline": ("InnerEarSegLib.stacks.baseline", "add_arguments", "run",
+    "segment-stack": ("InnerEarSegLib.stacks.segment", "segment image stacks with a model from train-stack"),
+    "evaluate-stack": ("InnerEarSegLib.stacks.evaluate", "per-label Dice and IoU of label stacks against references"),
+    "baseline": ("InnerEarSegLib.stacks.baseline",
                  "classical segmentation of a stack: Otsu/threshold, region growing, watershed"),
 }
 
@@ -331,13 +327,13 @@ def build_parser(command=None) -> argparse.ArgumentParser:
     p.add_argument("--model", metavar="PATH", help="model card or weights; default: bundled model")
     p.set_defaults(func=run_info)
 
-    for name, (module_name, add_name, run_name, help_text) in DELEGATES.items():
+    for name, (module_name, help_text) in DELEGATES.items():
         p = sub.add_parser(name, help=help_text)
         if name == command:
             try:
                 module = importlib.import_module(module_name)
-                getattr(module, add_name)(p)
-                p.set_defaults(func=getattr(module, run_name))
+                module.add_arguments(p)
+                p.set_defaults(func=module.run)
             except (ImportError, AttributeError) as e:
                 parser.error(f"the '{name}' command is not available in this installation ({e})")
     return parser

@@ -137,7 +137,7 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
     with pytest.raises(SystemExit) as info:
         cli.main(["evaluate", "--help"])
     assert info.value.code == 0 and "--pred" in capsys.readouterr().out
-    monkeypatch.setitem(cli.DELEGATES, "train", ("InnerEarSegLib.not_there", "add_arguments", "run", "gone"))
+    monkeypatch.setitem(cli.DELEGATES, "train", ("InnerEarSegLib.not_there", "gone"))
     assert cli.main(["info", "--model", str(tiny_model_path)]) == 0  # other commands unaffected
     with pytest.raises(SystemExit) as info:
         cli.main(["train", "--out", "m.json"])

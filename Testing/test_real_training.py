@@ -149,18 +149,24 @@ def test_shape_sampler_draws_every_contrast():
     assert brighter.any() and (~brighter).any()   # fluid bright (MR-like) and dark (CT-like) both occur
 
 
-def test_training_on_labyrinth_labels_validates_the_labyrinth(tmp_path):
-    for i in range(2):
-        write_pair(tmp_path / "train", f"t{i}", ball((24, 24, 24), 6 + i).astype(np.uint8))
-    write_pair(tmp_path / "val", "v", ball((24, 24, 24), 7).astype(np.uint8))
-    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=[str(tmp_path / "train")],
-                                  val_data=[str(tmp_path / "val")], label_kind="labyrinth", synthetic=False,
+def one_epoch_on_user_labels(folder, label_kind) -> dict:
+    """The history entry of one short epoch of a tiny segmenter trained on ``folder``/train (real
+    shapes, no synthetic ears) and validated on ``folder``/val with labels of ``label_kind``."""
+    config = training.TrainConfig(out=str(folder / "m.json"), data=[str(folder / "train")],
+                                  val_data=[str(folder / "val")], label_kind=label_kind, synthetic=False,
                                   shape_fraction=0.5, synthetic_fraction=0.0, patch_size=(16, 16, 16),
                                   channels=(4, 8), epochs=1, steps_per_epoch=2, val_samples=0, workers=0,
                                   amp=False, progress_bar=False, spacing=0.3)
     assert config.isValid(), config.problems()
-    result = training.train(config)
-    [epoch] = result["history"]
+    [epoch] = training.train(config)["history"]
+    return epoch
+
+
+def test_training_on_labyrinth_labels_validates_the_labyrinth(tmp_path):
+    for i in range(2):
+        write_pair(tmp_path / "train", f"t{i}", ball((24, 24, 24), 6 + i).astype(np.uint8))
+    write_pair(tmp_path / "val", "v", ball((24, 24, 24), 7).astype(np.uint8))
+    epoch = one_epoch_on_user_labels(tmp_path, "labyrinth")
     assert set(epoch["user_labyrinth"]) == {"labyrinth", "mean"}
     assert epoch["user_labyrinth"]["mean"] == epoch["user_labyrinth"]["labyrinth"]
 
@@ -169,14 +175,7 @@ def test_training_on_split_labels_validates_cochlea_and_rest(tmp_path):
     for i, folder in enumerate(("train", "train", "val")):
         label = np.where(ball((24, 24, 24), 4 + i % 2, (12, 16, 12)), 2, ball((24, 24, 24), 5, (12, 8, 12)))
         write_pair(tmp_path / folder, f"c{i}", label)
-    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=[str(tmp_path / "train")],
-                                  val_data=[str(tmp_path / "val")], label_kind="split", synthetic=False,
-                                  shape_fraction=0.5, synthetic_fraction=0.0, patch_size=(16, 16, 16),
-                                  channels=(4, 8), epochs=1, steps_per_epoch=2, val_samples=0, workers=0,
-                                  amp=False, progress_bar=False, spacing=0.3)
-    assert config.isValid(), config.problems()
-    [epoch] = training.train(config)["history"]
-    scores = epoch["user_split"]
+    scores = one_epoch_on_user_labels(tmp_path, "split")["user_split"]
     assert set(scores) == {"labyrinth", "cochlea", "vestibule_canals", "mean"}
     assert scores["mean"] == pytest.approx((scores["cochlea"] + scores["vestibule_canals"]) / 2)
 

@@ -5,7 +5,6 @@ import os
 import shutil
 import signal
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(ROOT / "InnerEarSeg"))
 from InnerEarSegSlicerLib import dependencies as D  # noqa: E402
 from InnerEarSegSlicerLib import job as J  # noqa: E402
 from InnerEarSegSlicerLib import logic as G  # noqa: E402
-from test_slicer_logic import GEOMETRIES, STATS, FakeSegmenter, add_volume, center_ras  # noqa: E402
+from test_slicer_logic import GEOMETRIES, STATS, FakeSegmenter, add_volume, center_ras, fake_worker  # noqa: E402
 
 LAUNCHER = """
 import subprocess, sys
@@ -74,13 +73,6 @@ def test_cancel_stops_the_worker_behind_a_launcher(tmp_path):
     finally:
         if alive(worker):
             os.kill(worker, signal.SIGKILL)
-
-
-def fake_worker(tmp_path, body):
-    script = tmp_path / "fake_worker.py"
-    script.write_text("import json, sys, time\n"
-                      "def emit(**e): print(json.dumps(e), flush=True)\n" + textwrap.dedent(body))
-    return [sys.executable, str(script)]
 
 
 def test_a_non_utf8_byte_does_not_hang_the_job(tmp_path):

@@ -35,7 +35,7 @@ read as a vestibule on CT. Only drilled ears change (no new random draws); test 
 GENERATOR_VERSION = "1.9"
 
 
-def cli_add_arguments(parser):
+def add_arguments(parser):
     parser.add_argument("-o", "--output", required=True,
                         help="folder to fill with images/<case>.nrrd, labels/<case>.nrrd and cases.json")
     parser.add_argument("-n", "--count", type=int, default=24, help="number of volumes")
@@ -48,7 +48,7 @@ def cli_add_arguments(parser):
                         help="coarsen the voxel size until a volume has at most this many voxels")
 
 
-def cli_run(args) -> int:
+def run(args) -> int:
     """Write a synthetic test set: images/, labels/ (same names) and a cases.json describing each case.
 
     ``innerear-seg segment OUT/images`` and ``innerear-seg evaluate --ref OUT/labels`` then
