@@ -67,7 +67,7 @@ class InnerEarSegParameterNode:
     modelPath: pathlib.Path  # empty: the bundled model
     outputSegmentation: vtkMRMLSegmentationNode
     statistics: vtkMRMLTableNode
-    measures: vtkMRMLTableNode  # surgical-planning measures (InnerEarSegLib.planning)
+    measures: vtkMRMLTableNode  # surgical-planning measures (InnerEarSegLib.outputs.planning)
 
 
 InnerEarSegParameterNode = parameterNodeWrapper(panel.withOptions(InnerEarSegParameterNode, Choice, WithinRange))
@@ -373,7 +373,7 @@ class InnerEarSegTest(ScriptedLoadableModuleTest):
         """The logic with a stand-in segmenter: segments land on the input voxels."""
         import numpy as np
         import SimpleITK as sitk
-        from InnerEarSegLib.result import SegmentationResult
+        from InnerEarSegLib.core.result import SegmentationResult
 
         def segmenter(image, **kwargs):
             labels = sitk.Cast(image > 500, sitk.sitkUInt8)
@@ -397,8 +397,8 @@ class InnerEarSegTest(ScriptedLoadableModuleTest):
             missing.append("torch")
         if missing:  # installing needs the network; this test must not
             self.skipTest(f"not installed: {', '.join(missing)}; press Apply once in the module to install them")
-        from InnerEarSegLib.model import AttentionPyramidUNet
-        from InnerEarSegLib.model_card import default_card, save_model
+        from InnerEarSegLib.model.model_card import default_card, save_model
+        from InnerEarSegLib.model.network import AttentionPyramidUNet
         folder = tempfile.mkdtemp(prefix="InnerEarSegTest-")
         try:
             torch.manual_seed(0)

@@ -25,9 +25,9 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import InnerEarSegError, InputError, OutputError, brief
+from .core.errors import InnerEarSegError, InputError, OutputError, brief
+from .core.resources import bundled
 from .parameters import SegmentParameters
-from .resources import bundled
 
 SAMPLE = bundled("Samples", "sample_t2.nrrd")
 # --cpu-precision's words -> SegmentParameters.cpu_bf16 (None: bf16 where the CPU has it natively)
@@ -36,8 +36,9 @@ STAGES = ("read", "preprocess", "localize", "segment", "postprocess", "measure",
 # sub-command -> (module, help). The module's add_arguments(parser) and run(args) do the work; it is
 # imported only when chosen, so a missing or broken module never breaks the other commands
 DELEGATES = {
-    "train": ("InnerEarSegLib.train", "train the localizer or segmenter network"),
-    "evaluate": ("InnerEarSegLib.evaluate", "compare predicted labels with reference labels (DSC, distances, volumes)"),
+    "train": ("InnerEarSegLib.training.train", "train the localizer or segmenter network"),
+    "evaluate": ("InnerEarSegLib.evaluation.evaluate",
+                 "compare predicted labels with reference labels (DSC, distances, volumes)"),
     "synth": ("InnerEarSegLib.synth", "write synthetic temporal-bone scans with known labels"),
     # any label set on image stacks (TIFF/PNG slices, volumes): InnerEarSegLib/stacks, docs/stacks.md
     "train-stack": ("InnerEarSegLib.stacks.train",
@@ -148,8 +149,8 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
     (or were skipped by ``resume``), 130 when interrupted (after printing the summary of the scans
     done). ``workers``/``scheduler``: on Dask (``cohort.segment_cohort``). ``events``: a
     ``JsonEvents`` that gets the progress and each report instead of the progress bars."""
-    from . import infer
-    from .model_card import LoadedModel, load_model
+    from .inference import infer
+    from .model.model_card import LoadedModel, load_model
     scans = checked_scans(inputs, out_dir)
     if not isinstance(model, LoadedModel):
         model = load_model(model, infer.pick_device(params.device))  # once; a bad model stops here
@@ -166,7 +167,7 @@ def segment_inputs(inputs, out_dir, model, params, workers=0, scheduler=None, re
 def checked_scans(inputs, out_dir) -> list:
     """The scans in ``inputs``; refused before any work when there are none, when two would share
     an output folder, or when ``out_dir`` cannot be written."""
-    from . import read
+    from .core import read
     scans = read.list_inputs(inputs)
     if not scans:
         raise InputError(", ".join(str(i) for i in inputs), "no scans found")
@@ -263,7 +264,7 @@ def run_demo(args) -> int:
         raise InputError(SAMPLE, "the bundled sample scan is missing from this installation")
     status = segment_inputs([SAMPLE], args.output, None, SegmentParameters())
     if status == 0:
-        from .read import case_name
+        from .core.read import case_name
         folder = Path(args.output).resolve() / case_name(SAMPLE)
         say(f"Demo outputs: {folder}\n  open {case_name(SAMPLE)}.seg.nrrd in 3D Slicer over {SAMPLE}, "
             f"or look at {case_name(SAMPLE)}_preview.png")
@@ -282,7 +283,7 @@ def card_summary(loaded) -> str:
 
 
 def run_info(args) -> int:
-    from .model_card import load_model
+    from .model.model_card import load_model
     say(card_summary(load_model(args.model, "cpu")))
     return 0
 

@@ -33,14 +33,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from . import labels as L
 from . import pipeline
-from .dicom_seg import NOT_WRITTEN
-from .dicom_seg import SUFFIX as DICOM_SEG_SUFFIX
-from .errors import Cancelled, InnerEarSegError, brief
+from .core import labels as L
+from .core.errors import Cancelled, InnerEarSegError, brief
+from .core.progress import CancelFlag, ProgressCallback, no_progress
+from .core.read import case_name, check_unique_case_names, list_inputs, read_image
+from .outputs.dicom_seg import NOT_WRITTEN
+from .outputs.dicom_seg import SUFFIX as DICOM_SEG_SUFFIX
 from .pipeline import CaseReport, SegmentParameters
-from .progress import CancelFlag, ProgressCallback, no_progress
-from .read import case_name, check_unique_case_names, list_inputs, read_image
 
 SUMMARY_NAME = "cohort_summary.csv"
 # a scan whose worker died is retried once on another worker, then reported: a scan that kills
@@ -109,7 +109,7 @@ def summary_row(report: CaseReport) -> Dict[str, str]:
 
 def write_summary(out_dir, reports: List[CaseReport]) -> Path:
     """``OUT/cohort_summary.csv``, one row per report, replaced whole (never half written)."""
-    from .write import atomic_path
+    from .outputs.write import atomic_path
     path = Path(out_dir) / SUMMARY_NAME
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, restval="")
@@ -166,7 +166,7 @@ def segment_cohort(paths, out_dir, model=None, params: Optional[SegmentParameter
 
 def _run_here(todo, out_dir, model, params, progress, cancel, finished) -> None:
     """One process, the model loaded once; the next scan is read while the current one runs."""
-    from . import infer
+    from .inference import infer
     model = pipeline._model(model, infer.pick_device(params.device))
     with ThreadPoolExecutor(1, thread_name_prefix="innerear-read") as reader:
         upcoming = reader.submit(read_image, todo[0][1])
@@ -183,7 +183,7 @@ def _run_here(todo, out_dir, model, params, progress, cancel, finished) -> None:
 
 def _model_spec(model) -> Optional[str]:
     """What a worker loads the model from: a card path, or None for the bundled model."""
-    from .model_card import LoadedModel
+    from .model.model_card import LoadedModel
     if isinstance(model, LoadedModel):
         if model.card_path is None:
             raise ValueError("a model loaded without a card path cannot be sent to Dask workers; give its path")
@@ -194,8 +194,8 @@ def _model_spec(model) -> Optional[str]:
 @functools.lru_cache(maxsize=2)
 def worker_model(spec: Optional[str], device: str):
     """The model of this worker process, loaded at its first scan and kept for the others."""
-    from . import infer
-    from .model_card import load_model
+    from .inference import infer
+    from .model.model_card import load_model
     return load_model(spec, infer.pick_device(device))
 
 

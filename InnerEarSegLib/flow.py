@@ -12,14 +12,15 @@ locator, surface builder) can be injected, which lets tests run the whole path w
 from functools import partial
 from typing import Callable, Optional
 
-from . import confirm, fluid_check, infer, localize, measure, postprocess, preprocess
-from .errors import library_warnings
-from .model_card import LoadedModel, load_model
+from .core.errors import library_warnings
+from .core.progress import CancelFlag, ProgressCallback, Stages, no_progress
+from .core.read import as_image
+from .core.result import SegmentationResult
+from .inference import confirm, fluid_check, infer, localize, postprocess, preprocess
+from .inference.regions import RegionPredictor
+from .model.model_card import LoadedModel, load_model
+from .outputs import measure
 from .parameters import SegmentParameters
-from .progress import CancelFlag, ProgressCallback, Stages, no_progress
-from .read import as_image
-from .regions import RegionPredictor
-from .result import SegmentationResult
 
 
 def segment(image, model=None, params: Optional[SegmentParameters] = None,
@@ -82,5 +83,5 @@ def _surfaces(labels, sides, params: SegmentParameters, stage: Stages, builder: 
     """The surface stage: {segment_id: vtkPolyData}; VTK is imported only when surfaces are built."""
     stage("surface")
     if builder is None:
-        from .surface import build_surfaces as builder
+        from .outputs.surface import build_surfaces as builder
     return builder(labels, sides if params.split_sides else None, params.smoothing)

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from . import infer
-from .errors import Cancelled, InnerEarSegError
+from .core.errors import Cancelled, InnerEarSegError
+from .core.progress import CancelFlag, ProgressCallback, no_progress
+from .core.read import as_image, case_name, check_unique_case_names, list_inputs, read_image
+from .core.result import SegmentationResult
 from .flow import segment
-from .model_card import LoadedModel, load_model
+from .inference import infer
+from .model.model_card import LoadedModel, load_model
 from .parameters import SegmentParameters
-from .progress import CancelFlag, ProgressCallback, no_progress
-from .read import as_image, case_name, check_unique_case_names, list_inputs, read_image
-from .result import SegmentationResult
 
 # the API's names, importable from here
 __all__ = ["CaseReport", "SegmentParameters", "SegmentationResult", "as_image", "segment", "segment_batch",
@@ -53,7 +53,7 @@ def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, s
     result = segment(image, model, params, progress, cancel, surface_builder=surface_builder, source=path)
     result.timings["read"] = result.timings.get("read", 0.0) + seconds
     if writer is None:
-        from .write import write_outputs as writer
+        from .outputs.write import write_outputs as writer
     outputs = writer(result, out_dir, case_name(path), image)
     return result, [Path(p) for p in outputs]
 

@@ -14,8 +14,8 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from InnerEarSegLib.model import AttentionPyramidUNet
-from InnerEarSegLib.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.network import AttentionPyramidUNet
 
 SCRIPT_FOLDERS = ("release", "experiments")
 TINY_PREPROCESSING = {"spacing_mm": 0.5, "patch_size": [32, 32, 32], "ear_region_mm": [16.0, 16.0, 16.0],

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.errors import InputError, ModelError
+from InnerEarSegLib.core.errors import InputError, ModelError
+from InnerEarSegLib.core.read import read_image
 from InnerEarSegLib.pipeline import SegmentParameters, segment, segment_file
-from InnerEarSegLib.read import read_image
 
 NO_SURFACES = SegmentParameters(surfaces=False)
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib import cli, infer, model_card
-from InnerEarSegLib import labels as L
+from InnerEarSegLib import cli
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.inference import infer
+from InnerEarSegLib.model import model_card
 from conftest import make_volume, rotation_matrix
 
 EARS_LPS = ((-45.0, 2.0, -1.0), (45.0, 2.0, -1.0))  # right, left: 90 mm apart, as in a head

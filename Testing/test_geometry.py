@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from InnerEarSegLib.core.result import EarRegion
 from InnerEarSegLib.pipeline import SegmentParameters, segment
-from InnerEarSegLib.result import EarRegion
 
 CENTER = (31.0, -12.0, 7.0)  # LPS mm: x > 0 is the patient's left
 RADII = (3.0, 4.0, 5.0)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from conftest import load_script
 
-from InnerEarSegLib.model import AttentionPyramidUNet
-from InnerEarSegLib.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.network import AttentionPyramidUNet
 
 
 def run(tmp_path, name, seed, stage="segmenter", channels=(4, 8)):

@@ -6,7 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from InnerEarSegLib.resources import ROOTS, bundled
+from InnerEarSegLib.core.resources import ROOTS, bundled
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +29,12 @@ def test_wheel_holds_and_finds_the_bundled_model(tmp_path):
     names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
     for name in ("Models/InnerEarSeg.json", "Models/InnerEarSeg.pt", "Samples/sample_t2.nrrd"):
         assert f"InnerEarSegLib/Resources/{name}" in names
-    code = ("import InnerEarSegLib, InnerEarSegLib.cli as cli; from InnerEarSegLib.model_card import DEFAULT_MODEL, "
-            "load_model; m = load_model(); print(InnerEarSegLib.__file__); print(DEFAULT_MODEL); print(cli.SAMPLE)")
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "InnerEarSegLib").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert modules - names == set(), "library modules missing from the wheel (pyproject.toml's packages)"
+    code = ("import InnerEarSegLib, InnerEarSegLib.cli as cli; "
+            "from InnerEarSegLib.model.model_card import DEFAULT_MODEL, load_model; m = load_model(); "
+            "print(InnerEarSegLib.__file__); print(DEFAULT_MODEL); print(cli.SAMPLE)")
     env = dict(os.environ, PYTHONPATH=str(site))
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=tmp_path,
                          env=env).stdout.split()

@@ -7,11 +7,11 @@ import SimpleITK as sitk
 import torch
 from scipy import ndimage
 
-from InnerEarSegLib import infer, localize, postprocess, preprocess
-from InnerEarSegLib.errors import Cancelled, InnerEarSegError, InputError
-from InnerEarSegLib.grid import canonical_reference, center_of
+from InnerEarSegLib.core.errors import Cancelled, InnerEarSegError, InputError
+from InnerEarSegLib.core.grid import canonical_reference, center_of
+from InnerEarSegLib.core.progress import CancelFlag
+from InnerEarSegLib.inference import infer, localize, postprocess, preprocess
 from InnerEarSegLib.pipeline import CaseReport, SegmentParameters, segment, segment_batch
-from InnerEarSegLib.progress import CancelFlag
 
 RIGHT_EAR, LEFT_EAR = (-45.0, 5.0, 0.0), (45.0, 5.0, 0.0)
 
@@ -89,7 +89,7 @@ def test_center_roi_splits_the_fixed_crop_into_right_and_left(volume, tiny_model
 
 
 def test_model_without_localizer_warns_and_uses_the_scan_centre(volume, tiny_model_factory):
-    from InnerEarSegLib.model_card import load_model
+    from InnerEarSegLib.model.model_card import load_model
     model = load_model(tiny_model_factory(localizer=False))
     image, _ = volume((50, 50, 50), (0.5, 0.5, 0.5), center_lps=(20, 0, 0), blobs=[((20, 0, 0), (3, 3, 3))])
     with pytest.warns(UserWarning, match="no localizer"):
@@ -342,7 +342,7 @@ def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypa
 
 
 def test_inside_mask_follows_the_scans_field_of_view_for_any_direction():
-    from InnerEarSegLib.grid import inside_mask
+    from InnerEarSegLib.core.grid import inside_mask
     image = sitk.Image([30, 20, 12], sitk.sitkUInt8)
     image.SetSpacing((0.4, 0.7, 1.1))
     oblique_flipped = np.array([[0.866, 0.0, -0.5], [0.25, -0.866, 0.433], [-0.433, -0.5, -0.75]])
@@ -374,7 +374,7 @@ def _block_with_ball(radius, noise=20.0, seed=0):
 
 @pytest.mark.parametrize("radius", [4, 6.6])   # 0.1 % of the voxels; 0.45 %: the 99.5th percentile on the rim
 def test_normalise_keeps_a_small_bright_object_and_its_rim_apart_from_the_block(radius):
-    from InnerEarSegLib.grid import normalise
+    from InnerEarSegLib.core.grid import normalise
     image, ball, rim = _block_with_ball(radius)
     assert ball.mean() < 0.005
     out = normalise(image)
@@ -386,7 +386,7 @@ def test_normalise_keeps_a_small_bright_object_and_its_rim_apart_from_the_block(
 
 
 def test_normalise_is_the_plain_percentile_window_when_the_object_is_large_enough():
-    from InnerEarSegLib.grid import normalise
+    from InnerEarSegLib.core.grid import normalise
     image, ball, _ = _block_with_ball(radius=12)             # ~3 % of the voxels
     lo, hi = np.percentile(image, [0.5, 99.5])
     np.testing.assert_allclose(normalise(image), np.clip((image - lo) / (hi - lo), 0, 1), atol=1e-5)
@@ -394,9 +394,9 @@ def test_normalise_is_the_plain_percentile_window_when_the_object_is_large_enoug
 
 def test_the_segmenter_output_outside_the_scan_is_background(volume, tiny_model, monkeypatch):
     """A region past the scan's edge: what the segmenter paints in the padding is not a finding."""
-    from InnerEarSegLib import confirm
-    from InnerEarSegLib.grid import inside_mask
-    from InnerEarSegLib.result import EarRegion
+    from InnerEarSegLib.core.grid import inside_mask
+    from InnerEarSegLib.core.result import EarRegion
+    from InnerEarSegLib.inference import confirm
     image, _ = small_scan(volume)   # x from -40 to -20 mm
     seen = []
 
@@ -492,8 +492,8 @@ def test_batch_goes_on_past_a_bad_file(volume, tiny_model, tmp_path):
 
 
 def test_detect_modality_and_warning_for_a_modality_the_model_never_saw(tiny_model_factory):
-    from InnerEarSegLib.model_card import load_model
-    from InnerEarSegLib.preprocess import detect_modality
+    from InnerEarSegLib.inference.preprocess import detect_modality
+    from InnerEarSegLib.model.model_card import load_model
     rng = np.random.default_rng(0)
     mr = rng.normal(300, 50, (20, 30, 30)).clip(0)
     ct = np.full((20, 30, 30), -1000.0)  # air around a head of soft tissue with some bone
@@ -638,7 +638,7 @@ def test_no_whole_scan_sweep_on_voxels_too_coarse_for_the_canals(tiny_model):
 
 
 def test_batch_refuses_inputs_that_share_a_case_name(tmp_path, tiny_model):
-    from InnerEarSegLib.errors import InputError
+    from InnerEarSegLib.core.errors import InputError
     from InnerEarSegLib.pipeline import segment_batch
     for folder in ("p1", "p2"):
         (tmp_path / folder).mkdir()

@@ -78,7 +78,9 @@ SLOW_WRITE = """
 import sys, time
 from pathlib import Path
 import test_cli
-from InnerEarSegLib import cli, infer, write
+from InnerEarSegLib import cli
+from InnerEarSegLib.inference import infer
+from InnerEarSegLib.outputs import write
 infer.predict_probabilities = test_cli.fake_predict
 def slow_csv(path, stats):
     Path(path).write_text("partial")

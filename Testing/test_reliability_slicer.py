@@ -149,7 +149,7 @@ def test_batch_refuses_inputs_with_one_case_name(tmp_path):
         (tmp_path / folder).mkdir()
         sitk.WriteImage(image, str(tmp_path / folder / "scan.nrrd"))
     logic = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter())
-    from InnerEarSegLib.errors import InputError
+    from InnerEarSegLib.core.errors import InputError
     with pytest.raises(InputError) as info:
         logic.processFiles([tmp_path / "p1" / "scan.nrrd", tmp_path / "p2" / "scan.nrrd"], tmp_path / "out")
     assert str(tmp_path / "p1" / "scan.nrrd") in str(info.value) and str(tmp_path / "p2" / "scan.nrrd") in str(info.value)

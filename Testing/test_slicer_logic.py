@@ -18,10 +18,10 @@ slicer = pytest.importorskip("slicer")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "InnerEarSeg"))
 
-from InnerEarSegLib import labels as L  # noqa: E402
-from InnerEarSegLib.errors import InputError  # noqa: E402
+from InnerEarSegLib.core import labels as L  # noqa: E402
+from InnerEarSegLib.core.errors import InputError  # noqa: E402
+from InnerEarSegLib.core.result import SegmentationResult  # noqa: E402
 from InnerEarSegLib.parameters import SegmentParameters  # noqa: E402
-from InnerEarSegLib.result import SegmentationResult  # noqa: E402
 from InnerEarSegSlicerLib import job as J  # noqa: E402
 from InnerEarSegSlicerLib import logic as G  # noqa: E402
 
@@ -391,7 +391,7 @@ def test_seg_nrrd_reads_back_in_a_fresh_scene_and_with_slicerio(scene, two_ears,
 
 
 def test_command_line_outputs_import_like_the_in_process_result(scene, two_ears, tmp_path):
-    from InnerEarSegLib.write import write_outputs
+    from InnerEarSegLib.outputs.write import write_outputs
     logic = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter(STATS))
     result = logic.segment(two_ears)
     write_outputs(result, tmp_path, "case", G.volume_to_image(two_ears), formats=("seg", "labels", "json"))
@@ -410,7 +410,7 @@ def test_command_line_outputs_import_like_the_in_process_result(scene, two_ears,
 
 
 def test_command_line_outputs_with_sides_not_split(scene, two_ears, tmp_path):
-    from InnerEarSegLib.write import write_outputs
+    from InnerEarSegLib.outputs.write import write_outputs
     result = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter()).segment(two_ears)
     result.sides = result.sides * 0
     result.stats = [dict(row, side="both") for row in STATS]
@@ -448,7 +448,7 @@ def test_batch_continues_past_a_bad_file_and_cleans_the_scene(scene, tmp_path):
 
 def test_statistics_export_is_the_command_lines_csv(scene, two_ears, tmp_path):
     """The table's columns and the exported CSV are those of the CLI's NAME_stats.csv, written by one function."""
-    from InnerEarSegLib.write import write_csv
+    from InnerEarSegLib.outputs.write import write_csv
     outputs = G.InnerEarSegLogic(scene, segmenter=FakeSegmenter(STATS)).process(two_ears)
     table = outputs.tableNode.GetTable()
     write_csv(tmp_path / "cli.csv", STATS)
@@ -586,7 +586,7 @@ def test_requirements_found_beside_the_module_or_one_level_up(tmp_path):
 
 
 def test_default_model_is_where_the_library_looks():
-    from InnerEarSegLib.model_card import DEFAULT_MODEL
+    from InnerEarSegLib.model.model_card import DEFAULT_MODEL
     assert G.default_model_card() == DEFAULT_MODEL
 
 

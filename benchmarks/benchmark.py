@@ -90,19 +90,19 @@ def resolved_precision(args) -> str:
     """The pipeline's CPU precision as run: ``auto`` says what it chose on this CPU."""
     if args.cpu_precision != "auto" or args.device == "cuda":
         return args.cpu_precision
-    from InnerEarSegLib.infer import native_cpu_bf16
+    from InnerEarSegLib.inference.infer import native_cpu_bf16
     return f"auto ({'bf16' if native_cpu_bf16() else 'fp32'})"
 
 
 def model_path(requested) -> Path:
     """The model to time: ``--model``, else the bundled one, else untrained default-size networks."""
-    from InnerEarSegLib.model_card import DEFAULT_MODEL, default_card, save_model
+    from InnerEarSegLib.model.model_card import DEFAULT_MODEL, default_card, save_model
     if requested:
         return Path(requested)
     if DEFAULT_MODEL.is_file():
         return DEFAULT_MODEL
     import torch
-    from InnerEarSegLib.model import AttentionPyramidUNet
+    from InnerEarSegLib.model.network import AttentionPyramidUNet
     print(f"warning: no bundled model at {DEFAULT_MODEL}; timing untrained networks of the default size "
           "(times and memory are representative, agreement and accuracy are not)", flush=True)
     torch.manual_seed(0)
@@ -114,8 +114,8 @@ def model_path(requested) -> Path:
 
 # ---------------------------------------------------------------- candidates (run in a worker process)
 def run_pipeline(image_path, model, device, cpu_bf16=None):
+    from InnerEarSegLib.core.read import read_image
     from InnerEarSegLib.pipeline import SegmentParameters, segment
-    from InnerEarSegLib.read import read_image
     start = time.perf_counter()
     image = read_image(image_path)
     read = time.perf_counter() - start
@@ -129,7 +129,7 @@ def run_plain(image_path, model, device):
     """The straightforward whole-volume sliding-window inference a user would write."""
     import torch
     from monai.inferers import sliding_window_inference
-    from InnerEarSegLib.infer import pick_device
+    from InnerEarSegLib.inference.infer import pick_device
     device = pick_device(device)
     net = model.segmenter.to(device)
     timings = {}
@@ -165,7 +165,7 @@ def run_plain(image_path, model, device):
 def worker(args) -> None:
     """One candidate on one input; writes its labels and a JSON of timings and memory."""
     import torch
-    from InnerEarSegLib.model_card import load_model
+    from InnerEarSegLib.model.model_card import load_model
     torch.set_num_threads(args.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
     baseline = rss_mb()
@@ -202,7 +202,7 @@ def measure(kind, image_path, model, args, work: Path) -> dict:
 
 
 def dsc_by_structure(pred_path, ref_path) -> dict:
-    from InnerEarSegLib.metrics import compute_metrics
+    from InnerEarSegLib.evaluation.metrics import compute_metrics
     rows = compute_metrics(sitk.ReadImage(str(pred_path)), sitk.ReadImage(str(ref_path)), distances=False)
     return {r["structure"]: r["dsc"] for r in rows if r["side"] == "both"}
 

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from InnerEarSegLib import cohort
-from InnerEarSegLib.read import is_image_file
+from InnerEarSegLib.core.read import is_image_file
 
 
 def plain_loop(scans, out, model):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.core.grid import canonical_reference
 from InnerEarSegLib.synth import anatomy
 from InnerEarSegLib.synth.generate import volume_head
 

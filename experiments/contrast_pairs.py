@@ -21,8 +21,8 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from InnerEarSegLib import pipeline
-from InnerEarSegLib.metrics import compute_metrics
-from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.evaluation.metrics import compute_metrics
+from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.synth.appearance import FAMILIES
 from InnerEarSegLib.synth.anatomy import grid_points
 from InnerEarSegLib.synth.generate import generate_volume, volume_head

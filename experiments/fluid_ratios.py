@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from InnerEarSegLib.fluid_check import keeps
+from InnerEarSegLib.inference.fluid_check import keeps
 
 NEAR_MM = 15.0
 

@@ -16,8 +16,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from InnerEarSegLib import grid, preprocess
-from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card
+from InnerEarSegLib.core import grid
+from InnerEarSegLib.inference import preprocess
+from InnerEarSegLib.model.model_card import DEFAULT_MODEL, read_card
 
 PERCENTILES = (0.5, 99.5, *grid.TAIL_PERCENTILES)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from InnerEarSegLib import postprocess, preprocess
-from InnerEarSegLib.model_card import DEFAULT_MODEL, read_card
+from InnerEarSegLib.inference import postprocess, preprocess
+from InnerEarSegLib.model.model_card import DEFAULT_MODEL, read_card
 from InnerEarSegLib.synth.anatomy import grid_points, ground_truth
 from InnerEarSegLib.synth.generate import soft_labels, volume_head
 

@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from InnerEarSegLib.model_card import load_model, read_card
+from InnerEarSegLib.model.model_card import load_model, read_card
 
 
 def main(argv=None):

@@ -19,7 +19,7 @@ import real_ct  # release/ on PYTHONPATH
 import real_mri
 from real_eval import scaled
 
-from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.pipeline import SegmentParameters, segment
 
 

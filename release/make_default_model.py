@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from InnerEarSegLib.model import build_network
-from InnerEarSegLib.model_card import load_model, network_arch, read_card, save_model
+from InnerEarSegLib.model.network import build_network
+from InnerEarSegLib.model.model_card import load_model, network_arch, read_card, save_model
 
 INTENDED_USE = ("Research segmentation of the inner-ear fluid spaces (cochlea, vestibule, semicircular "
                 "canals) in heavily T2-weighted MRI and temporal-bone CT. Not for clinical decisions.")

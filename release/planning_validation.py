@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from InnerEarSegLib import labels as L
-from InnerEarSegLib import cochlea_split as S
-from InnerEarSegLib import planning as P
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.training import cochlea_split as S
+from InnerEarSegLib.outputs import planning as P
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "ct-wimmer"
 REAL_IDS = ("F01", "F02", "F03", "F04", "F05", "F06", "F08", "T01", "T02", "T03", "T04")
@@ -258,8 +258,8 @@ def print_synthetic(rows):
 def figure(ear_id, path):
     """The preview of one real ear (its CT; the reference labyrinth with the geometric cochlea as
     label 1 and the rest as label 2), with the cochlear view and A and B: docs/planning.md's figure."""
-    from InnerEarSegLib.preview import render_preview
-    from InnerEarSegLib.result import SegmentationResult
+    from InnerEarSegLib.outputs.preview import render_preview
+    from InnerEarSegLib.core.result import SegmentationResult
     labels = sitk.ReadImage(str(REAL / f"{ear_id}_CT_LABELS.nii.gz"))
     mask = sitk.GetArrayFromImage(labels) > 0
     cochlea = cochlea_from_labyrinth(mask, labels)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from InnerEarSegLib.cochlea_split import split_labels
+from InnerEarSegLib.training.cochlea_split import split_labels
 
 ROOT = Path(__file__).resolve().parents[1]
 

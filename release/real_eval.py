@@ -31,10 +31,10 @@ import SimpleITK as sitk
 
 import real_ct  # the split and the clinical-like copies
 
-from InnerEarSegLib import grid
-from InnerEarSegLib.cochlea_split import split_labels
-from InnerEarSegLib.metrics import pair_metrics
-from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.core import grid
+from InnerEarSegLib.training.cochlea_split import split_labels
+from InnerEarSegLib.evaluation.metrics import pair_metrics
+from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.pipeline import SegmentParameters, segment
 from InnerEarSegLib.synth.shapes import rotation
 

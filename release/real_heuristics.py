@@ -18,8 +18,8 @@ import real_ct
 import real_eval
 import real_mri
 
-from InnerEarSegLib import postprocess
-from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.inference import postprocess
+from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.pipeline import SegmentParameters, segment
 
 # name -> (SegmentParameters overrides, postprocess constants to set, card class weights: None keeps the card's)

@@ -23,8 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from InnerEarSegLib.labels import STRUCTURES
-from InnerEarSegLib.model_card import load_model
+from InnerEarSegLib.core.labels import STRUCTURES
+from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.pipeline import SegmentParameters, segment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     for w in result.warnings:
         print("warning:", w)
     if args.preview:
-        from InnerEarSegLib.preview import render_preview
+        from InnerEarSegLib.outputs.preview import render_preview
         args.preview.parent.mkdir(parents=True, exist_ok=True)
         render_preview(image, result, args.preview)
         print("preview:", args.preview)

@@ -2,10 +2,10 @@
 
 No Qt here, so the same code runs inside Slicer and, for tests, in plain Python with
 ``slicer-core``. What a run adds to the scene: a segmentation node (one segment per
-structure and side, named, coloured and coded as in ``InnerEarSegLib.labels``) whose
+structure and side, named, coloured and coded as in ``InnerEarSegLib.core.labels``) whose
 reference geometry is the input volume, a closed-surface representation, model nodes in
 a subject-hierarchy folder and a table of statistics, whose columns are those of the command
-line's ``NAME_stats.csv`` (``InnerEarSegLib.write.csv_rows``; exported by ``write.write_csv``).
+line's ``NAME_stats.csv`` (``InnerEarSegLib.outputs.write.csv_rows``; exported by ``write.write_csv``).
 If anything fails the scene is left as it was. Running again into the same segmentation replaces the models, folder and table of
 the earlier run instead of adding more. Geometry: SimpleITK images are LPS, Slicer's world is RAS; the conversion is
 the single flip ``LPS_TO_RAS`` of the first two axes, applied to whole 4x4 matrices.
@@ -25,9 +25,9 @@ import slicer
 import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
-from InnerEarSegLib import labels as L
-from InnerEarSegLib.errors import Cancelled, InputError
-from InnerEarSegLib.result import SegmentationResult
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.core.errors import Cancelled, InputError
+from InnerEarSegLib.core.result import SegmentationResult
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])  # its own inverse
 SIDE_BY_CODE = {1: "right", 2: "left"}  # values of SegmentationResult.sides
@@ -156,8 +156,8 @@ def library_parent() -> Path:
 
 
 def default_model_card() -> Path:
-    """The bundled model card (``InnerEarSegLib.resources`` does not import torch)."""
-    from InnerEarSegLib.resources import default_model
+    """The bundled model card (``InnerEarSegLib.core.resources`` does not import torch)."""
+    from InnerEarSegLib.core.resources import default_model
     return default_model()
 
 
@@ -215,7 +215,7 @@ def stats_columns(stats: List[dict]):
     """(column name, values) pairs, the columns of the command line's CSV (``write.csv_rows``): one
     per scalar key, one per component of a vector key (``centroid_ras`` -> ``centroid_ras_x/_y/_z``);
     missing is None."""
-    from InnerEarSegLib.write import csv_rows
+    from InnerEarSegLib.outputs.write import csv_rows
     rows = csv_rows(stats)
     return [(key, [row.get(key) for row in rows]) for key in dict.fromkeys(k for row in rows for k in row)]
 
@@ -223,7 +223,7 @@ def stats_columns(stats: List[dict]):
 def fill_table(tableNode, stats: List[dict]) -> None:
     """Numeric columns as numbers (missing: NaN), others as text (missing: empty); the rows as
     measured are kept in the node's ``STATS_ATTRIBUTE`` for ``exportStatistics``."""
-    from InnerEarSegLib.write import csv_rows
+    from InnerEarSegLib.outputs.write import csv_rows
     table = tableNode.GetTable()
     table.Initialize()
     tableNode.SetAttribute(STATS_ATTRIBUTE, json.dumps(csv_rows(stats)))
@@ -265,8 +265,8 @@ def named_error(error: str, inputPath, volumeName: str) -> str:
 
 
 def case_name(inputPath) -> str:
-    """The name of the command line's case folder for ``inputPath`` (``InnerEarSegLib.read.case_name``)."""
-    from InnerEarSegLib.read import case_name as library_case_name
+    """The name of the command line's case folder for ``inputPath`` (``InnerEarSegLib.core.read.case_name``)."""
+    from InnerEarSegLib.core.read import case_name as library_case_name
     return library_case_name(inputPath)
 
 
@@ -274,7 +274,7 @@ def read_case_folder(folder) -> SegmentationResult:
     """The result ``innerear-seg segment`` wrote into ``folder`` (``OUT/<name>/``): the labels, the
     sides from the ``.seg.nrrd`` label values (right 1-3, left 4-6; all 0 when the sides were not
     split: statistics rows of side ``both`` only), the statistics, warnings and model name."""
-    from InnerEarSegLib.write import SEG_LABEL_OFFSET
+    from InnerEarSegLib.outputs.write import SEG_LABEL_OFFSET
     folder = Path(folder)
     name = folder.name
     labels = sitk.ReadImage(str(folder / f"{name}_labels.nii.gz"), sitk.sitkUInt8)
@@ -473,7 +473,7 @@ class InnerEarSegLogic:
 
     def saveSegmentation(self, segNode, path) -> Path:
         """Write a ``.seg.nrrd`` through a unique temporary name, so a failure leaves no partial file."""
-        from InnerEarSegLib.write import atomic_path
+        from InnerEarSegLib.outputs.write import atomic_path
         storage = self.scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
         try:
             with atomic_path(path) as tmp:
@@ -488,7 +488,7 @@ class InnerEarSegLogic:
         """Write a statistics table as the command line's ``NAME_stats.csv`` (same columns, same
         writer: ``write.write_csv``), through a unique temporary name. The rows are those measured
         (``STATS_ATTRIBUTE``); a table without them is written as it is shown."""
-        from InnerEarSegLib.write import atomic_path, write_csv
+        from InnerEarSegLib.outputs.write import atomic_path, write_csv
         stored = tableNode.GetAttribute(STATS_ATTRIBUTE)
         rows = json.loads(stored) if stored else table_rows(tableNode)
         with atomic_path(path) as tmp:
@@ -512,7 +512,7 @@ class InnerEarSegLogic:
         added to the scene. Returns ``(path, error or None)`` per scan; one bad scan does not stop
         the others. Inputs sharing a case name are refused (InputError naming them) before any work."""
         from InnerEarSegLib.cohort import write_summary
-        from InnerEarSegLib.read import check_unique_case_names, list_inputs
+        from InnerEarSegLib.core.read import check_unique_case_names, list_inputs
         scans = list_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs])
         check_unique_case_names(scans)  # before any work: their files would overwrite each other
         Path(outputFolder).mkdir(parents=True, exist_ok=True)
@@ -525,9 +525,9 @@ class InnerEarSegLogic:
     def processFile(self, path, outputFolder, parameters=None, model=None, progress=None, cancel=None):
         """Segment one scan file into ``outputFolder/<name>/`` as the command line does; its
         ``CaseReport``, whose error names the file and the cause (Cancel still stops)."""
+        from InnerEarSegLib.core.read import case_name, read_image
+        from InnerEarSegLib.outputs.write import write_outputs
         from InnerEarSegLib.pipeline import CaseReport
-        from InnerEarSegLib.read import case_name, read_image
-        from InnerEarSegLib.write import write_outputs
         name, start = case_name(path), time.perf_counter()
         try:
             image = read_image(path)
@@ -543,7 +543,7 @@ class InnerEarSegLogic:
         return report
 
 
-# --- surgical-planning measures (InnerEarSegLib.planning) -------------------------------------
+# --- surgical-planning measures (InnerEarSegLib.outputs.planning) -------------------------------------
 
 MEASURES_ROLE = "InnerEarSegMeasures"
 MARKUP_CLASSES = {"Fiducial": "vtkMRMLMarkupsFiducialNode", "Line": "vtkMRMLMarkupsLineNode",
@@ -564,7 +564,7 @@ def add_measures(logic, result: SegmentationResult, segNode):
     """Measure every ear of ``result`` and add a table of the measures and the landmarks, the A and
     B lines, the modiolar axis and the lateral wall as locked markups; replaces what an earlier run
     added for ``segNode``. Returns the table node."""
-    from InnerEarSegLib import planning
+    from InnerEarSegLib.outputs import planning
     scene = logic.scene
     for n in reversed(range(segNode.GetNumberOfNodeReferences(MEASURES_ROLE))):
         old = segNode.GetNthNodeReference(MEASURES_ROLE, n)

@@ -4,7 +4,7 @@ import contextlib
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+LIBRARY = Path(__file__).resolve().parents[1]  # the InnerEarSegLib folder
 
 
 class InnerEarSegError(Exception):
@@ -62,4 +62,4 @@ def library_warnings():
         yield messages
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    messages += [str(w.message) for w in caught if Path(w.filename).resolve().parent == HERE]
+    messages += [str(w.message) for w in caught if LIBRARY in Path(w.filename).resolve().parents]

@@ -6,7 +6,7 @@ which pyproject.toml maps onto the same top-level folder, so there is one copy i
 """
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # the InnerEarSegLib folder
 ROOTS = (HERE.parent / "Resources", HERE / "Resources")
 
 

@@ -29,8 +29,8 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from .errors import InnerEarSegError, InputError, OutputError
-from .labels import STRUCTURES
+from ..core.errors import InnerEarSegError, InputError, OutputError
+from ..core.labels import STRUCTURES
 from .metrics import LABYRINTH, METRICS, compute_metrics
 
 EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")

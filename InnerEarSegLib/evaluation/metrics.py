@@ -23,9 +23,9 @@ import SimpleITK as sitk
 import torch
 from monai.metrics import compute_average_surface_distance, compute_dice, compute_hausdorff_distance
 
-from .errors import InputError
-from .grid import resample
-from .labels import NUM_CLASSES, STRUCTURES, side_of_x
+from ..core.errors import InputError
+from ..core.grid import resample
+from ..core.labels import NUM_CLASSES, STRUCTURES, side_of_x
 
 LABYRINTH = "labyrinth"
 SIDES = ("right", "left", "both")

@@ -29,12 +29,12 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import grid
-from .labels import side_of_x
+from ..core import grid
+from ..core.labels import side_of_x
+from ..core.result import EarRegion
 from .localize import MIN_EAR_SEPARATION_MM
 from .postprocess import clean_labels
 from .preprocess import THICK_SLICE_MM
-from .result import EarRegion
 
 MIN_LABYRINTH_MM3 = 40.0
 RECENTER_MM = 4.0

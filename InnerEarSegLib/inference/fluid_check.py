@@ -26,8 +26,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
+from ..core.result import EarRegion
 from .postprocess import clean_labels
-from .result import EarRegion
 
 RATIO_LIMIT = 2.0
 WALL_LIMIT = 0.75

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from .errors import InnerEarSegError
+from ..core.errors import InnerEarSegError
 
 # Test-time augmentation: the region and its left/right mirror (x), which is anatomically
 # plausible since the two ears are mirror images; dims index (batch, channel, z, y, x)

@@ -11,9 +11,10 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from . import grid, preprocess
-from .labels import side_of_x
-from .result import EarRegion
+from ..core import grid
+from ..core.labels import side_of_x
+from ..core.result import EarRegion
+from . import preprocess
 
 MIN_EAR_MM3 = 30.0            # smaller blobs are noise: a labyrinth is 150-250 mm3
 MIN_EAR_SEPARATION_MM = 40.0  # the ears are 90-100 mm apart; closer blobs belong to the same ear

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .labels import BY_VALUE
+from ..core.labels import BY_VALUE
 
 # Pieces of a structure smaller than this (mm3, by label value) inside the kept labyrinth take
 # the label around them. Cochlea (about 50-150 mm3) and vestibule (30-60 mm3) are single bodies,

@@ -13,10 +13,10 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from . import grid
-from .errors import InputError
-from .progress import no_progress
-from .read import check_grid, check_voxels
+from ..core import grid
+from ..core.errors import InputError
+from ..core.progress import no_progress
+from ..core.read import check_grid, check_voxels
 
 # A field of view thinner than this on some axis cannot hold a whole labyrinth. A labyrinth is
 # about 15-20 mm long but only about 10 mm in its thinnest direction: the real temporal-bone CT

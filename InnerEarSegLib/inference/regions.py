@@ -13,9 +13,10 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from . import grid, postprocess, preprocess
-from .model_card import LoadedModel
-from .progress import CancelFlag, ProgressCallback, no_progress
+from ..core import grid
+from ..core.progress import CancelFlag, ProgressCallback, no_progress
+from ..model.model_card import LoadedModel
+from . import postprocess, preprocess
 
 # predictor(net, array (z, y, x), roi_size) -> class probabilities (C, z, y, x)
 Predictor = Callable[[object, np.ndarray, Tuple[int, ...]], np.ndarray]

@@ -17,10 +17,10 @@ from typing import Dict, Optional
 
 import torch
 
-from .errors import ModelError
-from .labels import NUM_CLASSES
-from .model import AttentionPyramidUNet, build_network
-from .resources import default_model
+from ..core.errors import ModelError
+from ..core.labels import NUM_CLASSES
+from ..core.resources import default_model
+from .network import AttentionPyramidUNet, build_network
 
 CARD_FORMAT = "InnerEarSeg model card 1"
 DEFAULT_MODEL = default_model()
@@ -147,8 +147,8 @@ def save_model(card_path, networks: Dict[str, AttentionPyramidUNet], card: dict)
 
 def default_card() -> dict:
     """Card fields every model needs besides the networks; training overwrites what it knows."""
-    from . import __version__
-    from .labels import STRUCTURES
+    from .. import __version__
+    from ..core.labels import STRUCTURES
     return {
         "name": "InnerEarSeg",
         "version": "0.1.0",

@@ -25,8 +25,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__
-from . import labels as L
+from .. import __version__
+from ..core import labels as L
 
 SUFFIX = ".seg.dcm"
 # starts the warning of a DICOM input whose SEG could not be made (``cohort.is_complete`` reads it)
@@ -44,7 +44,7 @@ def source_files(source) -> List[str]:
     path = Path(source)
     if not path.is_dir():
         return []
-    from .read import dicom_series_files
+    from ..core.read import dicom_series_files
     return dicom_series_files(path)
 
 
@@ -162,5 +162,5 @@ def dicom_seg_or_warning(result, labels: sitk.Image, present_sides: Sequence[str
     try:
         return build_dicom_seg(labels, result.sides, present_sides, files, result.model_name), None
     except Exception as e:  # noqa: BLE001 - highdicom refuses malformed sources in many ways
-        from .errors import brief
+        from ..core.errors import brief
         return None, f"{NOT_WRITTEN}: the source DICOM series cannot carry one ({brief(e)})"

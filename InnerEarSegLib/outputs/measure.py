@@ -13,7 +13,7 @@ from typing import List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from .labels import STRUCTURES
+from ..core.labels import STRUCTURES
 
 SIDE_VALUES = {"right": 1, "left": 2}
 # A whole labyrinth is about 150-300 mm3 (the real CT ears of Wimmer et al. 2019: 188-282); a

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from . import labels as L
+from ..core import labels as L
 
 OK = "ok"
 MIN_COCHLEA_MM3 = 15.0          # a smaller cochlea label is a fragment, not a cochlea

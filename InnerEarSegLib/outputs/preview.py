@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
-from . import grid
-from . import labels as L
+from ..core import grid
+from ..core import labels as L
 from .surface import SIDE_CODES
 
 FIELD_MM = 24.0  # side of each plane around an ear's centre

@@ -21,7 +21,7 @@ from vtkmodules.vtkFiltersCore import (vtkMassProperties, vtkPolyDataNormals, vt
                                        vtkReverseSense, vtkTriangleFilter, vtkWindowedSincPolyDataFilter)
 from vtkmodules.vtkFiltersGeneral import vtkDiscreteFlyingEdges3D, vtkTransformPolyDataFilter
 
-from . import labels as L
+from ..core import labels as L
 
 SIDE_CODES = {"right": 1, "left": 2}  # values of ``SegmentationResult.sides``
 

@@ -35,10 +35,10 @@ from typing import Iterable, List, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from . import __version__
-from . import labels as L
+from .. import __version__
+from ..core import labels as L
+from ..core.errors import InnerEarSegError, OutputError, brief
 from . import dicom_seg, planning
-from .errors import InnerEarSegError, OutputError, brief
 
 FORMATS = ("seg", "labels", "json", "csv", "stl", "vtp", "preview", "dicom_seg")
 TMP_PREFIX = ".tmp-"  # hidden temporary files of earlier versions, never carried over
@@ -210,8 +210,8 @@ def run_vtk_writer(writer, path) -> None:
 def write_nifti(path, image: sitk.Image) -> None:
     """Write a compressed NIfTI and check it is complete: ITK reports a full disk only on stderr
     and leaves a truncated file."""
-    from .errors import InputError
-    from .read import check_nifti_data
+    from ..core.errors import InputError
+    from ..core.read import check_nifti_data
     sitk.WriteImage(image, str(path), True)
     try:
         check_nifti_data(Path(path))

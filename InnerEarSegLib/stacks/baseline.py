@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..errors import InnerEarSegError, InputError
+from ..core.errors import InnerEarSegError, InputError
 from . import io, output
 from .card import colour
 

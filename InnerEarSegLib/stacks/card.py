@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import torch
 
-from ..errors import ModelError, brief
-from ..model_card import sha256_of
+from ..core.errors import ModelError, brief
+from ..model.model_card import sha256_of
 
 CARD_FORMAT = "InnerEarSeg stack model card 1"
 # label colours (RGB 0-1) for label values 1, 2, ... when the dataset gives none

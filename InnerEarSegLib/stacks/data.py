@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from . import io
 from .card import colour
 

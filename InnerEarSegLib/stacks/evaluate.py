@@ -17,7 +17,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 from . import io, metrics
 
 SUFFIXES = ("_labels", "_label")

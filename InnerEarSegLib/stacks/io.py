@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import InputError, OutputError, brief
+from ..core.errors import InputError, OutputError, brief
 
 SLICE_ENDINGS = (".tif", ".tiff", ".png")
 VOLUME_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

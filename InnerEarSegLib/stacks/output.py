@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..errors import OutputError, brief
+from ..core.errors import OutputError, brief
 from . import io
 
 
@@ -131,8 +131,8 @@ def write_outputs(out_dir, name: str, labels: np.ndarray, label_list: Sequence[d
 
 def write_surfaces(folder: Path, name: str, labels, label_list, pixel_size_um) -> List[Path]:
     """``S_<label>.stl`` per non-empty label: flying edges, Slicer's default smoothing (``surface.py``)."""
-    from ..surface import surface_from_mask
-    from ..write import write_stl
+    from ..outputs.surface import surface_from_mask
+    from ..outputs.write import write_stl
     reference = io.to_sitk(np.zeros((1, 1, 1), np.uint8), pixel_size_um)
     written = []
     for lab in label_list:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InnerEarSegError, InputError
+from ..core.errors import InnerEarSegError, InputError
 from . import infer, io, output
 from .card import load_model
 

@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..core.errors import InputError
 from . import data, infer, metrics
 from .card import StackModel, architecture, build_network, save_model
 

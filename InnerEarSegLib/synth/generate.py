@@ -12,7 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..grid import canonical_reference, center_of, normalise, resample
+from ..core.grid import canonical_reference, center_of, normalise, resample
 from .anatomy import Head, grid_points, ground_truth
 from .appearance import pick_family, random_acquisition, render
 from .shapes import rotation

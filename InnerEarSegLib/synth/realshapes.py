@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from ..grid import normalise
+from ..core.grid import normalise
 from .appearance import smooth_field
 from .shapes import rotation
 

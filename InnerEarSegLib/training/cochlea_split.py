@@ -11,7 +11,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from . import planning as P
+from ..outputs import planning as P
 
 COCHLEA_RADIUS_MM = 6.5        # around the modiolar axis: the basal turn is about 9-10 mm across
 BELOW_BASAL_TURN_MM = 1.2      # below the basal-turn plane (the hook)

@@ -22,9 +22,9 @@ from monai.transforms import (Compose, RandAdjustContrastd, RandAffined, RandFli
 from monai.utils import convert_to_tensor
 from torch.utils.data import IterableDataset, get_worker_info
 
-from . import grid
-from .errors import InputError
-from .labels import CANALS, COCHLEA, NUM_CLASSES, VESTIBULE
+from ..core import grid
+from ..core.errors import InputError
+from ..core.labels import CANALS, COCHLEA, NUM_CLASSES, VESTIBULE
 
 IMAGE_EXTS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 POSITIVE_FRACTION = 0.8  # patches centred near a labelled voxel; the rest anywhere in the volume
@@ -227,7 +227,7 @@ def load_shape(case: Case, spacing: float):
     4 mm), with the internal auditory canal's axis when ``X_desc.json`` gives the basal-turn centre
     C and the helicotrema A (RAS mm): the canal continues the modiolar axis from A through C."""
     import json
-    from .synth.realshapes import Shape
+    from ..synth.realshapes import Shape
     _, label = read_pair(case)
     reference = label_region_reference(label, spacing, 4.0)
     fraction = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label != 0, sitk.sitkFloat32), reference, "linear"))
@@ -308,7 +308,7 @@ def synthetic_sampler(stage: str, patch_size: Sequence[int], spacing: float, sof
     """``seed -> (image, label)`` from the synthetic generator for one stage; ``soft``: the
     segmenter's labels are class fractions (C, z, y, x) instead of classes; ``contrast_weights``:
     shares of the generator's contrasts (mr, ct, cbct, random; default its own)."""
-    from .synth import generate  # imported late: training on user data alone does not need it
+    from ..synth import generate  # imported late: training on user data alone does not need it
     weights = tuple(contrast_weights) if contrast_weights else None
     if stage == "segmenter":
         return functools.partial(generate.segmenter_sample, patch_size=tuple(patch_size), spacing=spacing,
@@ -346,7 +346,7 @@ def as_fractions(label: np.ndarray, classes: int) -> np.ndarray:
 
 def generator_version():
     try:
-        from . import synth
+        from .. import synth
     except ImportError:
         return None
     return getattr(synth, "GENERATOR_VERSION", None)

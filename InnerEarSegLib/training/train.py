@@ -32,12 +32,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import __version__, datasets, grid
-from .errors import Cancelled, InnerEarSegError, ModelError
-from .labels import NUM_CLASSES, STRUCTURES
-from .model import AttentionPyramidUNet, build_network, widened
-from .model_card import card_path_for, default_card, load_model, network_arch, save_model
-from .progress import CancelFlag, no_progress
+from .. import __version__
+from ..core import grid
+from ..core.errors import Cancelled, InnerEarSegError, ModelError
+from ..core.labels import NUM_CLASSES, STRUCTURES
+from ..core.progress import CancelFlag, no_progress
+from ..model.model_card import card_path_for, default_card, load_model, network_arch, save_model
+from ..model.network import AttentionPyramidUNet, build_network, widened
+from . import datasets
 
 STAGES = {"segmenter": NUM_CLASSES, "localizer": 2}  # stage -> output classes
 LOSSES = ("tversky", "tverskyce", "dice", "ce", "dicece")
@@ -507,7 +509,7 @@ class Trainer:
 
     def _shape_sampler(self):
         """Samples synthesised from the real labyrinth shapes of ``--data``."""
-        from .synth.realshapes import ShapeSampler
+        from ..synth.realshapes import ShapeSampler
         cases = datasets.find_cases(self.config.data, self.config.label_kind)
         return ShapeSampler([datasets.load_shape(c, self.spacing) for c in cases], self.patch, self.spacing)
 

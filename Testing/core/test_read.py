@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.read import case_name, list_inputs, read_image
+from InnerEarSegLib.core.read import case_name, list_inputs, read_image
 
 
 def sample(rotation, size=(12, 10, 8)):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.errors import InputError
-from InnerEarSegLib.preprocess import check_values
-from InnerEarSegLib.read import case_name, read_image
+from InnerEarSegLib.core.errors import InputError
+from InnerEarSegLib.core.read import case_name, read_image
+from InnerEarSegLib.inference.preprocess import check_values
 from test_read import write_dicom_series
 
 
@@ -177,7 +177,7 @@ def test_the_thinnest_volume_accepted_gives_identical_results_on_every_run(tiny_
 def test_a_real_single_ear_crop_is_not_called_too_small():
     """The real temporal-bone CT crops hold whole labyrinths in 13.2-24 mm a side: no warning."""
     import warnings as w
-    from InnerEarSegLib import preprocess
+    from InnerEarSegLib.inference import preprocess
     crop = scan((120, 110, 85), (0.156, 0.156, 0.156))   # 13.3 x 17.2 x 18.7 mm
     with w.catch_warnings():
         w.simplefilter("error")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib import evaluate
-from InnerEarSegLib.metrics import compute_metrics
+from InnerEarSegLib.evaluation import evaluate
+from InnerEarSegLib.evaluation.metrics import compute_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.errors import InputError
-from InnerEarSegLib.metrics import compute_metrics, midline_x
+from InnerEarSegLib.core.errors import InputError
+from InnerEarSegLib.evaluation.metrics import compute_metrics, midline_x
 
 SPACING = (0.5, 0.7, 1.3)  # x, y, z in mm
 VOXEL = 0.5 * 0.7 * 1.3

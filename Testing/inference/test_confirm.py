@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib import confirm, preprocess
-from InnerEarSegLib.grid import center_of
-from InnerEarSegLib.result import EarRegion
+from InnerEarSegLib.core.grid import center_of
+from InnerEarSegLib.core.result import EarRegion
+from InnerEarSegLib.inference import confirm, preprocess
 
 PRE = {"spacing_mm": 1.0, "patch_size": [16, 16, 16], "ear_region_mm": [24.0, 24.0, 24.0]}
 RADIUS = 4.0   # a 268 mm3 "labyrinth"

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib import fluid_check
+from InnerEarSegLib.core.result import EarRegion
+from InnerEarSegLib.inference import fluid_check
 from InnerEarSegLib.pipeline import SegmentParameters, segment
-from InnerEarSegLib.result import EarRegion
 
 COCHLEA, VESTIBULE, CANAL = (0.0, -2.5, 0.0), (0.0, 1.0, 0.0), (0.0, 4.5, 0.0)   # mm from the region centre
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from InnerEarSegLib.model import AttentionPyramidUNet, build_network, widened
+from InnerEarSegLib.model.network import AttentionPyramidUNet, build_network, widened
 
 
 @pytest.mark.parametrize("channels,size,out", [((4, 8), (2, 1, 8, 12, 16), 4),

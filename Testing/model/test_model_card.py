@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from InnerEarSegLib.errors import ModelError
-from InnerEarSegLib.model import AttentionPyramidUNet
-from InnerEarSegLib.model_card import default_card, load_model, save_model
+from InnerEarSegLib.core.errors import ModelError
+from InnerEarSegLib.model.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.network import AttentionPyramidUNet
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
-from InnerEarSegLib import labels as L
-from InnerEarSegLib.errors import InputError
-from InnerEarSegLib.read import read_image
-from InnerEarSegLib.result import SegmentationResult
-from InnerEarSegLib.write import write_outputs
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.core.errors import InputError
+from InnerEarSegLib.core.read import read_image
+from InnerEarSegLib.core.result import SegmentationResult
+from InnerEarSegLib.outputs.write import write_outputs
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.measure import measure
+from InnerEarSegLib.outputs.measure import measure
 
 
 def label_image(array, spacing, origin=(0.0, 0.0, 0.0), direction=np.eye(3)):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib import labels as L
-from InnerEarSegLib import planning as P
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.outputs import planning as P
 from InnerEarSegLib.synth.shapes import Tube
 
 SPACING = 0.15
@@ -186,8 +186,8 @@ def labels_image(helix_voxels, canal_voxels, spacing=SPACING):
 
 
 def test_outputs_csv_json_and_markups(helix, tmp_path):
-    from InnerEarSegLib.result import SegmentationResult
-    from InnerEarSegLib.write import write_outputs
+    from InnerEarSegLib.core.result import SegmentationResult
+    from InnerEarSegLib.outputs.write import write_outputs
     voxels, truth = helix
     canals, _ = three_canals()
     labels = labels_image(voxels, canals + [0, 12.0, 0])
@@ -242,8 +242,8 @@ def test_markups_load_in_slicer_core(helix_measures, tmp_path):
 
 def test_preview_cochlear_view_draws_a_and_b(helix, tmp_path):
     from matplotlib.figure import Figure
-    from InnerEarSegLib.preview import draw_cochlear_view, render_preview
-    from InnerEarSegLib.result import SegmentationResult
+    from InnerEarSegLib.core.result import SegmentationResult
+    from InnerEarSegLib.outputs.preview import draw_cochlear_view, render_preview
     voxels, _ = helix
     canals, _ = three_canals()
     labels = labels_image(voxels, canals + [0, 12.0, 0])
@@ -267,9 +267,9 @@ def test_slicer_logic_adds_measures_table_and_markups(helix):
     slicer = pytest.importorskip("slicer")
     import sys
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "InnerEarSeg"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "InnerEarSeg"))
     from InnerEarSegSlicerLib import logic as G
-    from InnerEarSegLib.result import SegmentationResult
+    from InnerEarSegLib.core.result import SegmentationResult
     voxels, _ = helix
     canals, _ = three_canals()
     labels = labels_image(voxels, canals + [0, 12.0, 0])
@@ -351,7 +351,7 @@ def test_validation_cut_keeps_the_cochlea_and_drops_the_vestibule(helix):
 
 def test_split_labels_paint_the_spiral_1_and_the_rest_2(helix):
     """Training's split labels (``cochlea_split.split_labels``): the same cut as label values."""
-    from InnerEarSegLib.cochlea_split import split_labels
+    from InnerEarSegLib.training.cochlea_split import split_labels
     voxels, truth = helix
     ball, canal, labels = spiral_with_vestibule(voxels, truth)
     split = split_labels(labels)

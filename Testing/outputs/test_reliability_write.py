@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from InnerEarSegLib import write
-from InnerEarSegLib.errors import OutputError
+from InnerEarSegLib.core.errors import OutputError
+from InnerEarSegLib.outputs import write
 from test_write import make_case
 
 TESTING = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ import sys, time
 from pathlib import Path
 sys.path.insert(0, {testing!r})
 from test_write import make_case
-from InnerEarSegLib import write
+from InnerEarSegLib.outputs import write
 image, result = make_case()
 out, go = Path(sys.argv[1]), Path(sys.argv[2])
 print("ready", flush=True)
@@ -106,8 +106,8 @@ FULL_DISK = """
 import resource, signal, sys
 sys.path.insert(0, {testing!r})
 from test_write import make_case
-from InnerEarSegLib import write
-from InnerEarSegLib.errors import OutputError
+from InnerEarSegLib.core.errors import OutputError
+from InnerEarSegLib.outputs import write
 image, result = make_case()
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file over the limit fails like a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))

@@ -5,7 +5,7 @@ import SimpleITK as sitk
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkFiltersCore import vtkFeatureEdges
 
-from InnerEarSegLib import surface
+from InnerEarSegLib.outputs import surface
 
 
 def rotation(axis, degrees):

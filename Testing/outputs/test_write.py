@@ -11,10 +11,10 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkIOGeometry import vtkSTLReader
 from vtkmodules.vtkIOXML import vtkXMLPolyDataReader
 
-from InnerEarSegLib import labels as L
-from InnerEarSegLib import surface, write
-from InnerEarSegLib.errors import OutputError
-from InnerEarSegLib.result import EarRegion, SegmentationResult
+from InnerEarSegLib.core import labels as L
+from InnerEarSegLib.core.errors import OutputError
+from InnerEarSegLib.core.result import EarRegion, SegmentationResult
+from InnerEarSegLib.outputs import surface, write
 
 # (structure value, offset from the ear centre in mm (x mirrored per side), radius mm)
 BLOBS = ((1, (0.0, -3.0, 0.0), 2.5), (2, (0.0, 0.5, 0.0), 2.0), (3, (1.0, 3.0, 2.0), 1.8))

@@ -9,7 +9,7 @@ import tifffile
 from PIL import Image
 
 from InnerEarSegLib import cli
-from InnerEarSegLib.errors import InputError, ModelError
+from InnerEarSegLib.core.errors import InputError, ModelError
 from InnerEarSegLib.stacks import baseline, card, data, io, metrics, train
 
 
@@ -237,7 +237,7 @@ def test_slicer_panel_lists_a_stack_cards_labels(tmp_path):
     pytest.importorskip("slicer")
     import sys
     from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "InnerEarSeg"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "InnerEarSeg"))
     from InnerEarSegSlicerLib import logic
     arch = card.architecture(2, 3, (4, 8))
     path = card.save_model(tmp_path / "cells.json", card.build_network(arch),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from InnerEarSegLib.grid import canonical_reference
+from InnerEarSegLib.core.grid import canonical_reference
 from InnerEarSegLib.synth.anatomy import Head, grid_points, ground_truth
 from InnerEarSegLib.synth.generate import (generate_volume, localizer_sample, scan_grid_render, segmenter_sample,
                                            soft_labels)

@@ -5,10 +5,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from InnerEarSegLib import datasets, postprocess
-from InnerEarSegLib import train as training
-from InnerEarSegLib.errors import InputError
+from InnerEarSegLib.core.errors import InputError
+from InnerEarSegLib.inference import postprocess
 from InnerEarSegLib.synth.realshapes import Shape, ShapeSampler
+from InnerEarSegLib.training import datasets
+from InnerEarSegLib.training import train as training
 
 
 def one_hot_logits(labels: np.ndarray, classes=4) -> torch.Tensor:

@@ -8,11 +8,11 @@ import SimpleITK as sitk
 import torch
 from torch.utils.data import DataLoader
 
-from InnerEarSegLib import datasets
-from InnerEarSegLib import train as training
-from InnerEarSegLib.errors import InputError, ModelError
-from InnerEarSegLib.model import AttentionPyramidUNet
-from InnerEarSegLib.model_card import default_card, load_model, save_model
+from InnerEarSegLib.core.errors import InputError, ModelError
+from InnerEarSegLib.model.model_card import default_card, load_model, save_model
+from InnerEarSegLib.model.network import AttentionPyramidUNet
+from InnerEarSegLib.training import datasets
+from InnerEarSegLib.training import train as training
 
 PATCH = (16, 16, 16)
 

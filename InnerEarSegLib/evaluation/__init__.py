@@ -1,0 +1,1 @@
+"""Scoring labels against references (``innerear-seg evaluate``): Dice, distances, volumes."""

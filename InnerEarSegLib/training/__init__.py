@@ -1,0 +1,1 @@
+"""Training the networks (``innerear-seg train``) on synthetic and user data."""
