@@ -15,7 +15,7 @@ EARS_LPS = ((-45.0, 2.0, -1.0), (45.0, 2.0, -1.0))  # right, left: 90 mm apart, 
 BLOB_RADII = (3.5, 6.0, 3.5)  # long in y, so the fake segmenter's y-thirds give all three structures
 
 
-def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True, cpu_bf16=None):
+def fake_predict(net, array, roi_size, device="cpu", tta=False, amp=True, cpu_bf16=None, turns=False):
     """Stands in for the networks: bright voxels are labyrinth; the segmenter splits them into
     cochlea, vestibule and canals by thirds of the region along y (anterior to posterior)."""
     bright = array > 0.5

@@ -265,15 +265,56 @@ def test_tta_averages_the_left_right_mirror_only():
     assert tta[1, -1, 4, 4] > tta[1, 0, 4, 4] + 0.2   # up/down kept: never averaged with upside down
 
 
+class CountsPasses(PointwiseNet):
+    def __init__(self):
+        super().__init__()
+        self.passes = 0
+
+    def forward(self, x):
+        self.passes += 1
+        return super().forward(x)
+
+
+def test_turns_average_the_region_turned_and_turned_back():
+    """Seven turns (none, +-15 degrees about each axis) of each mirror pass, each undone: a
+    pointwise net gives the same probabilities back but for interpolation at edges."""
+    z, y, x = np.mgrid[:16, :16, :16]
+    array = np.exp(-((z - 8.0) ** 2 + (y - 7.0) ** 2 + (x - 9.0) ** 2) / 18).astype(np.float32)   # smooth blob
+    net = CountsPasses()
+    plain = infer.predict_probabilities(net, array, (16, 16, 16), "cpu", tta=True)
+    turned = infer.predict_probabilities(net, array, (16, 16, 16), "cpu", tta=True, turns=True)
+    assert net.passes == 2 + 14
+    np.testing.assert_allclose(turned.sum(0), 1.0, atol=1e-5)
+    inner = (slice(None),) + (slice(4, 12),) * 3
+    np.testing.assert_allclose(turned[inner], plain[inner], atol=0.05)
+    assert not np.allclose(turned, plain, atol=1e-4)   # the turns did run
+
+
+def test_turned_back_is_the_identity_and_a_turn_moves_things():
+    t = torch.zeros(1, 1, 20, 20, 20)
+    t[0, 0, 10, 10, 14:17] = 1.0   # a bar along x, off centre
+    R = infer.rotation(2, 15.0)     # about z: moves it in y
+    once = infer.turned(t, R)
+    assert (once - t).abs().max() > 0.3
+    back = infer.turned(once, R.T)
+    assert back[0, 0, 10, 10, 14:17].mean() > 0.5 and abs(float(back.sum() - t.sum())) < 0.5
+
+
+def test_turns_automatic_on_a_gpu_only():
+    assert infer.use_turns(None, torch.device("cuda")) is True
+    assert infer.use_turns(None, torch.device("cpu")) is False
+    assert infer.use_turns(True, torch.device("cpu")) is True and infer.use_turns(False, torch.device("cuda")) is False
+
+
 def test_gpu_out_of_memory_retries_on_cpu(monkeypatch):
     calls = []
     real_run = infer._run
 
-    def run(net, x, roi, device, tta, amp, cpu_bf16):
+    def run(net, x, roi, device, tta, amp, cpu_bf16, turns):
         calls.append(device.type)
         if device.type == "cuda":
             raise torch.OutOfMemoryError("CUDA out of memory")
-        return real_run(net, x, roi, device, tta, amp, cpu_bf16)
+        return real_run(net, x, roi, device, tta, amp, cpu_bf16, turns)
 
     monkeypatch.setattr(infer, "_run", run)
     with pytest.warns(UserWarning, match="out of memory"):
@@ -598,13 +639,16 @@ def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monk
     image, _ = volume((90, 40, 40), (1.0, 1.0, 1.0), blobs=[((20, 0, 0), (8, 8, 8))])
     calls = []
 
-    def spy(net, array, roi, device="cpu", tta=False, amp=True, cpu_bf16=None):
-        calls.append((net is tiny_model.localizer, tta, cpu_bf16))
+    def spy(net, array, roi, device="cpu", tta=False, amp=True, cpu_bf16=None, turns=False):
+        calls.append((net is tiny_model.localizer, tta, turns, cpu_bf16))
         return threshold_predictor(net, array, roi)
 
     monkeypatch.setattr(infer, "predict_probabilities", spy)
     segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16))   # TTA on by default
-    assert set(calls) == {(True, False, cpu_bf16), (False, True, cpu_bf16)}
+    assert set(calls) == {(True, False, False, cpu_bf16), (False, True, False, cpu_bf16)}   # turns: GPU only
+    calls.clear()
+    segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16, tta_turns=True))
+    assert set(calls) == {(True, False, False, cpu_bf16), (False, True, True, cpu_bf16)}
 
 
 @pytest.mark.parametrize("spacing, voxels", [(0.45, [256, 256, 64]), (0.36, [320, 320, 80])])
