@@ -1,4 +1,4 @@
-"""Validation tables of the surgical-planning measures (``InnerEarSegLib/planning.py``, docs/planning.md).
+"""Validation tables of the surgical-planning measures (``InnerEarSegLib/outputs/planning.py``, docs/planning.md).
 
   synthetic   ears drawn by the synthetic generator (``InnerEarSegLib/synth/anatomy.py``), labels
               painted on a fine grid in head coordinates; the truth is read from the generator's

@@ -8,7 +8,7 @@ Brief 2019; Zenodo doi:10.5281/zenodo.3355272 (CC BY 4.0). Found at ``../shared/
 
 ``train`` and ``val`` hold the whole-labyrinth labels as published (``--label-kind labyrinth``);
 ``train_split`` and ``val_split`` the same ears with the labels cut into the cochlea (1) and the
-rest (2) by ``InnerEarSegLib.cochlea_split`` (``--label-kind split``).
+rest (2) by ``InnerEarSegLib.training.cochlea_split`` (``--label-kind split``).
 
 The validation ears are never trained on; models are selected on them. The split was fixed
 before any model saw these ears: F03 and F06 (air-filled lumen) and T03 (fluid-filled, the kind

@@ -19,6 +19,7 @@ Variants (the reference goes with the image, so nothing is resampled that need n
 - ``scale0.8``, ``scale1.25`` (any ``scale{f}``): the anatomy scaled by ``f`` (the spacing).
 """
 import argparse
+import dataclasses
 import csv
 import math
 import re
@@ -105,16 +106,13 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=sorted(real_ct.SPLIT))
     parser.add_argument("--cases", nargs="+", help="only these ears")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
-    parser.add_argument("--no-tta", action="store_true")
-    parser.add_argument("--fluid-check", action="store_true", help="use the optional fluid check")
-    parser.add_argument("--no-keep-largest", action="store_true")
+    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --tta-turns on, ...)
     parser.add_argument("--csv", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if not (args.data / args.split).is_dir():
         real_ct.prepare(args.data)
     model = load_model(args.model) if args.model else load_model(None)
-    params = SegmentParameters(tta=not args.no_tta, fluid_check=args.fluid_check,
-                               keep_largest=not args.no_keep_largest, surfaces=False)
+    params = dataclasses.replace(SegmentParameters.fromArgs(args), surfaces=False)
     rows = []
     print(f"{'case':5} {'variant':10} {'dsc':>6} {'pred_mm3':>9} {'ref_mm3':>8} {'hd95_mm':>8} "
           f"{'coch':>6} {'rest':>6} {'coch_mm3':>8} {'ref_coch':>8} {'s':>5}")

@@ -16,6 +16,7 @@ scored against the reference. It is a threshold reference: it follows the image'
 and so favours a little over-segmentation of thin canals less than a manual one would.
 """
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -71,13 +72,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model card (default: the bundled model)")
     parser.add_argument("--preview", type=Path, help="write a preview PNG of the result here")
-    parser.add_argument("--fluid-check", action="store_true", help="use the optional fluid check")
-    parser.add_argument("--no-keep-largest", action="store_true")
+    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --tta-turns on, ...)
     args = parser.parse_args(argv)
     image = sitk.ReadImage(str(SCAN))
     ref = reference(image)
-    params = SegmentParameters(fluid_check=args.fluid_check, keep_largest=not args.no_keep_largest,
-                               surfaces=False)
+    params = dataclasses.replace(SegmentParameters.fromArgs(args), surfaces=False)
     result = segment(image, load_model(args.model), params, source=SCAN.name)
     labels = sitk.GetArrayFromImage(result.labels)
     r = sitk.GetArrayFromImage(ref) > 0
