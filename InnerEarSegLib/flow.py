@@ -49,8 +49,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         model = model if isinstance(model, LoadedModel) else load_model(model, device)
         infer.configure_threads()
         run = partial(infer.predict_probabilities, device=device, cpu_bf16=params.cpu_bf16)
-        turns = infer.use_turns(params.tta_turns, device)
-        regions = RegionPredictor(image, model, predictor or partial(run, tta=params.tta, turns=turns),
+        regions = RegionPredictor(image, model, predictor or partial(run, tta=params.tta, turns=params.tta_turns),
                                   stage.progress, cancel)
 
         stage("preprocess")

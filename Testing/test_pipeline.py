@@ -300,12 +300,6 @@ def test_turned_back_is_the_identity_and_a_turn_moves_things():
     assert back[0, 0, 10, 10, 14:17].mean() > 0.5 and abs(float(back.sum() - t.sum())) < 0.5
 
 
-def test_turns_automatic_on_a_gpu_only():
-    assert infer.use_turns(None, torch.device("cuda")) is True
-    assert infer.use_turns(None, torch.device("cpu")) is False
-    assert infer.use_turns(True, torch.device("cpu")) is True and infer.use_turns(False, torch.device("cuda")) is False
-
-
 def test_gpu_out_of_memory_retries_on_cpu(monkeypatch):
     calls = []
     real_run = infer._run
@@ -645,10 +639,10 @@ def test_tta_applies_to_the_segmenter_not_the_localizer(volume, tiny_model, monk
 
     monkeypatch.setattr(infer, "predict_probabilities", spy)
     segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16))   # TTA on by default
-    assert set(calls) == {(True, False, False, cpu_bf16), (False, True, False, cpu_bf16)}   # turns: GPU only
-    calls.clear()
-    segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16, tta_turns=True))
     assert set(calls) == {(True, False, False, cpu_bf16), (False, True, True, cpu_bf16)}
+    calls.clear()
+    segment(image, tiny_model, SegmentParameters(surfaces=False, cpu_bf16=cpu_bf16, tta_turns=False))
+    assert set(calls) == {(True, False, False, cpu_bf16), (False, True, False, cpu_bf16)}
 
 
 @pytest.mark.parametrize("spacing, voxels", [(0.45, [256, 256, 64]), (0.36, [320, 320, 80])])

@@ -32,13 +32,8 @@ OVERLAP = 0.25
 # about each axis (the segmenter was trained with turns up to 30 degrees) and turned back: 7 x the
 # passes. On the real validation ears and the real MRI every case gained (labyrinth DSC F03
 # 0.778 -> 0.797, F06 0.881 -> 0.887, T03 0.850 -> 0.882, MRI 0.746 -> 0.771 with the real41 model;
-# experiments/rotation_tta.py, docs/real_data.md). On by default where a GPU makes it cheap.
+# experiments/rotation_tta.py, docs/real_data.md).
 TURN_DEG = 15.0
-
-
-def use_turns(turns: Optional[bool], device: torch.device) -> bool:
-    """``turns`` None (automatic): on a GPU only, where seven times the passes take a second or two."""
-    return device.type == "cuda" if turns is None else bool(turns)
 
 
 def rotation(axis: int, degrees: float) -> torch.Tensor:
