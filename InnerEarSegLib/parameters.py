@@ -116,7 +116,7 @@ class SegmentParameters:
                        "augmentation)",
                        "Test-time augmentation (mirror)")
     tta_turns: bool = option(True, "also average the segmenter over the region turned 15 degrees either way about "
-                             "each axis (7x the segmenter's passes; every real validation scan gained: CT 0.006-0.018, MRI 0.025 "
+                             "each axis (7x the segmenter's passes; every real validation scan gained: CT 0.003-0.018, MRI 0.025 "
                              "DSC: docs/real_data.md); off for speed", "Test-time turns (15 degrees)")
     cpu_bf16: Optional[bool] = option(
         None, "auto: bf16 autocast on a CPU that has native bf16 (AVX512-BF16, AMX; about twice as fast, same "

@@ -23,13 +23,14 @@ WIMMER = ("Wimmer W, Anschuetz L, Weder S, Wagner F, Delingette H, Caversaccio M
           "co-registered CT and micro-CT images, surface models and anatomical landmarks. Data in Brief 2019; "
           "Zenodo doi:10.5281/zenodo.3355272 (CC BY 4.0)")
 LIMITATIONS = [
-    "Real scans seen in training: eight temporal-bone CT specimens (whole-labyrinth labels only). No real "
+    "Real scans seen in training: eight temporal-bone CT specimens (whole-labyrinth labels, cut into cochlea "
+    "and vestibule+canals by a geometric rule). No real "
     "MRI was trained on; MRI comes from synthesis (procedural and real-shape, random contrasts) and was "
     "checked on one real T2 crop (docs/real_data.md). Expect lower accuracy on scanners, protocols and "
     "anatomy unlike these; review every segmentation.",
-    "The real labels have no cochlea/vestibule/canal split: the split between the three structures is "
-    "learned from synthetic data only, and on real CT it is wrong (the cochlea is mostly labelled vestibule; "
-    "docs/real_data.md). Use the labyrinth total on CT.",
+    "The real labels split only cochlea from vestibule+canals, by a geometric rule (cochlea DSC 0.84 against "
+    "it on the real CT validation ears); the split between vestibule and canals is learned from synthetic "
+    "data only (docs/real_data.md).",
     "Synthetic and real anatomy cover normal ears; malformations, implants, motion and post-operative "
     "changes are modelled crudely (labyrinthectomy) or not at all.",
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure.",

@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", default="val", choices=sorted(real_ct.SPLIT))
     parser.add_argument("--cases", nargs="+", help="only these ears")
     parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
-    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --tta-turns on, ...)
+    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --no-tta-turns, ...)
     parser.add_argument("--csv", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     if not (args.data / args.split).is_dir():

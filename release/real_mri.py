@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model card (default: the bundled model)")
     parser.add_argument("--preview", type=Path, help="write a preview PNG of the result here")
-    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --tta-turns on, ...)
+    SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --no-tta-turns, ...)
     args = parser.parse_args(argv)
     image = sitk.ReadImage(str(SCAN))
     ref = reference(image)

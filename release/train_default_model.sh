@@ -114,7 +114,21 @@ bundle_real() { .venv/bin/python release/make_default_model.py --segmenter runs/
     --localizer runs/loc_bundle.json --class-weights 1 1 1 2 --window 96 96 96 --region-mm 28.8 \
     --out Resources/Models/InnerEarSeg.json "$@"; }
 bundle_real
+# split labels (docs/real_data.md): the same ears with the cochlea cut from the labyrinth by
+# InnerEarSegLib.training.cochlea_split (runs/real/{train,val}_split), so the real CT teaches the
+# cochlea/rest split too; from the real41 bundle; stopped by hand after about 100 minutes
+.venv/bin/innerear-seg train --stage segmenter --init Resources/Models/InnerEarSeg.json \
+  --data runs/real/train_split --val-data runs/real/val_split --label-kind split \
+  --synthetic-fraction 0.25 --shape-fraction 0.35 --patch-size 80 80 80 --loss dicece \
+  --lr 1e-4 --lr-schedule cosine --epochs 60 --steps-per-epoch 100 --val-samples 2 --patience 0 \
+  --workers 1 --threads 1 --batch 2 --seed 43 --time-limit-min 150 --out runs/real43/model.json
+# the bundle: real43's best epoch, the localiser carried from the real41 bundle (copied aside)
+mkdir -p runs/locb; cp Resources/Models/InnerEarSeg.json Resources/Models/InnerEarSeg.pt runs/locb/
+bundle_split() { .venv/bin/python release/make_default_model.py --segmenter runs/real43/model.json \
+    --localizer runs/locb/InnerEarSeg.json --class-weights 1 1 1 2 --window 96 96 96 --region-mm 28.8 \
+    --out Resources/Models/InnerEarSeg.json "$@"; }
+bundle_split
 bash release/evaluate_default_model.sh
 python release/real_eval.py --csv runs/final_real.csv
 python release/real_mri.py --preview docs/real_mri_preview.png
-bundle_real --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
+bundle_split --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
