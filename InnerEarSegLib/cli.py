@@ -237,6 +237,11 @@ def run_segment(args) -> int:
     if args.model:
         from .stacks import card as stack_card
         if stack_card.is_stack_card(args.model):  # a model from train-stack: the stack tools segment
+            if args.events == "json":   # they print for people only
+                error = InputError(args.model, "a stack model (train-stack) reports no --events json: use "
+                                               "segment-stack, or segment without --events")
+                JsonEvents(sys.stdout).emit("error", kind=type(error).__name__, message=str(error))
+                raise error
             from .stacks import segment as stack_segment
             return stack_segment.run_from_segment(argparse.Namespace(**vars(args), no_surfaces=not params.surfaces))
     if args.events == "json":

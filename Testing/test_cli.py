@@ -176,6 +176,18 @@ def test_segment_events_json_for_programs(tmp_path, tiny_model_path, fake_networ
     assert events[-1] == {"event": "done", "status": 1, "summary": str((tmp_path / "out" / "cohort_summary.csv").resolve())}
 
 
+def test_segment_events_json_refuses_a_stack_model_in_json(tmp_path, capsys):
+    """Stack models print for people only: asked for events, the run says so as an event and stops."""
+    from InnerEarSegLib.stacks.card import CARD_FORMAT
+    (tmp_path / "stack.json").write_text(json.dumps({"format": CARD_FORMAT}))
+    status = cli.main(["segment", str(write_scan(tmp_path / "S.nrrd")), "-o", str(tmp_path / "out"),
+                       "--model", str(tmp_path / "stack.json"), "--events", "json"])
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert status == 1 and [e["event"] for e in events] == ["error"]
+    assert "segment-stack" in events[0]["message"] and "stack.json" in err and not (tmp_path / "out").exists()
+
+
 def test_segment_events_json_reports_a_run_that_cannot_start(tmp_path, capsys):
     (tmp_path / "m.json").write_text("{")
     status = cli.main(["segment", str(write_scan(tmp_path / "S.nrrd")), "-o", str(tmp_path / "out"),
