@@ -26,6 +26,7 @@ from InnerEarSegLib.pipeline import SegmentParameters, segment
 RULES = {
     "defaults": ({}, {}, None),
     "no_tta": ({"tta": False}, {}, None),
+    "no_tta_turns": ({"tta_turns": False}, {}, None),
     "no_fluid_check": ({"fluid_check": False}, {}, None),
     "fluid_check": ({"fluid_check": True}, {}, None),
     "no_keep_labyrinth": ({"keep_largest": False}, {}, None),

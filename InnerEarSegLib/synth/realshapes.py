@@ -38,6 +38,7 @@ class Shape:
 
     label: np.ndarray                       # float32 0..1: labyrinth fraction of each voxel
     iac: Optional[Tuple[np.ndarray, np.ndarray]] = None  # (start, unit direction) in voxel (z, y, x)
+    parts: Optional[np.ndarray] = None      # float32 (G, z, y, x): fraction of each label value (split labels)
 
     def __post_init__(self):
         inside = self.label >= 0.5
@@ -46,7 +47,8 @@ class Shape:
 
 
 class ShapeSampler:
-    """``seed -> (image (z, y, x) in [0, 1], labyrinth fraction (z, y, x))`` from real shapes.
+    """``seed -> (image (z, y, x) in [0, 1], fractions (G, z, y, x))`` from real shapes: G = 1, the
+    labyrinth; or the shape's ``parts`` (the label values of split labels), drawn the same way.
 
     Every knob of the draw is an argument, so an experiment changes one number here.
     """
@@ -71,7 +73,9 @@ class ShapeSampler:
         iac = self._iac(shape, coords, rng) if shape.iac is not None and rng.uniform() < self.iac_share \
             else np.zeros(self.patch, np.float32)
         image = self._render(label, outside, iac, rng)
-        return normalise(image), label.astype(np.float32)
+        parts = label[None] if shape.parts is None else np.stack(
+            [ndimage.map_coordinates(part, coords, order=1, mode="constant", cval=0.0) for part in shape.parts])
+        return normalise(image), parts.astype(np.float32)
 
     def _source_coordinates(self, shape: Shape, rng) -> np.ndarray:
         """(3, z, y, x) voxel coordinates in the shape's grid for every patch voxel."""

@@ -224,13 +224,19 @@ def load_volumes(folders: Sequence, stage: str, spacing: float, patch_size: Sequ
 
 def load_shape(case: Case, spacing: float):
     """A real labyrinth label as a ``realshapes.Shape`` on an identity grid at ``spacing`` (margin
-    4 mm), with the internal auditory canal's axis when ``X_desc.json`` gives the basal-turn centre
+    4 mm; split labels keep their parts, so the samples teach the split too), with the internal
+    auditory canal's axis when ``X_desc.json`` gives the basal-turn centre
     C and the helicotrema A (RAS mm): the canal continues the modiolar axis from A through C."""
     import json
     from ..synth.realshapes import Shape
     _, label = read_pair(case)
     reference = label_region_reference(label, spacing, 4.0)
-    fraction = sitk.GetArrayFromImage(grid.resample(sitk.Cast(label != 0, sitk.sitkFloat32), reference, "linear"))
+    def fraction_of(mask):
+        return sitk.GetArrayFromImage(grid.resample(sitk.Cast(mask, sitk.sitkFloat32), reference, "linear"))
+
+    fraction = fraction_of(label != 0)
+    parts = np.stack([fraction_of(label == value) for value in range(1, len(LABEL_GROUPS[case.kind]) + 1)]) \
+        if case.kind == "split" else None
     iac = None
     if case.landmarks.is_file():
         marks = json.loads(case.landmarks.read_text())["LANDMARKS"]
@@ -238,7 +244,7 @@ def load_shape(case: Case, spacing: float):
         start = np.asarray(reference.TransformPhysicalPointToContinuousIndex(c.tolist()))[::-1]
         direction = (c - a)[::-1] / np.linalg.norm(c - a)
         iac = (start, direction)
-    return Shape(fraction.astype(np.float32), iac)
+    return Shape(fraction.astype(np.float32), iac, None if parts is None else parts.astype(np.float32))
 
 
 def crop(array: np.ndarray, start: Sequence[int], size: Sequence[int], fill) -> np.ndarray:
@@ -390,8 +396,9 @@ class PatchStream(IterableDataset):
             image, label = self.sampler(seed)
             return image, as_fractions(label, self.classes), LABEL_KINDS.index("structures")
         if source == 2:
-            image, fraction = self.shape_sampler(seed)
-            return image, group_fractions(fraction[None], self.classes), LABEL_KINDS.index("labyrinth")
+            image, fractions = self.shape_sampler(seed)
+            kind = "labyrinth" if len(fractions) == 1 else "split"
+            return image, group_fractions(fractions, self.classes), LABEL_KINDS.index(kind)
         volume = self.volumes[rng.integers(len(self.volumes))]
         image, label = sample_patch(volume, self.patch_size, rng, *self.normalisation)
         if is_partial(volume.kind):

@@ -143,11 +143,29 @@ def test_shape_sampler_draws_every_contrast():
                            offset_mm=0, elastic_mm=0, scale=(1, 1), rotate_deg=0)
     inside, outside = [], []
     for seed in range(30):
-        image, fraction = sampler(seed)
+        image, [fraction] = sampler(seed)
         inside.append(image[fraction > 0.9].mean())
         outside.append(image[(fraction == 0)].mean())
     brighter = np.greater(inside, outside)
     assert brighter.any() and (~brighter).any()   # fluid bright (MR-like) and dark (CT-like) both occur
+
+
+def test_split_shapes_give_each_part_and_their_samples_are_split_targets(tmp_path):
+    label = np.where(ball((30, 30, 30), 5, (15, 21, 15)), 2, ball((30, 30, 30), 7, (15, 11, 15))).astype(np.uint8)
+    write_pair(tmp_path / "a", "x", label)
+    [case] = datasets.find_cases([tmp_path / "a"], "split")
+    shape = datasets.load_shape(case, 0.3)
+    assert shape.parts.shape == (2,) + shape.label.shape
+    np.testing.assert_allclose(shape.parts.sum(0), shape.label, atol=1e-5)
+    sampler = ShapeSampler([shape], (24, 24, 24), 0.3, offset_mm=0)
+    image, parts = sampler(3)
+    assert parts.shape == (2, 24, 24, 24) and parts[0].sum() > 0 and parts[1].sum() > 0
+    stream = datasets.PatchStream([], None, (24, 24, 24), batch=1, augment=False, shape_sampler=sampler,
+                                  shape_fraction=1.0)
+    _, target, kind = stream.batch(0)
+    assert (kind == SPLIT).all() and torch.allclose(target.sum(1), torch.ones(1), atol=1e-5)
+    whole = datasets.load_shape(datasets.find_cases([tmp_path / "a"], "structures")[0], 0.3)
+    assert whole.parts is None and ShapeSampler([whole], (24, 24, 24), 0.3)(3)[1].shape == (1, 24, 24, 24)
 
 
 def one_epoch_on_user_labels(folder, label_kind) -> dict:
