@@ -1,6 +1,6 @@
 """Does each post-processing rule earn its place on real scans? Each rule off (or changed), one at a time.
 
-    python release/real_heuristics.py [--model MODEL.json] [--rules ...]
+    PYTHONPATH=release python release/real_heuristics.py [--model MODEL.json] [--rules ...]
 
 Scores the whole labyrinth on the real CT validation ears (native and clinical-like;
 ``real_eval.py``) and on the real T2 MRI crop (``real_mri.py``'s threshold reference), with
