@@ -35,16 +35,11 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "ct-wimmer"
 REAL_IDS = ("F01", "F02", "F03", "F04", "F05", "F06", "F08", "T01", "T02", "T03", "T04")
 
 
-def image_points(mask_zyx, image):
-    """LPS centres of the voxels in ``mask_zyx`` of ``image``'s grid."""
-    return S.voxel_points(mask_zyx, image)
-
-
 # ---------------------------------------------------------------- real ears
 
 def cochlea_from_labyrinth(mask_zyx, image):
     """The cochlea cut from a whole-labyrinth mask by ``cochlea_split.cochlea_mask`` (LPS points)."""
-    return image_points(S.cochlea_mask(mask_zyx, image), image)
+    return S.voxel_points(S.cochlea_mask(mask_zyx, image), image)
 
 
 def real_landmarks(ear_id):
@@ -90,7 +85,7 @@ def cochlea_points_from_file(path, spacing_mm=None):
     a = sitk.GetArrayFromImage(image)
     if "CT_LABELS" in Path(path).name:   # their whole-labyrinth reference (0/1)
         return cochlea_from_labyrinth(a > 0, image), image
-    return image_points(a == L.COCHLEA, image), image
+    return S.voxel_points(a == L.COCHLEA, image), image
 
 
 def real_table(label_folder=None, spacing_mm=None):
