@@ -307,7 +307,8 @@ class InnerEarSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                                surfaces=self.jobParameters.surfaces)
         p.outputSegmentation = outputs.segmentationNode
         p.statistics = outputs.tableNode
-        p.measures = mrmlLogic.add_measures(self.logic, outputs.result, outputs.segmentationNode)  # and markups
+        p.measures = mrmlLogic.add_measures(self.logic, outputs.segmentationNode,  # and markups, as measured
+                                            *mrmlLogic.read_measures(caseFolder))   # by the command line
         self.ui.measuresTableView.setMRMLTableNode(p.measures)
         slicer.util.setSliceViewerLayers(background=p.inputVolume)
         outputs.segmentationNode.GetDisplayNode().SetVisibility(True)

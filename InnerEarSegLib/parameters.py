@@ -15,7 +15,13 @@ One name per option everywhere: the field name is the Python keyword, the Slicer
 ``--no-keep-largest``. One flag keeps its older spelling: ``cpu_bf16`` is ``--cpu-precision``,
 whose words (auto, bf16, fp32) stand for the values None, True and False; the panel shows the same
 words. Options that are not about how a scan is segmented (inputs, output folder, model, workers,
-resume) are not here: they belong to the command line or to the panel.
+resume) are not here: they belong to the command line or to the panel. ``preview`` (write
+``NAME_preview.png``) is here on purpose although only the writer reads it: these options are what
+reaches the writer wherever it runs (``pipeline``, ``cohort``'s Dask workers, the Slicer module's
+process), where a flag of its own would have to be passed through each of them. The panel never
+shows the PNG, so ``preview`` is declared ``panel=False`` (no widget, no parameter-node field:
+``InnerEarSegSlicerLib.panel``) and the module turns it off (``logic.library_parameters``), as it
+turns off ``surfaces``.
 """
 import argparse
 import re
@@ -24,13 +30,14 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 
 def option(default, help: str, label: str, choices=None, range: Optional[Tuple[float, float]] = None,
-           flag: str = "", accepts: str = ""):
+           flag: str = "", accepts: str = "", panel: bool = True):
     """A dataclass field declaring a user option. choices: the allowed values, or a mapping from the
     word shown on the command line and in the panel to the value; range: (low, high) inclusive;
     flag: the command-line flag when it is not the field name; accepts: a regular expression of
-    further values the API takes (not offered on the command line or in the panel)."""
+    further values the API takes (not offered on the command line or in the panel); panel: False
+    for an option the Slicer panel does not offer (it keeps its default there)."""
     return field(default=default, metadata={"help": help, "label": label, "choices": choices, "range": range,
-                                            "flag": flag, "accepts": accepts})
+                                            "flag": flag, "accepts": accepts, "panel": panel})
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Option:
     range: Optional[Tuple[float, float]]
     flag: str
     accepts: str
+    panel: bool = True  # offered in the Slicer panel
 
     @property
     def kind(self) -> str:
@@ -135,6 +143,9 @@ class SegmentParameters:
                               "Surface smoothing", range=(0.0, 1.0))
     surfaces: bool = option(True, "build the 3D surfaces (STL and VTP files; in Slicer, closed surfaces and "
                             "model nodes)", "Build 3D surfaces")
+    preview: bool = option(True, "write NAME_preview.png, the planes, cochlear view and 3D view of each ear "
+                           "(matplotlib: seconds per scan); the Slicer module turns it off", "Write a preview image",
+                           panel=False)
 
     @classmethod
     def options(cls) -> Tuple[Option, ...]:
@@ -200,7 +211,8 @@ def _option_of(f) -> Option:
     if choices is not None and not isinstance(choices, Mapping):
         choices = {c: c for c in choices}
     return Option(f.name, f.default, meta.get("help", ""), meta.get("label", f.name), dict(choices) if choices else None,
-                  meta.get("range"), meta.get("flag") or "--" + f.name.replace("_", "-"), meta.get("accepts", ""))
+                  meta.get("range"), meta.get("flag") or "--" + f.name.replace("_", "-"), meta.get("accepts", ""),
+                  meta.get("panel", True))
 
 
 def _in_range(o: Option):

@@ -8,6 +8,7 @@ the defaults are the real writers.
 """
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -53,7 +54,8 @@ def _segment_and_write(path, out_dir, model, params, progress, cancel, writer, s
     result = segment(image, model, params, progress, cancel, surface_builder=surface_builder, source=path)
     result.timings["read"] = result.timings.get("read", 0.0) + seconds
     if writer is None:
-        from .outputs.write import write_outputs as writer
+        from .outputs.write import formats_for, write_outputs
+        writer = partial(write_outputs, formats=formats_for(params))  # no preview when params.preview is off
     outputs = writer(result, out_dir, case_name(path), image)
     return result, [Path(p) for p in outputs]
 
@@ -64,7 +66,8 @@ def segment_file(path, out_dir, model=None, params: Optional[SegmentParameters] 
                  ) -> SegmentationResult:
     """Read a scan (file or DICOM folder), segment it, and write its outputs into ``out_dir/<case>/``.
 
-    writer(result, out_dir, name, input_image) -> [paths] defaults to ``write.write_outputs``.
+    writer(result, out_dir, name, input_image) -> [paths] defaults to ``write.write_outputs`` (with
+    ``write.formats_for(params)``: no preview when ``params.preview`` is off).
     """
     return _segment_and_write(path, out_dir, model, params, progress, cancel, writer, surface_builder)[0]
 

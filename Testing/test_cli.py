@@ -74,12 +74,13 @@ def test_batch_with_a_bad_file_exits_nonzero_and_does_the_others(tmp_path, tiny_
     write_scan(scans / "good2.nii.gz")
 
     status = cli.main(["segment", str(scans), "-o", str(tmp_path / "out"), "--model", str(tiny_model_path),
-                       "--no-surfaces"])
+                       "--no-surfaces", "--no-preview"])
 
     assert status == 1
     for name in ("good1", "good2"):
         assert (tmp_path / "out" / name / f"{name}.seg.nrrd").is_file()
-        assert not list((tmp_path / "out" / name).glob("*.stl"))
+        assert (tmp_path / "out" / name / f"{name}_measures.mrk.json").is_file()
+        assert not list((tmp_path / "out" / name).glob("*.stl")) and not list((tmp_path / "out" / name).glob("*.png"))
     assert not (tmp_path / "out" / "broken").exists()
     out = capsys.readouterr().out
     broken_line = next(line for line in out.splitlines() if line.startswith("broken"))

@@ -560,6 +560,10 @@ def test_out_of_process_run_with_the_real_pipeline(scene, tmp_path, tiny_model_p
     stats = json.loads((tmp_path / "out" / "CT 1_2_ ear" / "CT 1_2_ ear_stats.json").read_text())["stats"]
     assert outputs.tableNode.GetNumberOfRows() == len(stats) > 0
     assert not list((tmp_path / "out" / "CT 1_2_ ear").glob("*.stl"))  # Slicer builds its own surfaces
+    assert not list((tmp_path / "out" / "CT 1_2_ ear").glob("*_preview.png"))  # which the panel never shows
+    values, markups = G.read_measures(tmp_path / "out" / "CT 1_2_ ear")  # the panel's measures, as the process wrote
+    table = G.add_measures(logic, segNode, values, markups)
+    assert table.GetTable().GetNumberOfRows() == len({key for ear in values.values() for key in ear})
 
 
 # --- first-use installation --------------------------------------------------------------------

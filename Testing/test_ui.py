@@ -113,8 +113,11 @@ class Recorded:
 def test_options_come_from_the_declaration(panel):
     """One widget and one parameter-node field per option, with its name, default, choices or range, help."""
     node = P.withOptions(type("Fields", (), {"__annotations__": {"inputVolume": object}}), Recorded, Recorded)
-    assert list(node.__annotations__) == ["inputVolume"] + [o.name for o in SegmentParameters.options()]
-    for o in SegmentParameters.options():
+    offered = [o for o in SegmentParameters.options() if o.panel]
+    assert list(node.__annotations__) == ["inputVolume"] + [o.name for o in offered] and len(offered) > 1
+    assert [o.name for o in SegmentParameters.options() if not o.panel] == ["preview"]  # no widget, no field
+    assert panel.findChild(QtWidgets.QWidget, P.widgetName("preview")) is None
+    for o in offered:
         widget = panel.findChild(QtWidgets.QWidget, P.widgetName(o.name))
         assert widget.property("SlicerParameterName") == o.name and o.help[1:] in widget.toolTip()
         assert getattr(node, o.name) == o.word(o.default)
@@ -128,7 +131,7 @@ def test_options_come_from_the_declaration(panel):
         else:
             assert kind is bool and widget.isChecked() is o.default and widget.text() == o.label
     values = {"cpu_bf16": "fp32", "modality": "CT", "smoothing": 0.2, "tta": False}
-    filled = type("Node", (), {**{o.name: o.word(o.default) for o in SegmentParameters.options()}, **values})()
+    filled = type("Node", (), {**{o.name: o.word(o.default) for o in offered}, **values})()
     assert P.segmentParameters(filled) == SegmentParameters(cpu_bf16=False, modality="ct", smoothing=0.2, tta=False)
 
 
@@ -263,7 +266,7 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     assert widget.segmentParameters().cpu_bf16 is None   # auto by default: bf16 where native
     widget._parameterNode.cpu_bf16 = "fp32"
     assert widget.segmentParameters().cpu_bf16 is False  # fp32 forced
-    assert all(hasattr(ui, P.widgetName(o.name)) for o in SegmentParameters.options())  # bound by connectGui
+    assert all(hasattr(ui, P.widgetName(o.name)) for o in P.OPTIONS)  # bound by connectGui
     ui.modelPathLineEdit.currentPath = str(tiny_model_path)
     widget.updateGUI()
     assert ui.applyButton.enabled
@@ -274,8 +277,10 @@ def check_widget_flow(widget, ui, errors, scene, monkeypatch, tiny_model_path):
     widget.onApplyButton()  # Apply: the command line runs, the button becomes Cancel
     folder = widget.jobFolder
     assert widget.running() and ui.applyButton.text == "Cancel" and not ui.inputsCollapsibleButton.enabled
-    # the command line gets the flags of the panel's options (its own surfaces off: Slicer builds them)
-    expected = SegmentParameters(device="cpu", cpu_bf16=False, surfaces=False).asArgList()
+    # the command line gets the flags of the panel's options (its own surfaces off: Slicer builds them; no
+    # preview: the panel never shows it)
+    expected = SegmentParameters(device="cpu", cpu_bf16=False, surfaces=False, preview=False).asArgList()
+    assert "--no-preview" in expected
     assert " ".join(expected) in " ".join(widget.job.command)
     widget.onApplyButton()  # Cancel: process killed, temporary files gone, scene unchanged
     assert widget.job.state == "cancelled" and ui.applyButton.text == "Apply"

@@ -273,7 +273,8 @@ def case_name(inputPath) -> str:
 def read_case_folder(folder) -> SegmentationResult:
     """The result ``innerear-seg segment`` wrote into ``folder`` (``OUT/<name>/``): the labels, the
     sides from the ``.seg.nrrd`` label values (right 1-3, left 4-6; all 0 when the sides were not
-    split: statistics rows of side ``both`` only), the statistics, warnings and model name."""
+    split: statistics rows of side ``both`` only), the statistics, warnings (and why the planning
+    measures failed, if they did) and model name. The measures themselves: ``read_measures``."""
     from InnerEarSegLib.outputs.write import SEG_LABEL_OFFSET
     folder = Path(folder)
     name = folder.name
@@ -286,8 +287,10 @@ def read_case_folder(folder) -> SegmentationResult:
     codes = np.where(seg > SEG_LABEL_OFFSET["left"], 2, np.where(seg > 0, 1, 0)) if split else np.zeros_like(seg)
     sides = sitk.GetImageFromArray(codes.astype(np.uint8))
     sides.CopyInformation(labels)
+    failed = info.get("measures", {}).get("error")  # the planning measures failed (``read_measures``)
     return SegmentationResult(labels=labels, sides=sides, stats=info.get("stats", []),
-                              warnings=info.get("warnings", []), model_name=info.get("model") or "")
+                              warnings=info.get("warnings", []) + ([f"planning measures {failed}"] if failed else []),
+                              model_name=info.get("model") or "")
 
 
 # --- the logic ------------------------------------------------------------------------------
@@ -299,9 +302,10 @@ def _default_segmenter(*args, **kwargs):
 
 def library_parameters(parameters):
     """The parameters the library gets from Slicer: the same, but no surfaces of its own (Slicer
-    builds them from the segmentation, with the same ``smoothing``)."""
+    builds them from the segmentation, with the same ``smoothing``) and no preview PNG (the panel
+    never shows it; rendering it costs seconds per scan)."""
     if dataclasses.is_dataclass(parameters) and hasattr(parameters, "surfaces"):
-        return dataclasses.replace(parameters, surfaces=False)
+        return dataclasses.replace(parameters, surfaces=False, preview=False)
     return parameters
 
 
@@ -526,14 +530,14 @@ class InnerEarSegLogic:
         """Segment one scan file into ``outputFolder/<name>/`` as the command line does; its
         ``CaseReport``, whose error names the file and the cause (Cancel still stops)."""
         from InnerEarSegLib.core.read import case_name, read_image
-        from InnerEarSegLib.outputs.write import write_outputs
+        from InnerEarSegLib.outputs.write import formats_for, write_outputs
         from InnerEarSegLib.pipeline import CaseReport
         name, start = case_name(path), time.perf_counter()
         try:
             image = read_image(path)
             result = self.segmenter(image, model=model, params=parameters, progress=progress, cancel=cancel,
                                     source=str(path))
-            outputs = write_outputs(result, outputFolder, name, image)
+            outputs = write_outputs(result, outputFolder, name, image, formats_for(parameters))
             report = CaseReport(str(path), name, True, "", outputs, 0.0, result.stats, result.warnings)
         except Cancelled:
             raise
@@ -550,32 +554,51 @@ MARKUP_CLASSES = {"Fiducial": "vtkMRMLMarkupsFiducialNode", "Line": "vtkMRMLMark
                   "Curve": "vtkMRMLMarkupsCurveNode"}
 
 
-def measures_rows(per_side: dict) -> List[dict]:
-    """One row per measure: its name and unit, then per ear the value and its status."""
+def measures_rows(values_per_side: dict) -> List[dict]:
+    """One row per measure: its name and unit, then per ear the value and its status.
+    values_per_side: side -> {measure: {value, unit, status}} (``read_measures``, ``result_measures``)."""
     rows = {}
-    for side, ear in per_side.items():
-        for key, m in ear["values"].items():
+    for side, values in values_per_side.items():
+        for key, m in values.items():
             row = rows.setdefault(key, {"measure": key, "unit": m["unit"]})
             row[side], row[f"{side} status"] = m["value"], m["status"]
     return list(rows.values())
 
 
-def add_measures(logic, result: SegmentationResult, segNode):
-    """Measure every ear of ``result`` and add a table of the measures and the landmarks, the A and
-    B lines, the modiolar axis and the lateral wall as locked markups; replaces what an earlier run
-    added for ``segNode``. Returns the table node."""
+def read_measures(folder):
+    """(values per side, markups document) that ``innerear-seg segment`` measured into ``folder``:
+    the ``values`` of each ear in the ``measures`` block of ``NAME_stats.json`` and the document of
+    ``NAME_measures.mrk.json`` (``planning.markups_document``). Measures that failed there give
+    no values and no markups (``read_case_folder`` adds why to the warnings)."""
+    folder = Path(folder)
+    block = json.loads((folder / f"{folder.name}_stats.json").read_text()).get("measures", {})
+    markups = json.loads((folder / f"{folder.name}_measures.mrk.json").read_text())
+    return {side: ear["values"] for side, ear in block.get("ears", {}).items()}, markups
+
+
+def result_measures(result: SegmentationResult):
+    """(values per side, markups document) of ``result``, measured here (the in-process path;
+    ``read_measures`` reads what the command line measured)."""
     from InnerEarSegLib.outputs import planning
+    per_side = planning.measures_for_result(result)
+    return {side: ear["values"] for side, ear in per_side.items()}, planning.markups_document(per_side)
+
+
+def add_measures(logic, segNode, values_per_side: dict, markups_doc: dict):
+    """Add a table of the measures (``measures_rows``) and the markups of ``markups_doc`` (the
+    landmarks, the A and B lines, the modiolar axis and the lateral wall; LPS in the document, RAS
+    in the scene) as locked markups; replaces what an earlier run added for ``segNode``. Returns the
+    table node. ``read_measures`` or ``result_measures`` give the two."""
     scene = logic.scene
     for n in reversed(range(segNode.GetNumberOfNodeReferences(MEASURES_ROLE))):
         old = segNode.GetNthNodeReference(MEASURES_ROLE, n)
         if old is not None:
             logic.removeNode(old)
     segNode.RemoveNodeReferenceIDs(MEASURES_ROLE)
-    per_side = planning.measures_for_result(result)
     table = scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(f"{segNode.GetName()} measures"))
-    fill_table(table, measures_rows(per_side))
+    fill_table(table, measures_rows(values_per_side))
     segNode.AddNodeReferenceID(MEASURES_ROLE, table.GetID())
-    for markup in planning.markups_document(per_side)["markups"]:
+    for markup in markups_doc["markups"]:
         node = scene.AddNewNodeByClass(MARKUP_CLASSES[markup["type"]], markup["name"])
         for point in markup["controlPoints"]:
             x, y, z = point["position"]   # LPS in the file, RAS in the scene

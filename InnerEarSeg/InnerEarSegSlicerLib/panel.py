@@ -5,6 +5,8 @@ dashes for underscores, the command-line flag), holding what the command line sh
 of a choice (``cpu_bf16``: auto, bf16 or fp32), the number of a range, on or off. The option
 widgets are made here too, one per option with its label, help, choices or range, bound to the
 parameter node by name; the .ui only gives them their place (the Options section's form layout).
+Options declared ``panel=False`` (``preview``: the panel never shows the PNG) get neither a field
+nor a widget and keep their defaults; ``logic.library_parameters`` decides them for Slicer.
 
 No Qt or slicer import: the widget classes and Slicer's ``Choice`` / ``WithinRange`` annotations
 are passed in, so the same code builds the panel in Slicer and, in the tests, with PySide6.
@@ -13,7 +15,7 @@ from typing import Annotated, Dict
 
 from InnerEarSegLib.parameters import Option, SegmentParameters
 
-OPTIONS = SegmentParameters.options()
+OPTIONS = tuple(o for o in SegmentParameters.options() if o.panel)  # those the panel offers
 PARAMETER_PROPERTY = "SlicerParameterName"  # the dynamic property the parameter node binds widgets by
 RANGE_STEPS = 20  # a range option's slider moves in twentieths of its range
 

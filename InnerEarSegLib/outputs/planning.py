@@ -604,11 +604,11 @@ def output_names(name: str) -> List[str]:
     return [f"{name}_measures.csv", f"{name}_measures.mrk.json"]
 
 
-def output_jobs(result, name: str, stats_doc: dict) -> list:
-    """Measure every ear of ``result``, put the ``measures`` block into ``stats_doc`` and return
-    the (file name, writer) jobs of ``NAME_measures.csv`` and ``NAME_measures.mrk.json``.
+def measure_into(result, stats_doc: dict) -> Dict[str, dict]:
+    """Measure every ear of ``result`` (``measures_for_result``), put the ``measures`` block into
+    ``stats_doc`` and return the measures per side, for ``output_jobs`` and the preview.
 
-    A failure inside the measures is recorded in the block (and the files stay empty) instead of
+    A failure inside the measures is recorded in the block (and the measures are ``{}``) instead of
     failing the case: the segmentation's own files matter more than its planning measures.
     """
     try:
@@ -617,5 +617,11 @@ def output_jobs(result, name: str, stats_doc: dict) -> list:
     except Exception as e:  # noqa: BLE001 - reported in the output, never silently
         per_side = {}
         stats_doc["measures"] = {"error": f"not computed: {type(e).__name__}: {e}", "ears": {}}
+    return per_side
+
+
+def output_jobs(per_side: Dict[str, dict], name: str) -> list:
+    """The (file name, writer) jobs of ``NAME_measures.csv`` and ``NAME_measures.mrk.json`` (empty
+    when the measures failed: ``measure_into``)."""
     return [(f"{name}_measures.csv", lambda p: write_csv(p, per_side)),
             (f"{name}_measures.mrk.json", lambda p: write_markups(p, per_side))]

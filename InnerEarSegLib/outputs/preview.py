@@ -144,39 +144,36 @@ def draw_cochlear_view(ax, input_image, labels, ear: dict, spacing: float) -> No
     ax.set_ylim(extent[2], extent[3])
 
 
-def render_preview(input_image, result, path) -> Path:
-    """Draw the preview of ``result`` (over ``input_image`` when given) into the PNG ``path``."""
+def render_preview(input_image, result, path, measures=None) -> Path:
+    """Draw the preview of ``result`` (over ``input_image`` when given) into the PNG ``path``;
+    ``measures`` as in ``preview_figure``."""
+    preview_figure(input_image, result, measures).savefig(path, format="png", dpi="figure")
+    return Path(path)
+
+
+def preview_figure(input_image, result, measures=None) -> Figure:
+    """The preview of ``result``: a row per ear, or the scan saying that no inner ear was found.
+
+    measures: the ears' planning measures (``planning.measures_for_result``, as the writer has
+    them: ``planning.measure_into``), drawn in the cochlear views; None: measured here. A failure
+    in measuring leaves the cochlear views saying so; the preview is still drawn."""
     centres = ear_centres(result)
     spacing = float(np.clip(min(result.labels.GetSpacing()), 0.15, 0.5))
     title = (f"{Path(result.source).name if result.source else 'InnerEarSeg'}: radiological convention "
              "(patient right on image left), LPS-aligned planes")
     if not centres:
-        fig = Figure(figsize=(6, 6))
-        ax = fig.add_subplot(1, 1, 1)
-        if input_image is not None:
-            lo, hi = grid.physical_bounds(input_image)
-            field = float(min(np.max(hi - lo), 200.0))
-            step = max(field / 256, spacing)
-            ref = grid.canonical_reference((lo + hi) / 2, [int(field / step) + 1] * 2 + [1], step)
-            pixels = sitk.GetArrayFromImage(grid.resample(input_image, ref))[0]
-            ax.imshow(pixels, cmap="gray")
-        ax.text(0.5, 0.5, "no inner ear found", color="red", fontsize=16, ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_axis_off()
-        fig.suptitle(title, fontsize=9)
-        fig.savefig(path, format="png", dpi=100)
-        return Path(path)
-
+        return nothing_found_figure(input_image, spacing, title)
     surfaces = result.surfaces
     if not surfaces:
         from .surface import build_surfaces
         surfaces = build_surfaces(result.labels, result.sides, 0.5)
-    from .planning import measures_for_result
-    try:
-        measures = measures_for_result(result)
-    except Exception:  # noqa: BLE001 - the measures report their own failure in the stats; the preview goes on
-        measures = {}
-    fig = Figure(figsize=(16, 3.4 * len(centres)))
+    if measures is None:
+        from .planning import measures_for_result
+        try:
+            measures = measures_for_result(result)
+        except Exception:  # noqa: BLE001 - the measures report their own failure in the stats; the preview goes on
+            measures = {}
+    fig = Figure(figsize=(16, 3.4 * len(centres)), dpi=90)
     for row, (side, centre) in enumerate(centres.items()):
         draw_cochlear_view(fig.add_subplot(len(centres), 5, 5 * row + 5), input_image, result.labels,
                            measures.get(side, {}), spacing)
@@ -190,5 +187,22 @@ def render_preview(input_image, result, path) -> Path:
     fig.legend(handles=[Patch(color=s.color, label=s.name) for s in L.STRUCTURES], loc="lower center",
                ncol=len(L.STRUCTURES), fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.savefig(path, format="png", dpi=90)
-    return Path(path)
+    return fig
+
+
+def nothing_found_figure(input_image, spacing: float, title: str) -> Figure:
+    """The scan (when given) with "no inner ear found" across it."""
+    fig = Figure(figsize=(6, 6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    if input_image is not None:
+        lo, hi = grid.physical_bounds(input_image)
+        field = float(min(np.max(hi - lo), 200.0))
+        step = max(field / 256, spacing)
+        ref = grid.canonical_reference((lo + hi) / 2, [int(field / step) + 1] * 2 + [1], step)
+        pixels = sitk.GetArrayFromImage(grid.resample(input_image, ref))[0]
+        ax.imshow(pixels, cmap="gray")
+    ax.text(0.5, 0.5, "no inner ear found", color="red", fontsize=16, ha="center", va="center",
+            transform=ax.transAxes)
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    return fig

@@ -7,7 +7,8 @@ Files (``NAME`` is the case name):
   ``NAME_stats.json/.csv``   the statistics rows; the JSON adds input, model, timings, warnings.
   ``NAME_<structure>_<side>.stl/.vtp``  surfaces in LPS mm (as Slicer writes STL by default; the
                              files say ``SPACE=LPS`` the way Slicer marks it, so Slicer loads them in place).
-  ``NAME_preview.png``       orthogonal planes and a 3D view of each ear.
+  ``NAME_preview.png``       orthogonal planes, the cochlear view and a 3D view of each ear; not
+                             written when the run's ``preview`` option is off (``formats_for``).
   ``NAME.seg.dcm``           DICOM Segmentation referencing the source series, for DICOM-series
                              inputs only (``dicom_seg``).
 
@@ -55,6 +56,11 @@ ALL_SIDES = L.SIDES + ("both",)  # "both": sides not split (the pipeline's split
 def seg_label_value(structure_key: str, side: str) -> int:
     """Label value of a structure and side in ``NAME.seg.nrrd`` (right 1-3, left 4-6, both 1-3)."""
     return L.BY_KEY[structure_key].value + SEG_LABEL_OFFSET[side]
+
+
+def formats_for(params) -> tuple:
+    """The formats a run writes: all, but the preview only when ``params.preview`` is on (None: the defaults)."""
+    return tuple(f for f in FORMATS if f != "preview" or params is None or params.preview)
 
 
 def output_names(name: str) -> List[str]:
@@ -387,10 +393,12 @@ def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
         jobs.append((f"{name}.seg.nrrd", lambda p: write_seg_nrrd(p, labels, result.sides, present)))
     if "labels" in formats:
         jobs.append((f"{name}_labels.nii.gz", lambda p: write_nifti(p, labels)))
+    measures = None  # measured once, for the stats, the measures files and the preview
     if "json" in formats:
         doc = stats_document(result, name, labels, present)
         jobs.append((f"{name}_stats.json", lambda p: p.write_text(json.dumps(doc, indent=2))))
-        jobs += planning.output_jobs(result, name, doc)  # surgical-planning measures, markups
+        measures = planning.measure_into(result, doc)
+        jobs += planning.output_jobs(measures, name)  # surgical-planning measures, markups
     if "csv" in formats:
         jobs.append((f"{name}_stats.csv", lambda p: write_csv(p, result.stats)))
     for seg_id, poly in result.surfaces.items():
@@ -404,5 +412,5 @@ def _jobs(result, name: str, labels: sitk.Image, input_image, formats):
         jobs.append((f"{name}{dicom_seg.SUFFIX}", lambda p: seg_dcm.save_as(str(p))))
     if "preview" in formats:
         from .preview import render_preview
-        jobs.append((f"{name}_preview.png", lambda p: render_preview(input_image, result, p)))
+        jobs.append((f"{name}_preview.png", lambda p: render_preview(input_image, result, p, measures)))
     return jobs

@@ -185,6 +185,18 @@ def labels_image(helix_voxels, canal_voxels, spacing=SPACING):
     return image
 
 
+@pytest.fixture
+def left_ear(helix):
+    """(labels, result): the spiral and three canal arcs, all labelled left."""
+    from InnerEarSegLib.core.result import SegmentationResult
+    voxels, _ = helix
+    canals, _ = three_canals()
+    labels = labels_image(voxels, canals + [0, 12.0, 0])
+    sides = sitk.Cast(labels > 0, sitk.sitkUInt8) * 2
+    sides.CopyInformation(labels)
+    return labels, SegmentationResult(labels=labels, sides=sides)
+
+
 def test_outputs_csv_json_and_markups(helix, tmp_path):
     from InnerEarSegLib.core.result import SegmentationResult
     from InnerEarSegLib.outputs.write import write_outputs
@@ -243,7 +255,7 @@ def test_markups_load_in_slicer_core(helix_measures, tmp_path):
 def test_preview_cochlear_view_draws_a_and_b(helix, tmp_path):
     from matplotlib.figure import Figure
     from InnerEarSegLib.core.result import SegmentationResult
-    from InnerEarSegLib.outputs.preview import draw_cochlear_view, render_preview
+    from InnerEarSegLib.outputs.preview import draw_cochlear_view, preview_figure, render_preview
     voxels, _ = helix
     canals, _ = three_canals()
     labels = labels_image(voxels, canals + [0, 12.0, 0])
@@ -259,27 +271,40 @@ def test_preview_cochlear_view_draws_a_and_b(helix, tmp_path):
     draw_cochlear_view(missing, labels, labels, P.ear_measures({}, (0.15,) * 3, False), 0.1)
     assert "no cochlea labelled" in missing.texts[0].get_text()
     assert render_preview(labels, result, tmp_path / "p.png").stat().st_size > 10000
+    given = dict(ear, values={**ear["values"], "A_mm": dict(ear["values"]["A_mm"], value=42.0)})
+    figure = preview_figure(labels, result, {"both": given})   # drawn as given, not measured again
+    assert "A 42.0 mm" in {line.get_label() for ax in figure.axes for line in ax.get_lines()}
 
 
-def test_slicer_logic_adds_measures_table_and_markups(helix):
-    """The module's logic (real MRML, no Qt): a measures table with one column per ear and the
-    markups in RAS; a second run replaces the first run's nodes."""
+def test_the_writer_measures_once_for_the_stats_the_files_and_the_preview(left_ear, tmp_path, monkeypatch):
+    from InnerEarSegLib.outputs.write import write_outputs
+    labels, result = left_ear
+    calls, measure = [], P.measures_for_result
+    monkeypatch.setattr(P, "measures_for_result", lambda r: calls.append(r is result) or measure(r))
+    write_outputs(result, tmp_path, "case", labels, formats=("json", "preview"))
+    assert calls == [True] and (tmp_path / "case" / "case_preview.png").stat().st_size > 10000
+
+
+def slicer_logic():
+    """(slicer, the module's logic), or the test skipped without slicer-core."""
     slicer = pytest.importorskip("slicer")
     import sys
     from pathlib import Path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "InnerEarSeg"))
     from InnerEarSegSlicerLib import logic as G
-    from InnerEarSegLib.core.result import SegmentationResult
-    voxels, _ = helix
-    canals, _ = three_canals()
-    labels = labels_image(voxels, canals + [0, 12.0, 0])
-    sides = sitk.Cast(labels > 0, sitk.sitkUInt8) * 2
-    sides.CopyInformation(labels)
-    result = SegmentationResult(labels=labels, sides=sides)
+    return slicer, G
+
+
+def test_slicer_logic_adds_measures_table_and_markups(left_ear):
+    """The module's logic (real MRML, no Qt): a measures table with one column per ear and the
+    markups in RAS; a second run replaces the first run's nodes."""
+    slicer, G = slicer_logic()
+    labels, result = left_ear
     scene = slicer.vtkMRMLScene()
     logic = G.InnerEarSegLogic(scene, segmenter=lambda *a, **k: result)
     seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "ear")
-    table = G.add_measures(logic, result, seg)
+    measures = G.result_measures(result)
+    table = G.add_measures(logic, seg, *measures)
     t = table.GetTable()
     names = [t.GetValueByName(r, "measure").ToString() for r in range(t.GetNumberOfRows())]
     a_row = names.index("A_mm")
@@ -292,9 +317,35 @@ def test_slicer_logic_adds_measures_table_and_markups(helix):
     assert a_line.GetLocked()
     count = scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode")
     assert count >= 4
-    G.add_measures(logic, result, seg)   # again: replaced, not added
+    G.add_measures(logic, seg, *measures)   # again: replaced, not added
     assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == count
     assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1
+
+
+def test_slicer_reads_the_measures_the_command_line_wrote(left_ear, tmp_path):
+    """The panel's path: the table and markups come from the case folder the writer filled, not
+    from measuring again (a value changed in the file is what the table shows)."""
+    from InnerEarSegLib.outputs.write import write_outputs
+    slicer, G = slicer_logic()
+    labels, result = left_ear
+    write_outputs(result, tmp_path, "case", labels, formats=("seg", "labels", "json"))
+    folder, stats_path = tmp_path / "case", tmp_path / "case" / "case_stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats["measures"]["ears"]["left"]["values"]["A_mm"]["value"] = 42.0
+    stats_path.write_text(json.dumps(stats))
+    values, markups = G.read_measures(folder)
+    assert markups == json.loads((folder / "case_measures.mrk.json").read_text())
+    scene = slicer.vtkMRMLScene()
+    table = G.add_measures(G.InnerEarSegLogic(scene), scene.AddNewNodeByClass("vtkMRMLSegmentationNode"),
+                           values, markups)
+    rows = {row["measure"]: row for row in G.table_rows(table)}
+    assert rows["A_mm"]["left"] == 42.0 and rows["turns"]["left status"] == stats["measures"]["ears"]["left"][
+        "values"]["turns"]["status"]
+    assert scene.GetNumberOfNodesByClass("vtkMRMLMarkupsNode") == len(markups["markups"]) >= 4
+    stats["measures"] = {"error": "not computed: ValueError: broken", "ears": {}}   # failed in the command line
+    stats_path.write_text(json.dumps(stats))
+    assert G.read_measures(folder)[0] == {}
+    assert "planning measures not computed: ValueError: broken" in G.read_case_folder(folder).warnings
 
 
 def test_canals_in_one_plane_are_not_three_canals():
