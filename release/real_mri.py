@@ -1,6 +1,6 @@
 """The real T2 MRI check: segment the IE-Vnet sample crop and score it against a threshold reference.
 
-    python release/real_mri.py [--model MODEL.json] [--preview docs/real_mri_preview.png]
+    python release/real_mri.py [--model MODEL.json] [--preview-png docs/real_mri_preview.png]
 
 Data: ``vol_ie_L.nii.gz`` from the IE-Vnet repository (pydsgz/IEVNet, sample_data; Apache-2.0),
 one left ear, 0.2 mm, no label (``../shared/realdata/mri-ievnet``).
@@ -71,7 +71,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model card (default: the bundled model)")
-    parser.add_argument("--preview", type=Path, help="write a preview PNG of the result here")
+    parser.add_argument("--preview-png", type=Path, help="write a preview PNG of the result here")
     SegmentParameters.add_arguments(parser)   # the product's options (--no-tta, --no-tta-turns, ...)
     args = parser.parse_args(argv)
     image = sitk.ReadImage(str(SCAN))
@@ -89,11 +89,11 @@ def main(argv=None) -> int:
     print(f"labyrinth DSC {dice(labels > 0, r):.3f}")
     for w in result.warnings:
         print("warning:", w)
-    if args.preview:
+    if args.preview_png:
         from InnerEarSegLib.outputs.preview import render_preview
-        args.preview.parent.mkdir(parents=True, exist_ok=True)
-        render_preview(image, result, args.preview)
-        print("preview:", args.preview)
+        args.preview_png.parent.mkdir(parents=True, exist_ok=True)
+        render_preview(image, result, args.preview_png)
+        print("preview:", args.preview_png)
     return 0
 
 

@@ -130,5 +130,5 @@ bundle_split() { .venv/bin/python release/make_default_model.py --segmenter runs
 bundle_split
 bash release/evaluate_default_model.sh
 python release/real_eval.py --csv runs/final_real.csv
-python release/real_mri.py --preview docs/real_mri_preview.png
+python release/real_mri.py --preview-png docs/real_mri_preview.png
 bundle_split --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
