@@ -49,11 +49,11 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         model = model if isinstance(model, LoadedModel) else load_model(model, device)
         infer.configure_threads()
         run = partial(infer.predict_probabilities, device=device, cpu_bf16=params.cpu_bf16)
-        regions = RegionPredictor(image, model, predictor or partial(run, tta=params.tta, turns=params.tta_turns),
-                                  stage.progress, cancel)
 
         stage("preprocess")
         modality = preprocess.checked_modality(image, model, params.modality, source, stage.progress)
+        regions = RegionPredictor(image, model, predictor or partial(run, tta=params.tta, turns=params.tta_turns),
+                                  stage.progress, cancel, modality)
 
         stage("localize")
         center = params.roi == "center"  # the fixed centre crop: nothing to locate

@@ -376,6 +376,25 @@ def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypa
     assert (sitk.GetArrayViewFromImage(weighted.labels) == 3).sum() > 100
 
 
+def test_class_weights_of_the_scans_modality_win(volume, tiny_model, monkeypatch):
+    image, _ = small_scan(volume)
+
+    def even_canals(net, array, roi):   # the blob at 0.5 canal, 0.5 background
+        out = np.zeros((4,) + array.shape, np.float32)
+        out[3] = 0.5 * (array > 0.5)
+        out[0] = 1.0 - out[3]
+        return out
+
+    monkeypatch.setitem(tiny_model.card, "postprocessing", {"class_weights": [1.0, 1.0, 1.0, 2.0],
+                                                            "class_weights_by_modality": {"ct": [3.0, 1.0, 1.0, 2.0]}})
+    found = {}
+    for modality in ("mr", "ct"):
+        params = SegmentParameters(surfaces=False, fluid_check=False, modality=modality)
+        found[modality] = (sitk.GetArrayViewFromImage(segment(image, tiny_model, params,
+                                                              predictor=even_canals).labels) == 3).sum()
+    assert found["mr"] > 100 and found["ct"] == 0
+
+
 def test_inside_mask_follows_the_scans_field_of_view_for_any_direction():
     from InnerEarSegLib.core.grid import inside_mask
     image = sitk.Image([30, 20, 12], sitk.sitkUInt8)

@@ -166,6 +166,9 @@ def main(argv=None):
     ap.add_argument("--class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
                     help="postprocessing.class_weights: segmenter probabilities times these before the argmax "
                          "(postprocess.reweight; choose on the validation set)")
+    ap.add_argument("--ct-class-weights", type=float, nargs=4, metavar=("BG", "COCHLEA", "VESTIBULE", "CANALS"),
+                    help="postprocessing.class_weights_by_modality.ct: the class weights for CT scans "
+                         "(choose on the real CT training ears: release/calibrate_background.py)")
     ap.add_argument("--window", type=int, nargs=3, metavar=("Z", "Y", "X"),
                     help="inference window (card preprocessing.patch_size; default: the segmenter's training patch)")
     ap.add_argument("--region-mm", type=float,
@@ -207,8 +210,11 @@ def main(argv=None):
     card["intended_use"] = INTENDED_USE
     versions = sorted({str(r.get("generator_version")) for r in card["training_runs"] if r.get("generator_version")})
     card["training_data"] = training_data(card, versions)
+    card["postprocessing"] = {}
     if args.class_weights:
-        card["postprocessing"] = {"class_weights": args.class_weights}
+        card["postprocessing"]["class_weights"] = args.class_weights
+    if args.ct_class_weights:
+        card["postprocessing"]["class_weights_by_modality"] = {"ct": args.ct_class_weights}
     card["limitations"] = [text.format(spacing=spacing) for text in LIMITATIONS]
     card["reproduce"] = "bash release/train_default_model.sh"
     card["codes"] = {"inner_ear": ["SCT", "22945000", "Inner ear"], "left": ["SCT", "7771000", "Left"],

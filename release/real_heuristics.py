@@ -22,31 +22,30 @@ from InnerEarSegLib.inference import postprocess
 from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.pipeline import SegmentParameters, segment
 
-# name -> (SegmentParameters overrides, postprocess constants to set, card class weights: None keeps the card's)
+# name -> (SegmentParameters overrides, postprocess constants to set, card postprocessing entries to set)
 RULES = {
-    "defaults": ({}, {}, None),
-    "no_tta": ({"tta": False}, {}, None),
-    "no_tta_turns": ({"tta_turns": False}, {}, None),
-    "no_fluid_check": ({"fluid_check": False}, {}, None),
-    "fluid_check": ({"fluid_check": True}, {}, None),
-    "no_keep_labyrinth": ({"keep_largest": False}, {}, None),
-    "largest_piece_only": ({}, {"NEAR_MM": 0.0}, None),
-    "near_5mm": ({}, {"NEAR_MM": 5.0}, None),
-    "near_any_size": ({}, {"NEAR_PIECE_MM3": 0.0}, None),
-    "no_fill_holes": ({"fill_holes": False}, {}, None),
-    "no_small_piece_merge": ({}, {"MIN_PIECE_MM3": {1: 0.0, 2: 0.0, 3: 0.0}}, None),
-    "no_class_weights": ({}, {}, [1.0, 1.0, 1.0, 1.0]),
-    "canal_weight_2": ({}, {}, [1.0, 1.0, 1.0, 2.0]),
+    "defaults": ({}, {}, {}),
+    "no_tta": ({"tta": False}, {}, {}),
+    "no_tta_turns": ({"tta_turns": False}, {}, {}),
+    "no_fluid_check": ({"fluid_check": False}, {}, {}),
+    "fluid_check": ({"fluid_check": True}, {}, {}),
+    "no_keep_labyrinth": ({"keep_largest": False}, {}, {}),
+    "largest_piece_only": ({}, {"NEAR_MM": 0.0}, {}),
+    "near_5mm": ({}, {"NEAR_MM": 5.0}, {}),
+    "near_any_size": ({}, {"NEAR_PIECE_MM3": 0.0}, {}),
+    "no_fill_holes": ({"fill_holes": False}, {}, {}),
+    "no_small_piece_merge": ({}, {"MIN_PIECE_MM3": {1: 0.0, 2: 0.0, 3: 0.0}}, {}),
+    "no_class_weights": ({}, {}, {"class_weights": [1.0, 1.0, 1.0, 1.0], "class_weights_by_modality": {}}),
+    "no_ct_weights": ({}, {}, {"class_weights_by_modality": {}}),
 }
 
 
 def run_rule(name, model, cases):
-    overrides, constants, class_weights = RULES[name]
+    overrides, constants, post = RULES[name]
     saved = {k: getattr(postprocess, k) for k in constants}
     for k, v in constants.items():
         setattr(postprocess, k, v)
-    if class_weights is not None:
-        model.card["postprocessing"] = {"class_weights": class_weights}
+    model.card["postprocessing"] = dict(model.card.get("postprocessing", {}), **post)
     try:
         params = SegmentParameters(surfaces=False, **overrides)
         ct = {"native": [], "clinical": []}

@@ -37,6 +37,11 @@ def reweight(probabilities: np.ndarray, weights: Optional[Sequence[float]]) -> n
     cochlea and vestibule come out unbiased. A weight above 1 for a class lowers the share at
     which it wins the argmax (1 / (1 + w) against one other class). A model card sets it
     (``postprocessing.class_weights``), chosen on the validation set, never the test set.
+    A card can set other weights per modality (``class_weights_by_modality``): on real CT the
+    real-CT segmenter paints the labyrinth's wall about one CT voxel too far out on every ear
+    (predicted / micro-CT volume 1.09-1.17 on the eight training ears), and a background weight
+    of 2 chosen on those ears (``release/calibrate_background.py``; docs/real_data.md) moves it
+    back; the real MRI would lose a third of its volume with it, so it holds for CT only.
     """
     if weights is None:
         return probabilities

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 
 from ..core import grid
 from ..core.progress import CancelFlag, ProgressCallback, no_progress
-from ..model.model_card import LoadedModel
+from ..model.model_card import LoadedModel, class_weights
 from . import postprocess, preprocess
 
 # predictor(net, array (z, y, x), roi_size) -> class probabilities (C, z, y, x)
@@ -24,14 +24,15 @@ Predictor = Callable[[object, np.ndarray, Tuple[int, ...]], np.ndarray]
 
 class RegionPredictor:
     """Segmenter probabilities on region grids of ``image``, with ``progress`` reported and
-    ``cancel`` checked before each ear region."""
+    ``cancel`` checked before each ear region; the card's class weights for ``modality``."""
 
     def __init__(self, image: sitk.Image, model: LoadedModel, predictor: Predictor,
-                 progress: ProgressCallback = no_progress, cancel: Optional[CancelFlag] = None):
+                 progress: ProgressCallback = no_progress, cancel: Optional[CancelFlag] = None,
+                 modality: Optional[str] = None):
         self.image, self.model, self.predictor = image, model, predictor
         self.progress, self.cancel = progress, cancel
         self.preprocessing = model.card["preprocessing"]
-        self.class_weights = model.card.get("postprocessing", {}).get("class_weights")
+        self.class_weights = class_weights(model.card, modality)
         self.divisor = model.segmenter.divisor
         self.passes = 0
         self._inputs = {}

@@ -75,12 +75,29 @@ def read_card(path) -> dict:
     post = card.get("postprocessing", {})
     if not isinstance(post, dict):
         raise ModelError(cpath, f"the card's 'postprocessing' entry must be an object, not {post!r}")
-    weights = post.get("class_weights")
+    _check_weights(cpath, "postprocessing.class_weights", post.get("class_weights"))
+    by_modality = post.get("class_weights_by_modality", {})
+    if not isinstance(by_modality, dict):
+        raise ModelError(cpath, f"postprocessing.class_weights_by_modality must be an object (modality -> "
+                                f"weights), not {by_modality!r}")
+    for modality, weights in by_modality.items():
+        _check_weights(cpath, f"postprocessing.class_weights_by_modality.{modality}", weights)
+    return card
+
+
+def _check_weights(cpath: Path, where: str, weights) -> None:
     if weights is not None and not (isinstance(weights, list) and len(weights) == NUM_CLASSES and all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < 100 for w in weights)):
-        raise ModelError(cpath, f"postprocessing.class_weights must be {NUM_CLASSES} numbers between 0 and 100 "
+        raise ModelError(cpath, f"{where} must be {NUM_CLASSES} numbers between 0 and 100 "
                                 f"(one per class, background first), not {weights!r}")
-    return card
+
+
+def class_weights(card: dict, modality: Optional[str] = None) -> Optional[list]:
+    """The segmenter's class weights for a scan of ``modality`` (``postprocess.reweight``): the
+    card's ``postprocessing.class_weights_by_modality[modality]`` where it has one, else
+    ``postprocessing.class_weights``, else None (no reweighting)."""
+    post = card.get("postprocessing", {})
+    return post.get("class_weights_by_modality", {}).get(modality) or post.get("class_weights")
 
 
 def load_model(path=None, device="cpu", require_segmenter: bool = True) -> LoadedModel:

@@ -95,3 +95,24 @@ def test_bad_class_weights_name_the_card(saved, weights):
     card["postprocessing"] = {"class_weights": [1, 1, 1, 1.5]}
     path.write_text(json.dumps(card))
     assert load_model(path).card["postprocessing"]["class_weights"][3] == 1.5
+
+
+def test_class_weights_per_modality_are_checked_and_chosen(saved):
+    from InnerEarSegLib.model.model_card import class_weights
+    path, _ = saved
+    card = json.loads(path.read_text())
+    card["postprocessing"] = {"class_weights": [1, 1, 1, 2], "class_weights_by_modality": {"ct": [1, 1, 2]}}
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"m\.json.*class_weights_by_modality\.ct must be 4 numbers"):
+        load_model(path)
+    card["postprocessing"]["class_weights_by_modality"] = [2, 1, 1, 2]
+    path.write_text(json.dumps(card))
+    with pytest.raises(ModelError, match=r"m\.json.*class_weights_by_modality must be an object"):
+        load_model(path)
+    card["postprocessing"]["class_weights_by_modality"] = {"ct": [2, 1, 1, 2]}
+    path.write_text(json.dumps(card))
+    loaded = load_model(path).card
+    assert class_weights(loaded, "ct") == [2, 1, 1, 2]
+    assert class_weights(loaded, "mr") == [1, 1, 1, 2]
+    assert class_weights(loaded) == [1, 1, 1, 2]
+    assert class_weights({}, "ct") is None
