@@ -28,12 +28,15 @@ LIMITATIONS = [
     "MRI was trained on; MRI comes from synthesis (procedural and real-shape, random contrasts) and was "
     "checked on one real T2 crop (docs/real_data.md). Expect lower accuracy on scanners, protocols and "
     "anatomy unlike these; review every segmentation.",
-    "The real labels split only cochlea from vestibule+canals, by a geometric rule (cochlea DSC 0.84 against "
+    "The real labels split only cochlea from vestibule+canals, by a geometric rule (cochlea DSC 0.87 against "
     "it on the real CT validation ears); the split between vestibule and canals is learned from synthetic "
     "data only (docs/real_data.md).",
     "Synthetic and real anatomy cover normal ears; malformations, implants, motion and post-operative "
     "changes are modelled crudely (labyrinthectomy) or not at all.",
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure.",
+    "On CT the labyrinth's boundary is calibrated to micro-CT references of eight specimens (a background "
+    "weight of 2, chosen on those training ears: release/calibrate_background.py); MRI has no such "
+    "calibration (no labelled real MRI), and its volumes can differ from a threshold outline by 10-20 %.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
     "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. The "
     "optional fluid check (--fluid-check) removes them when they do not look like the cochlea's fluid; it "
