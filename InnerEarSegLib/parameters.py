@@ -134,8 +134,9 @@ class SegmentParameters:
                                 "fragments far from it", "Keep the labyrinth, drop far fragments")
     fill_holes: bool = option(True, "fill holes enclosed in a structure with that structure", "Fill holes")
     fluid_check: bool = option(False, "remove a vestibule and canals that do not look like the cochlea's fluid "
-                               "in a capsule (after a labyrinthectomy; a warning says so); off by default: shown "
-                               "to help on synthetic cases only (docs/real_data.md)",
+                               "in a capsule (after a labyrinthectomy; a warning says so); off by default: it "
+                               "helped on synthetic cases only, and on the real MRI it removed the real vestibule "
+                               "and canals (docs/real_data.md)",
                                "Check that vestibule and canals hold fluid")
     split_sides: bool = option(True, "one segment per structure and side; off: one per structure for both ears",
                                "Split left and right")

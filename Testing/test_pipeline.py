@@ -359,15 +359,19 @@ def test_reweight_moves_the_argmax_and_keeps_a_distribution():
     assert np.allclose(out.sum(0), 1.0) and p[3, 0, 0, 0] == np.float32(0.4)   # input left alone
 
 
-def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypatch):
-    image, _ = small_scan(volume)
-
-    def faint_canals(net, array, roi):   # the blob at 0.4 canal, 0.6 background
+def canal_blob(share):
+    """A predictor that calls the scan's bright blob canal with probability ``share``, else background."""
+    def predictor(net, array, roi):
         out = np.zeros((4,) + array.shape, np.float32)
-        out[3] = 0.4 * (array > 0.5)
+        out[3] = share * (array > 0.5)
         out[0] = 1.0 - out[3]
         return out
+    return predictor
 
+
+def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypatch):
+    image, _ = small_scan(volume)
+    faint_canals = canal_blob(0.4)
     params = SegmentParameters(surfaces=False, fluid_check=False)
     plain = segment(image, tiny_model, params, predictor=faint_canals)
     monkeypatch.setitem(tiny_model.card, "postprocessing", {"class_weights": [1.0, 1.0, 1.0, 2.0]})
@@ -378,13 +382,7 @@ def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypa
 
 def test_class_weights_of_the_scans_modality_win(volume, tiny_model, monkeypatch):
     image, _ = small_scan(volume)
-
-    def even_canals(net, array, roi):   # the blob at 0.5 canal, 0.5 background
-        out = np.zeros((4,) + array.shape, np.float32)
-        out[3] = 0.5 * (array > 0.5)
-        out[0] = 1.0 - out[3]
-        return out
-
+    even_canals = canal_blob(0.5)
     monkeypatch.setitem(tiny_model.card, "postprocessing", {"class_weights": [1.0, 1.0, 1.0, 2.0],
                                                             "class_weights_by_modality": {"ct": [3.0, 1.0, 1.0, 2.0]}})
     found = {}

@@ -40,7 +40,8 @@ LIMITATIONS = [
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
     "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. The "
     "optional fluid check (--fluid-check) removes them when they do not look like the cochlea's fluid; it "
-    "is off by default because it has only been shown to help on synthetic cases (docs/real_data.md).",
+    "is off by default because it has helped on synthetic cases only, and on the real MRI it removes the real "
+    "vestibule and canals (docs/real_data.md).",
     "The segmenter works on a {spacing} mm grid: scans much coarser than that lose the canals.",
 ]
 
