@@ -23,12 +23,9 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 import real_ct  # release/ on PYTHONPATH
+from real_mri import dice
 
 SHELLS = [0, 0.25, 0.5, 1, 2, np.inf]
-
-
-def dice(a, b) -> float:
-    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
 
 def grid_ceiling(label: sitk.Image, spacing: float) -> float:

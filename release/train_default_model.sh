@@ -116,30 +116,28 @@ bundle_real() { .venv/bin/python release/make_default_model.py --segmenter runs/
 bundle_real
 # split labels (docs/real_data.md): the same ears with the cochlea cut from the labyrinth by
 # InnerEarSegLib.training.cochlea_split (runs/real/{train,val}_split), so the real CT teaches the
-# cochlea/rest split too; from the real41 bundle; stopped by hand after about 100 minutes
-.venv/bin/innerear-seg train --stage segmenter --init Resources/Models/InnerEarSeg.json \
-  --data runs/real/train_split --val-data runs/real/val_split --label-kind split \
-  --synthetic-fraction 0.25 --shape-fraction 0.35 --patch-size 80 80 80 --loss dicece \
-  --lr 1e-4 --lr-schedule cosine --epochs 60 --steps-per-epoch 100 --val-samples 2 --patience 0 \
-  --workers 1 --threads 1 --batch 2 --seed 43 --time-limit-min 150 --out runs/real43/model.json
-# the bundle: real43's best epoch, the localiser carried from the real41 bundle (copied aside)
+# cochlea/rest split too
+split_run() {  # run, --init card, lr, epochs, seed, minutes
+  .venv/bin/innerear-seg train --stage segmenter --init "$2" \
+    --data runs/real/train_split --val-data runs/real/val_split --label-kind split \
+    --synthetic-fraction 0.25 --shape-fraction 0.35 --patch-size 80 80 80 --loss dicece \
+    --lr "$3" --lr-schedule cosine --epochs "$4" --steps-per-epoch 100 --val-samples 2 --patience 0 \
+    --workers 1 --threads 1 --batch 2 --seed "$5" --time-limit-min "$6" --out "runs/$1/model.json"; }
+# a bundle: a run's best epoch, the localiser carried from the real41 bundle (copied aside), one
+# 96^3 window per 28.8 mm region, canal weight 2; further make_default_model.py options after the run
+bundle_split() { local run="$1"; shift; .venv/bin/python release/make_default_model.py \
+    --segmenter "runs/$run/model.json" --localizer runs/locb/InnerEarSeg.json --class-weights 1 1 1 2 \
+    --window 96 96 96 --region-mm 28.8 --out Resources/Models/InnerEarSeg.json "$@"; }
+# real43: from the real41 bundle; stopped by hand after about 100 minutes
+split_run real43 Resources/Models/InnerEarSeg.json 1e-4 60 43 150
 mkdir -p runs/locb; cp Resources/Models/InnerEarSeg.json Resources/Models/InnerEarSeg.pt runs/locb/
-bundle_split() { .venv/bin/python release/make_default_model.py --segmenter runs/real43/model.json \
-    --localizer runs/locb/InnerEarSeg.json --class-weights 1 1 1 2 --window 96 96 96 --region-mm 28.8 \
-    --out Resources/Models/InnerEarSeg.json "$@"; }
-bundle_split
+bundle_split real43
 # real45: from real43's best with real-shape samples that keep the split (Shape.parts), half the
 # learning rate; stopped by hand at step 2,767 of 4,000 (in-training validation had not passed
 # its epoch-12 best for 15 epochs); the bundle takes the best epoch (12)
-.venv/bin/innerear-seg train --stage segmenter --init runs/real43/model.json \
-  --data runs/real/train_split --val-data runs/real/val_split --label-kind split \
-  --synthetic-fraction 0.25 --shape-fraction 0.35 --patch-size 80 80 80 --loss dicece \
-  --lr 5e-5 --lr-schedule cosine --epochs 40 --steps-per-epoch 100 --val-samples 2 --patience 0 \
-  --workers 1 --threads 1 --batch 2 --seed 45 --time-limit-min 135 --out runs/real45/model.json
+split_run real45 runs/real43/model.json 5e-5 40 45 135
 # the CT background weight, chosen on the real CT training ears (prints the table; 2 was best)
-bundle_45() { .venv/bin/python release/make_default_model.py --segmenter runs/real45/model.json \
-    --localizer runs/locb/InnerEarSeg.json --class-weights 1 1 1 2 --ct-class-weights 2 1 1 2 \
-    --window 96 96 96 --region-mm 28.8 --out Resources/Models/InnerEarSeg.json "$@"; }
+bundle_45() { bundle_split real45 --ct-class-weights 2 1 1 2 "$@"; }
 bundle_45
 PYTHONPATH=release python release/calibrate_background.py --weights 1 1.5 2 2.5 3
 bash release/evaluate_default_model.sh
