@@ -117,8 +117,8 @@ bundle_real
 # split labels (docs/real_data.md): the same ears with the cochlea cut from the labyrinth by
 # InnerEarSegLib.training.cochlea_split (runs/real/{train,val}_split), so the real CT teaches the
 # cochlea/rest split too
-split_run() {  # run, --init card, lr, epochs, seed, minutes
-  .venv/bin/innerear-seg train --stage segmenter --init "$2" \
+split_run() {  # run, --init card, lr, epochs, seed, minutes, further train options
+  .venv/bin/innerear-seg train "${@:7}" --stage segmenter --init "$2" \
     --data runs/real/train_split --val-data runs/real/val_split --label-kind split \
     --synthetic-fraction 0.25 --shape-fraction 0.35 --patch-size 80 80 80 --loss dicece \
     --lr "$3" --lr-schedule cosine --epochs "$4" --steps-per-epoch 100 --val-samples 2 --patience 0 \

@@ -223,3 +223,31 @@ def test_large_pieces_near_the_largest_are_kept_specks_and_far_ones_dropped():
     assert keep[mask].all() and keep[near].all()
     assert not keep[speck].any() and not keep[far].any()
     assert not postprocess.labyrinth_pieces(mask | near, (0.3, 0.3, 0.3), near_mm=0.0)[near].any()
+
+
+def test_mr_renders_of_the_validation_shapes_are_scored_and_share_the_selection(tmp_path):
+    for i, folder in enumerate(("train", "train", "val")):
+        label = np.where(ball((24, 24, 24), 4 + i % 2, (12, 16, 12)), 2, ball((24, 24, 24), 5, (12, 8, 12)))
+        write_pair(tmp_path / folder, f"c{i}", label)
+    config = training.TrainConfig(out=str(tmp_path / "m.json"), data=[str(tmp_path / "train")],
+                                  val_data=[str(tmp_path / "val")], label_kind="split", synthetic=False,
+                                  shape_fraction=0.5, synthetic_fraction=0.0, patch_size=(16, 16, 16),
+                                  channels=(4, 8), epochs=1, steps_per_epoch=2, val_samples=0, val_shape_samples=2,
+                                  workers=0, amp=False, progress_bar=False, spacing=0.3)
+    assert config.isValid(), config.problems()
+    [epoch] = training.train(config)["history"]
+    assert set(epoch[training.MR_SHAPES_SET]) == {"labyrinth", "cochlea", "vestibule_canals", "mean"}
+    expected = (epoch["user_split"]["mean"] + epoch[training.MR_SHAPES_SET]["labyrinth"]) / 2
+    assert training.selection_score(epoch) == pytest.approx(expected)
+
+
+def test_selection_uses_whichever_of_user_and_mr_shape_scores_exists():
+    user, mr = {"user_split": {"mean": 0.8}}, {training.MR_SHAPES_SET: {"mean": 0.5, "labyrinth": 0.6}}
+    assert training.selection_score(user) == 0.8
+    assert training.selection_score(mr) == 0.6
+    assert training.selection_score({**user, **mr}) == pytest.approx(0.7)
+
+
+def test_mr_shape_validation_needs_partial_validation_labels(tmp_path):
+    config = training.TrainConfig(out=str(tmp_path / "m.json"), val_shape_samples=4)
+    assert any("--val-shape-samples needs" in p for p in config.problems())
