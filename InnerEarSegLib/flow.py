@@ -16,7 +16,7 @@ from .core.errors import library_warnings
 from .core.progress import CancelFlag, ProgressCallback, Stages, no_progress
 from .core.read import as_image
 from .core.result import SegmentationResult
-from .inference import confirm, fluid_check, infer, localize, postprocess, preprocess
+from .inference import confirm, infer, localize, postprocess, preprocess
 from .inference.regions import RegionPredictor
 from .model.model_card import LoadedModel, load_model
 from .outputs import measure
@@ -64,9 +64,6 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
         ears, found = confirm.segment_ears(image, candidates, regions, center_crop=center)
 
         stage("postprocess")
-        if params.fluid_check:
-            found = fluid_check.check_ears(found, ears, regions.region_input)
-        regions.forget_inputs()
         labels, sides = postprocess.labels_and_sides(image, found, params.keep_largest, params.fill_holes,
                                                      params.split_sides)
 

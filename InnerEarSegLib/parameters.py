@@ -107,9 +107,8 @@ class SegmentParameters:
     and canals +0.02 on validation; the segmenter only, not the localiser: averaged, its weak blobs
     fell below threshold and whole ears were lost on the synthetic test set. cpu_bf16
     (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``.
-    fluid_check (``fluid_check``): on the real scans it changed nothing or, with an earlier model,
-    removed a real vestibule (docs/real_data.md). split_sides False: ``sides`` stays 0, stats rows
-    have side ``both`` and the surface builder gets ``sides=None``.
+    split_sides False: ``sides`` stays 0, stats rows have side ``both`` and the surface builder gets
+    ``sides=None``.
     """
 
     device: str = option("auto", "auto: the GPU when PyTorch sees one, otherwise the CPU", "Device",
@@ -133,11 +132,6 @@ class SegmentParameters:
     keep_largest: bool = option(True, "keep the largest piece of the labyrinth and the pieces near it; drop "
                                 "fragments far from it", "Keep the labyrinth, drop far fragments")
     fill_holes: bool = option(True, "fill holes enclosed in a structure with that structure", "Fill holes")
-    fluid_check: bool = option(False, "remove a vestibule and canals that do not look like the cochlea's fluid "
-                               "in a capsule (after a labyrinthectomy; a warning says so); off by default: it "
-                               "helped on synthetic cases only, and on the real MRI it removed the real vestibule "
-                               "and canals (docs/real_data.md)",
-                               "Check that vestibule and canals hold fluid")
     split_sides: bool = option(True, "one segment per structure and side; off: one per structure for both ears",
                                "Split left and right")
     smoothing: float = option(0.5, "surface smoothing factor, 0 (none) to 1 (0.5: Slicer's default)",

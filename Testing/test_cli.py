@@ -147,16 +147,15 @@ def test_delegated_commands_load_only_when_chosen(monkeypatch, tmp_path, tiny_mo
     assert info.value.code == 2 and "train" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags, tta, fluid_check, bf16", [([], True, False, None), (["--no-tta"], False, False, None),
-                                                           (["--tta", "--fluid-check"], True, True, None),
-                                                           (["--cpu-precision", "bf16"], True, False, True),
-                                                           (["--cpu-precision", "fp32", "--no-fluid-check"], True, False, False)])
-def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, fluid_check, bf16):
+@pytest.mark.parametrize("flags, tta, bf16", [([], True, None), (["--no-tta"], False, None), (["--tta"], True, None),
+                                             (["--cpu-precision", "bf16"], True, True),
+                                             (["--cpu-precision", "fp32"], True, False)])
+def test_segment_options_reach_the_parameters(monkeypatch, flags, tta, bf16):
     seen = {}
     monkeypatch.setattr(cli, "segment_inputs",
                         lambda inputs, out, model, params, **cohort: seen.update(params=params) or 0)
     assert cli.main(["segment", "x.nrrd", "-o", "out"] + flags) == 0
-    assert seen["params"].tta is tta and seen["params"].fluid_check is fluid_check
+    assert seen["params"].tta is tta
     assert seen["params"].cpu_bf16 is bf16
 
 

@@ -372,7 +372,7 @@ def canal_blob(share):
 def test_class_weights_of_the_card_reach_the_labels(volume, tiny_model, monkeypatch):
     image, _ = small_scan(volume)
     faint_canals = canal_blob(0.4)
-    params = SegmentParameters(surfaces=False, fluid_check=False)
+    params = SegmentParameters(surfaces=False)
     plain = segment(image, tiny_model, params, predictor=faint_canals)
     monkeypatch.setitem(tiny_model.card, "postprocessing", {"class_weights": [1.0, 1.0, 1.0, 2.0]})
     weighted = segment(image, tiny_model, params, predictor=faint_canals)
@@ -387,7 +387,7 @@ def test_class_weights_of_the_scans_modality_win(volume, tiny_model, monkeypatch
                                                             "class_weights_by_modality": {"ct": [3.0, 1.0, 1.0, 2.0]}})
     found = {}
     for modality in ("mr", "ct"):
-        params = SegmentParameters(surfaces=False, fluid_check=False, modality=modality)
+        params = SegmentParameters(surfaces=False, modality=modality)
         found[modality] = (sitk.GetArrayViewFromImage(segment(image, tiny_model, params,
                                                               predictor=even_canals).labels) == 3).sum()
     assert found["mr"] > 100 and found["ct"] == 0

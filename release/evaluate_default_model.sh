@@ -12,7 +12,8 @@ bash scripts/install.sh
 # "lookalike": the same phantoms plus fluid-bright internal auditory canal, cistern, CSF and
 # balls away from the ear (make_phantoms.py --lookalikes).
 # "lx": 12 slabs with a labyrinthectomy in one or both ears (release/make_labyrinthectomy_set.py,
-# heads from seed 600000), for the fluid check. Extra arguments go to innerear-seg segment;
+# heads from seed 600000): vestibule and canals painted where they are gone.
+# Extra arguments go to innerear-seg segment;
 # TAG=_x puts predictions and metrics in runs/<set>pred_x and runs/<set>eval_x instead.
 model="${1:-Resources/Models/InnerEarSeg.json}"
 set_name="${2:-test}"

@@ -38,10 +38,8 @@ LIMITATIONS = [
     "weight of 2, chosen on those training ears: release/calibrate_background.py); MRI has no such "
     "calibration (no labelled real MRI), and its volumes can differ from a threshold outline by 10-20 %.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
-    "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. The "
-    "optional fluid check (--fluid-check) removes them when they do not look like the cochlea's fluid; it "
-    "is off by default because it has helped on synthetic cases only, and on the real MRI it removes the real "
-    "vestibule and canals (docs/real_data.md).",
+    "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. "
+    "Review such ears by eye.",
     "The segmenter works on a {spacing} mm grid: scans much coarser than that lose the canals.",
 ]
 

@@ -1,7 +1,7 @@
 """Synthetic two-ear slabs in which at least one ear has had a labyrinthectomy (vestibule and
-canals filled with bone or soft tissue), in the layout of ``innerear-seg synth``: the check
-set for the fluid check (``InnerEarSegLib/inference/fluid_check.py``). Heads are taken in seed order
-from --seed on; contrasts cycle MR, CT, CBCT, random.
+canals filled with bone or soft tissue), in the layout of ``innerear-seg synth``: does a model
+still paint a vestibule and canals that are gone? Heads are taken in seed order from --seed on;
+contrasts cycle MR, CT, CBCT, random.
 
   python release/make_labyrinthectomy_set.py -o runs/lxset -n 12 --seed 600000
 """

@@ -27,8 +27,6 @@ RULES = {
     "defaults": ({}, {}, {}),
     "no_tta": ({"tta": False}, {}, {}),
     "no_tta_turns": ({"tta_turns": False}, {}, {}),
-    "no_fluid_check": ({"fluid_check": False}, {}, {}),
-    "fluid_check": ({"fluid_check": True}, {}, {}),
     "no_keep_labyrinth": ({"keep_largest": False}, {}, {}),
     "largest_piece_only": ({}, {"NEAR_MM": 0.0}, {}),
     "near_5mm": ({}, {"NEAR_MM": 5.0}, {}),

@@ -7,20 +7,11 @@ import SimpleITK as sitk
 
 @dataclass
 class EarRegion:
-    """One located ear: side, centre (LPS mm) and the localiser's confidence in [0, 1].
-
-    fluid_ratio: the vestibule's contrast to the otic capsule over the cochlea's
-    (``fluid_check.vestibule_ratio``; about 1 for a fluid-filled vestibule); None if undecided
-    or not checked.
-    wall_ratio: the vestibule's contrast to its own wall over its contrast to the capsule
-    (``fluid_check.wall_ratio``; about 1 for a vestibule in bone); None if undecided or not checked.
-    """
+    """One located ear: side, centre (LPS mm) and the localiser's confidence in [0, 1]."""
 
     side: str
     center_lps: tuple
     score: float
-    fluid_ratio: Optional[float] = None
-    wall_ratio: Optional[float] = None
 
 
 @dataclass

@@ -3,10 +3,8 @@
 A ``RegionPredictor`` is made once per ``segment`` call. It turns a region grid into the
 segmenter's class probabilities on that grid: the scan resampled and normalised into the
 region (``preprocess.region_input``), the network pass (``predictor``), the model card's class
-weights, and background wherever the region reaches past the scan. Each grid's network input
-is kept, so the fluid check of the ears chosen later reuses it (resampling again cost 0.2 s per
-ear); ``forget_inputs`` frees them. ``confirm.confirm_ears`` searches for the ears with it
-(``segment_region``, ``midline_x``).
+weights, and background wherever the region reaches past the scan. ``confirm.confirm_ears``
+searches for the ears with it (``segment_region``, ``midline_x``).
 """
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -35,22 +33,11 @@ class RegionPredictor:
         self.class_weights = class_weights(model.card, modality)
         self.divisor = model.segmenter.divisor
         self.passes = 0
-        self._inputs = {}
-
-    def region_input(self, reference: sitk.Image) -> np.ndarray:
-        """The segmenter's input on ``reference``; the same grid gives the same (kept) input."""
-        key = (reference.GetOrigin(), reference.GetSize(), reference.GetSpacing())
-        if key not in self._inputs:
-            self._inputs[key] = preprocess.region_input(self.image, reference, self.preprocessing["normalisation"])
-        return self._inputs[key]
-
-    def forget_inputs(self) -> None:
-        self._inputs.clear()
 
     def predict(self, reference: sitk.Image) -> np.ndarray:
         """Class probabilities (C, z, y, x) on ``reference``, reweighted, background outside the scan."""
-        probabilities = self.predictor(self.model.segmenter, self.region_input(reference),
-                                       tuple(self.preprocessing["patch_size"]))
+        array = preprocess.region_input(self.image, reference, self.preprocessing["normalisation"])
+        probabilities = self.predictor(self.model.segmenter, array, tuple(self.preprocessing["patch_size"]))
         return postprocess.outside_is_background(postprocess.reweight(probabilities, self.class_weights),
                                                  grid.inside_mask(self.image, reference))
 
