@@ -65,7 +65,7 @@ def segment(image, model=None, params: Optional[SegmentParameters] = None,
 
         stage("postprocess")
         labels, sides = postprocess.labels_and_sides(image, found, params.keep_largest, params.fill_holes,
-                                                     params.split_sides)
+                                                     params.split_sides, params.refine_edges)
 
         stage("measure")
         stats = measure.measure(labels, sides if params.split_sides else None)

@@ -106,7 +106,7 @@ class SegmentParameters:
     modality auto: ``preprocess.detect_modality``. tta (``infer.TTA_FLIPS``): labyrinth DSC +0.01
     and canals +0.02 on validation; the segmenter only, not the localiser: averaged, its weak blobs
     fell below threshold and whole ears were lost on the synthetic test set. cpu_bf16
-    (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``.
+    (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``. refine_edges: ``edges.refine_labels``.
     split_sides False: ``sides`` stays 0, stats rows have side ``both`` and the surface builder gets
     ``sides=None``.
     """
@@ -132,6 +132,9 @@ class SegmentParameters:
     keep_largest: bool = option(True, "keep the largest piece of the labyrinth and the pieces near it; drop "
                                 "fragments far from it", "Keep the labyrinth, drop far fragments")
     fill_holes: bool = option(True, "fill holes enclosed in a structure with that structure", "Fill holes")
+    refine_edges: bool = option(True, "move the labyrinth's outline, within 0.4 mm, to the scan's own edge: half-way "
+                                "between the lumen's and its surroundings' local intensities (real CT and MRI "
+                                "gained 0.04-0.12 DSC: docs/real_data.md)", "Snap the outline to the scan's edges")
     split_sides: bool = option(True, "one segment per structure and side; off: one per structure for both ears",
                                "Split left and right")
     smoothing: float = option(0.5, "surface smoothing factor, 0 (none) to 1 (0.5: Slicer's default)",

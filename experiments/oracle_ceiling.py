@@ -53,7 +53,7 @@ def main(argv=None):
                 region = preprocess.ear_reference(head.ear_center(side), pre, 16)
                 lab = ground_truth(head.labels_at(grid_points(region)).reshape(region.GetSize()[::-1]))
                 regions.append((side, region, soft_labels(head, region, lab, args.supersample if mode == "soft" else 1)))
-            labels, _ = postprocess.assemble(truth, regions, keep_largest=False, fill_holes=False)
+            labels, _ = postprocess.assemble(truth, regions, keep_largest=False, fill_holes=False, refine_edges=False)
             out = sitk.GetArrayFromImage(labels)
             row = {name: dice(out == v, ref_labels == v) for v, name in STRUCTURES.items()}
             row["labyrinth"] = dice(out > 0, ref_labels > 0)

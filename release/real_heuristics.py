@@ -35,6 +35,8 @@ RULES = {
     "no_small_piece_merge": ({}, {"MIN_PIECE_MM3": {1: 0.0, 2: 0.0, 3: 0.0}}, {}),
     "no_class_weights": ({}, {}, {"class_weights": [1.0, 1.0, 1.0, 1.0], "class_weights_by_modality": {}}),
     "no_ct_weights": ({}, {}, {"class_weights_by_modality": {}}),
+    "ct_weight_2": ({}, {}, {"class_weights_by_modality": {"ct": [2.0, 1.0, 1.0, 2.0]}}),
+    "no_edge_refinement": ({"refine_edges": False}, {}, {}),
 }
 
 

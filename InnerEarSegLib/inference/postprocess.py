@@ -16,6 +16,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..core.labels import BY_VALUE
+from . import edges
 
 # Pieces of a structure smaller than this (mm3, by label value) inside the kept labyrinth take
 # the label around them. Cochlea (about 50-150 mm3) and vestibule (30-60 mm3) are single bodies,
@@ -212,8 +213,9 @@ def labels_on(target: sitk.Image, reference: sitk.Image, probabilities: np.ndarr
 
 
 def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]], keep_largest: bool = True,
-             fill_holes: bool = True) -> Tuple[sitk.Image, sitk.Image]:
-    """Labels and sides (UInt8) on the exact input grid from (side, region grid, probabilities) per ear.
+             fill_holes: bool = True, refine_edges: bool = True) -> Tuple[sitk.Image, sitk.Image]:
+    """Labels and sides (UInt8) on the exact input grid from (side, region grid, probabilities) per ear;
+    ``refine_edges``: each ear's outline moved to the input's own edges (``edges.refine_labels``).
 
     Where regions overlap, the first region's labels win.
     """
@@ -226,6 +228,8 @@ def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]
         target, where = box
         cleaned = clean_probabilities(probabilities, reference.GetSpacing(), keep_largest, fill_holes)
         found = labels_on(target, reference, cleaned)
+        if refine_edges:
+            found = edges.refine_labels(sitk.GetArrayViewFromImage(image)[where], found, image.GetSpacing()[::-1])
         free = (found > 0) & (labels[where] == 0)
         labels[where][free] = found[free]
         sides[where][free] = SIDE_VALUES[side]
@@ -233,10 +237,11 @@ def assemble(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]
 
 
 def labels_and_sides(image: sitk.Image, regions: List[Tuple[str, sitk.Image, np.ndarray]], keep_largest: bool = True,
-                     fill_holes: bool = True, split_sides: bool = True) -> Tuple[sitk.Image, sitk.Image]:
+                     fill_holes: bool = True, split_sides: bool = True,
+                     refine_edges: bool = True) -> Tuple[sitk.Image, sitk.Image]:
     """``assemble``, with sides all 0 unless ``split_sides``; a warning when there were ear regions
     but nothing in them was labelled."""
-    labels, sides = assemble(image, regions, keep_largest, fill_holes)
+    labels, sides = assemble(image, regions, keep_largest, fill_holes, refine_edges)
     if not split_sides:
         sides = to_image(np.zeros(image.GetSize()[::-1], np.uint8), image)
     if regions and not sitk.GetArrayViewFromImage(labels).any():
