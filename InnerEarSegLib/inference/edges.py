@@ -10,8 +10,9 @@ and the surroundings' intensities, each averaged with a Gaussian of ``SIGMA_MM``
 deep inside the prediction (``CORE_MM``) and in a shell just outside it (``SHELL_MM``). The
 lumen may be darker (CT: air or fluid in bone) or brighter (T2 MRI) than its surroundings; the
 medians of core and shell say which, and where the local averages disagree with them (or the
-image has no contrast) nothing is changed. Voxels farther from the boundary are never changed, so the
-step can move the outline but not add or delete a structure.
+image has no contrast) nothing is changed. Lumen-like specks that would stand apart from the
+prediction are not added. Voxels farther from the boundary are never changed, so the
+step can move the outline but not add a structure.
 
 Measured on real scans (``PYTHONPATH=release python release/real_heuristics.py``; figures in
 docs/real_data.md, Edge refinement). The band and blur were fixed before any scoring, then
@@ -51,7 +52,18 @@ def refine_labels(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float
     out[band & ~lumen_like] = 0
     grow = band & lumen_like & ~mask
     out[grow] = labels[tuple(i[grow] for i in nearest)]
-    return out
+    return without_new_pieces(out, mask)
+
+
+def without_new_pieces(labels: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """``labels`` without the pieces (26-connected) that hold no voxel of ``before``: lumen-like
+    specks near the outline that the refinement would add on their own."""
+    pieces, _ = ndimage.label(labels > 0, np.ones((3, 3, 3), bool))
+    keep = np.zeros(pieces.max() + 1, bool)
+    keep[np.unique(pieces[before & (labels > 0)])] = True
+    keep[0] = False
+    labels[~keep[pieces]] = 0
+    return labels
 
 
 def lumen_side(image: np.ndarray, core: np.ndarray, shell: np.ndarray, spacing: np.ndarray):

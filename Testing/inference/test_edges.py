@@ -66,3 +66,13 @@ def test_without_contrast_or_labels_nothing_changes():
     assert np.array_equal(edges.refine_labels(flat, labels, SPACING), labels)
     empty = np.zeros_like(labels)
     assert np.array_equal(edges.refine_labels(scan(ball(3.0), 1.0, 0.1), empty, SPACING), empty)
+
+
+def test_lumen_like_specks_apart_from_the_prediction_are_not_added():
+    truth = ball(3.0)                           # x from 15 to 45
+    speck = ball(0.2, centre=(30, 30, 48))      # a bright dot, one dark voxel (46) beyond the outline
+    image = np.where(truth | speck, 1.0, 0.1).astype(np.float32)
+    labels = truth.astype(np.uint8)
+    refined = edges.refine_labels(image, labels, SPACING)
+    assert not refined[speck].any()
+    assert ndimage.label(refined > 0, np.ones((3, 3, 3)))[1] == 1
