@@ -36,7 +36,9 @@ LIMITATIONS = [
     "Thin canals (0.8-1 mm) need slices of about 1 mm or thinner; they are the weakest structure.",
     "On CT the labyrinth's boundary is calibrated to micro-CT references of eight specimens (a background "
     "weight of 2, chosen on those training ears: release/calibrate_background.py); MRI has no such "
-    "calibration (no labelled real MRI), and its volumes can differ from a threshold outline by 10-20 %.",
+    "calibration (no labelled real MRI). On both, the outline is then moved by up to 0.4 mm to the scan's "
+    "own half-way edge (refine_edges): where the lumen touches air or fluid outside the labyrinth (round "
+    "and oval windows, an air-filled middle ear) the outline can follow it that far.",
     "After fluid loss (labyrinthectomy, obliteration) the segmenter may still paint a vestibule and "
     "canals next to the surviving cochlea; on CT, soft-tissue obliteration has the density of fluid. "
     "Review such ears by eye.",

@@ -144,3 +144,16 @@ bash release/evaluate_default_model.sh
 python release/real_eval.py --csv runs/final_real.csv
 python release/real_mri.py --preview-png docs/real_mri_preview.png
 bundle_45 --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
+# real46w: real45 widened to the reference widths 16-128 (same outputs to start); stopped at step 791
+split_run real46w runs/real45/model.json 5e-5 20 46 40 --channels 16 32 64 128
+# real47w: from real46w's best, model selection also on MR-like renders of the validation ears'
+# shapes (--val-shape-samples: CT validation alone let the MRI fade); stopped by hand at step 2,268
+# of 3,000 (in-training validation +0.001 over the last 700 steps); the bundle takes its best epoch (21)
+split_run real47w runs/real46w/model.json 5e-5 30 47 125 --val-shape-samples 16
+bundle_47w() { bundle_split real47w --ct-class-weights 2 1 1 2 "$@"; }
+bundle_47w
+PYTHONPATH=release python release/calibrate_background.py --weights 1 2 3     # 2 stays (0.959 / 0.960 / 0.960)
+bash release/evaluate_default_model.sh
+python release/real_eval.py --csv runs/final_real.csv
+python release/real_mri.py --preview-png docs/real_mri_preview.png
+bundle_47w --test-summary runs/testeval/summary.csv --real-table runs/final_real.csv
