@@ -106,8 +106,8 @@ class SegmentParameters:
     modality auto: ``preprocess.detect_modality``. tta (``infer.TTA_FLIPS``): labyrinth DSC +0.01
     and canals +0.02 on validation; the segmenter only, not the localiser: averaged, its weak blobs
     fell below threshold and whole ears were lost on the synthetic test set. cpu_bf16
-    (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes: ``postprocess.clean_labels``. refine_edges: ``edges.refine_labels``.
-    split_sides False: ``sides`` stays 0, stats rows have side ``both`` and the surface builder gets
+    (``infer.native_cpu_bf16``; docs/history.md, Speed). keep_largest / fill_holes:
+    ``postprocess.clean_labels``. refine_edges: ``edges.refine_labels``. split_sides False: ``sides`` stays 0, stats rows have side ``both`` and the surface builder gets
     ``sides=None``.
     """
 

@@ -26,15 +26,6 @@ from InnerEarSegLib.inference import edges
 DATA = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "ct-wimmer"
 
 
-def refined_dice(image, labels, ref, spacing, band, sigma) -> float:
-    saved = edges.BAND_MM, edges.SIGMA_MM
-    edges.BAND_MM, edges.SIGMA_MM = band, sigma
-    try:
-        return dice(edges.refine_labels(image, labels, spacing) > 0, ref)
-    finally:
-        edges.BAND_MM, edges.SIGMA_MM = saved
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pred-dir", type=Path, required=True, help="segment output made with --no-refine-edges")
@@ -52,7 +43,8 @@ def main(argv=None) -> None:
         name = f"{case}_CT_RAW"
         labels = sitk.GetArrayFromImage(sitk.ReadImage(str(args.pred_dir / name / f"{name}_labels.nii.gz")))
         array, spacing = sitk.GetArrayFromImage(image), image.GetSpacing()[::-1]
-        row = [dice(labels > 0, ref)] + [refined_dice(array, labels, ref, spacing, b, s) for b, s in settings]
+        row = [dice(labels > 0, ref)] + [dice(edges.refine_labels(array, labels, spacing, b, s) > 0, ref)
+                                          for b, s in settings]
         rows.append(row)
         print(f"{case:5} " + "  ".join(f"{d:7.3f}" for d in row), flush=True)
     print("mean  " + "  ".join(f"{d:7.3f}" for d in np.mean(rows, 0)))

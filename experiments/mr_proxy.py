@@ -15,7 +15,6 @@ import torch
 from InnerEarSegLib.model.model_card import load_model
 from InnerEarSegLib.training import datasets
 from InnerEarSegLib.training import train as training
-from InnerEarSegLib.synth.realshapes import ShapeSampler
 
 
 def main(argv=None) -> None:
@@ -29,13 +28,12 @@ def main(argv=None) -> None:
     card = load_model(args.models[0]).card
     spacing, patch = card["preprocessing"]["spacing_mm"], (args.patch,) * 3
     shapes = [datasets.load_shape(c, spacing) for c in datasets.find_cases([args.val_data], "split")]
-    sampler = ShapeSampler(shapes, patch, spacing, contrast_weights=training.MR_CONTRAST_ONLY)
-    images, labels = training.validation_patches(sampler, args.samples, datasets.group_classes)
+    renders = training.mr_shape_patches(shapes, patch, spacing, args.samples, "split")
     for path in args.models:
         model = load_model(path)
         norm = model.card["preprocessing"]["normalisation"]
-        m = training.validate(model.segmenter, (images[:0], labels[:0]), [], "segmenter", patch, 2,
-                              torch.device("cpu"), None, (norm["low"], norm["high"]), (images, labels, "split"))
+        m = training.validate(model.segmenter, (renders[0][:0], renders[1][:0]), [], "segmenter", patch, 2,
+                              torch.device("cpu"), None, (norm["low"], norm["high"]), renders)
         r = m[training.MR_SHAPES_SET]
         print(f"{path}: MR-like renders mean {r['mean']:.3f} (cochlea {r['cochlea']:.3f}, "
               f"vestibule+canals {r['vestibule_canals']:.3f}, labyrinth {r['labyrinth']:.3f})", flush=True)

@@ -525,10 +525,9 @@ class Trainer:
         shape_sampler = ShapeSampler(self._shapes(config.data), self.patch, self.spacing) \
             if config.shape_fraction else None
         self.val_synthetic = validation_patches(sampler, config.val_samples)
-        self.val_shapes = (*validation_patches(ShapeSampler(self._shapes(config.val_data), self.patch, self.spacing,
-                                                            contrast_weights=MR_CONTRAST_ONLY),
-                                               config.val_shape_samples, datasets.group_classes),
-                           config.label_kind) if config.val_shape_samples else None
+        self.val_shapes = mr_shape_patches(self._shapes(config.val_data), self.patch, self.spacing,
+                                           config.val_shape_samples, config.label_kind) \
+            if config.val_shape_samples else None
         self.stream = datasets.PatchStream(self.volumes, train_sampler if config.synthetic else None, self.patch,
                                            config.batch, config.seed, self.state["step"], config.synthetic_fraction,
                                            config.augment, self.norm, STAGES[config.stage], shape_sampler,
@@ -675,6 +674,13 @@ def validation_patches(sampler, count: int, to_labels=datasets.as_labels):
     val_set = [sampler(datasets.VALIDATION_SEED + i) for i in range(count)] if sampler else []
     return (np.stack([s[0] for s in val_set]).astype(np.float32) if val_set else np.zeros((0,)),
             np.stack([to_labels(s[1]) for s in val_set]) if val_set else np.zeros((0,)))
+
+
+def mr_shape_patches(shapes, patch, spacing: float, count: int, kind: str):
+    """(images, labels, kind): the ``count`` fixed MR-like validation renders of real ``shapes``
+    (``MR_SHAPES_SET``), their labels as the values of label kind ``kind``."""
+    sampler = ShapeSampler(shapes, patch, spacing, contrast_weights=MR_CONTRAST_ONLY)
+    return (*validation_patches(sampler, count, datasets.group_classes), kind)
 
 
 def add_arguments(parser) -> None:
